@@ -1,0 +1,3 @@
+module github.com/strata-net/strata
+
+go 1.26
