@@ -10,8 +10,9 @@
 //     timestamp and timestamp echo (§2.2.4), and turning echoes into RTT
 //     samples across the counter's wraparound (§3.5.2.2).
 //   - RTTEstimator: SRTT and RTTVAR (the RFC 6298 smoothing that §3.5.2.2
-//     asks for), the measured retransmission timeout MRTO = SRTT + 4*RTTVAR
-//     + 200 ms (the peer's delayed-ack allowance), the effective timeout
+//     asks for), the measured retransmission timeout
+//     MRTO = SRTT + 4*RTTVAR + 200 ms (the peer's delayed-ack allowance),
+//     the effective timeout
 //     ERTO = max(MRTO, 250 ms) with √2 exponential backoff up to 10 s, and
 //     a windowed minimum RTT.
 //   - Controller and its default implementation Reno: the congestion

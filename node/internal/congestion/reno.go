@@ -34,12 +34,16 @@ const MaxCWND = 256 << 20
 //     to TimedOutCWND; one that finds the session idle restarts it at
 //     InitialCWND (RFC 5681 §4.1's restart after idle). Either way
 //     SSThresh becomes at least 3/4 of the old window.
-//   - Time-critical data (RFC 7016 §3.5.2.1): while this session sent
-//     time-critical data in the last TimeCriticalTimeout, its loss
-//     response is gentler (1/8) and its avoidance growth faster, so the
-//     real-time flow keeps its share; while any other sender on the path
-//     has time-critical data, this session grows at a quarter of the
-//     normal slow-start rate and a quarter of the normal avoidance rate.
+//   - Time-critical data (RFC 7016 §3.5.2.1), within TimeCriticalTimeout
+//     of the last notice: a session that sends time-critical data cuts
+//     only 1/8 on loss, and grows at a quarter of the slow-start rate or
+//     half the avoidance rate; a session that does not, while another
+//     sender has time-critical data (the peer's reverse notification, or
+//     another session of this endpoint), skips slow start and grows at a
+//     quarter of the avoidance rate (24 bytes per step, steps of at most
+//     4800 bytes), yielding the path to the real-time traffic. Without
+//     any time-critical traffic, a window with more than 67200 bytes in
+//     flight also cuts only 1/8 on loss.
 //   - Optional delay-based detection (SetCongestionDelay): when SRTT
 //     exceeds the minimum RTT by more than the configured delay, the
 //     controller reacts as to a loss, once per RTT sample; and every 60
