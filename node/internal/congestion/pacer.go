@@ -36,8 +36,10 @@ func (p *Pacer) Allow(now time.Time, srtt time.Duration, hasSample bool, cwnd in
 		p.armed = false
 		p.budget = SenderMSS
 		if late := now.Sub(p.release); late > 0 {
-			bonus := int64(float64(late) / float64(srtt) * float64(max(cwnd, 0)))
-			p.budget += int(min(bonus, MaxCWND))
+			// Clamp as float: converting an out-of-range float to an
+			// integer is implementation-defined in Go.
+			bonus := min(float64(late)/float64(srtt)*float64(max(cwnd, 0)), MaxCWND)
+			p.budget += int(bonus)
 		}
 	}
 	if p.budget > 0 {
@@ -46,8 +48,8 @@ func (p *Pacer) Allow(now time.Time, srtt time.Duration, hasSample bool, cwnd in
 	if !p.armed {
 		excess := int64(-p.budget)
 		cwnd = max(cwnd, SenderMSS)
-		wait := time.Duration(float64(srtt) * float64(SenderMSS+excess) / float64(cwnd))
-		p.release = now.Add(min(wait, MaxERTO))
+		wait := min(float64(srtt)*float64(SenderMSS+excess)/float64(cwnd), float64(MaxERTO))
+		p.release = now.Add(time.Duration(wait))
 		p.armed = true
 	}
 	return false

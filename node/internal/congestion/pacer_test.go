@@ -103,3 +103,27 @@ func TestPacerTimeoutRestores(t *testing.T) {
 		t.Errorf("after timeout: budget %d, armed %v", p.Budget(), ok)
 	}
 }
+
+func TestPacerAbsurdInputs(t *testing.T) {
+	p := NewPacer()
+	p.OnSent(1 << 62)
+	if p.Budget() != -MaxCWND {
+		t.Errorf("budget %d, want clamped to %d", p.Budget(), -MaxCWND)
+	}
+	huge := time.Duration(1 << 62)
+	if p.Allow(t0, huge, true, 1) {
+		t.Fatal("allowed with an exhausted budget")
+	}
+	dl, ok := p.Deadline()
+	if !ok || dl.Sub(t0) != MaxERTO {
+		t.Fatalf("deadline %v, want capped at %v", dl.Sub(t0), MaxERTO)
+	}
+	// Waking absurdly late on a fast path: the bonus is capped, not
+	// wrapped negative.
+	if !p.Allow(dl.Add(huge), BurstRTTThreshold, true, MaxCWND) {
+		t.Fatal("refused after the deadline")
+	}
+	if p.Budget() != SenderMSS+MaxCWND {
+		t.Errorf("budget %d, want %d", p.Budget(), SenderMSS+MaxCWND)
+	}
+}
