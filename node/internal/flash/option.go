@@ -1,6 +1,9 @@
 package flash
 
-import "errors"
+import (
+	"encoding/binary"
+	"errors"
+)
 
 // errTruncated reports a VLU or option that runs past the end of its input.
 var errTruncated = errors.New("flash: truncated VLU or option")
@@ -109,17 +112,29 @@ func findOption(b []byte, typ uint64) ([]byte, bool) {
 }
 
 // checksum is the Internet checksum of RFC 1071 over b, as RFC 7425 §4.5
-// uses it when no HMAC protects a packet.
+// uses it when no HMAC protects a packet. It sums 32-bit words and folds at
+// the end, which RFC 1071 §2(C) shows gives the same one's complement sum.
 func checksum(b []byte) uint16 {
 	var sum uint64
-	for len(b) >= 2 {
+	for len(b) >= 32 {
+		sum += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:])) +
+			uint64(binary.BigEndian.Uint32(b[8:])) + uint64(binary.BigEndian.Uint32(b[12:])) +
+			uint64(binary.BigEndian.Uint32(b[16:])) + uint64(binary.BigEndian.Uint32(b[20:])) +
+			uint64(binary.BigEndian.Uint32(b[24:])) + uint64(binary.BigEndian.Uint32(b[28:]))
+		b = b[32:]
+	}
+	for len(b) >= 4 {
+		sum += uint64(binary.BigEndian.Uint32(b))
+		b = b[4:]
+	}
+	if len(b) >= 2 {
 		sum += uint64(b[0])<<8 | uint64(b[1])
 		b = b[2:]
 	}
 	if len(b) == 1 {
 		// The reference adds an odd trailing byte unshifted (as the classic
-		// BSD ping code does on little-endian hosts); match it. Padded packets
-		// are always even in length, so this only matters for odd inputs.
+		// BSD ping code does on little-endian hosts); match it. This happens
+		// when a session sequence number of odd length precedes the checksum.
 		sum += uint64(b[0])
 	}
 	for sum>>16 != 0 {

@@ -128,3 +128,46 @@ func mustDecode(s string) []byte {
 	}
 	return b
 }
+
+// checksumSlow is RFC 1071 word by word, the way the reference computes it.
+func checksumSlow(b []byte) uint16 {
+	var sum uint32
+	for len(b) >= 2 {
+		sum += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		sum += uint32(b[0])
+	}
+	sum = sum>>16 + sum&0xffff
+	sum += sum >> 16
+	return ^uint16(sum)
+}
+
+func TestChecksumMatchesWordByWord(t *testing.T) {
+	r := testRand(7)
+	for n := 0; n < 300; n++ {
+		b := make([]byte, n)
+		r.Read(b)
+		if n%3 == 0 {
+			for i := range b {
+				b[i] = 0xff
+			}
+		}
+		if checksum(b) != checksumSlow(b) {
+			t.Fatalf("length %d: %04x, want %04x", n, checksum(b), checksumSlow(b))
+		}
+	}
+}
+
+func FuzzChecksum(f *testing.F) {
+	f.Add([]byte{0xff, 0xff, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 60000 {
+			return
+		}
+		if checksum(b) != checksumSlow(b) {
+			t.Fatalf("%04x != %04x", checksum(b), checksumSlow(b))
+		}
+	})
+}
