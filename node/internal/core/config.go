@@ -1,0 +1,108 @@
+package core
+
+import "time"
+
+// Protocol constants, following RFC 7016 and the values the reference
+// implementation uses, so that timing interoperates.
+const (
+	// MaxSessionPacket is the largest plaintext packet we send in a session:
+	// room below 1280 for IPv6 + UDP + session ID + encryption overhead.
+	MaxSessionPacket = 1200
+	// MaxStartupPacket is the largest plaintext startup packet.
+	MaxStartupPacket = 4256
+	tagLength        = 16
+
+	// fragment size: a packet less header (5), chunk header (3), flags (1) and
+	// three VLUs (flow ID, sequence number, FSN offset) at their largest (10).
+	maxFragment = MaxSessionPacket - 5 - 3 - 1 - 3*10
+
+	maxMetadata = 512
+
+	ihelloInitialRTX    = 1 * time.Second
+	ihelloBackoff       = 1500 * time.Millisecond
+	iikeyingInitialRTX  = 1 * time.Second
+	iikeyingBackoff     = 1500 * time.Millisecond
+	ultimateOpenTimeout = 95 * time.Second
+	maxCookieLifetime   = 95 // seconds
+	redirectThreshold   = 24
+	maxEarlyPackets     = 18
+
+	delackPeriod           = 200 * time.Millisecond
+	obligatoryAckAfter     = 2
+	nearclosePeriod        = 90 * time.Second
+	nearcloseRTX           = 5 * time.Second
+	farcloseLinger         = 19 * time.Second
+	rfCompleteLingerPeriod = 120 * time.Second
+	fCompleteLinger        = 130 * time.Second
+	persistInitial         = 1 * time.Second
+	persistMax             = 60 * time.Second
+	maxTSEchoElapsed       = 128 * time.Second
+	timeCriticalTimeout    = 800 * time.Millisecond
+	maxMobilityLifetime    = 120 // seconds
+	naksForLoss            = 3
+	fragmentSizeBias       = 64
+)
+
+// Config holds the tunables of an endpoint. The zero value of any field means
+// its default (see DefaultConfig).
+type Config struct {
+	// MaxSessions caps open and opening sessions; IIKeying beyond it is dropped.
+	MaxSessions int
+	// KeepalivePeriod is how long a session may be silent before we ping.
+	KeepalivePeriod time.Duration
+	// RetransmitLimit closes a session whose data or keepalives went
+	// unacknowledged this long (the far end is presumed dead).
+	RetransmitLimit time.Duration
+	// IdleLimit closes a session with no flows after this long.
+	IdleLimit time.Duration
+	// RecvBuffer is the receive buffer of each incoming flow in bytes
+	// (advertised to the sender: RFC 7016 §3.6.3.5 flow control).
+	RecvBuffer int
+	// SendBuffer is how many bytes a sending flow queues before Write
+	// reports it full.
+	SendBuffer int
+	// MaxFlowsPerSession caps incoming flows per session; more are rejected.
+	MaxFlowsPerSession int
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		MaxSessions:        4096,
+		KeepalivePeriod:    10 * time.Second,
+		RetransmitLimit:    30 * time.Second,
+		IdleLimit:          300 * time.Second,
+		RecvBuffer:         1 << 20,
+		SendBuffer:         1 << 20,
+		MaxFlowsPerSession: 256,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = d.MaxSessions
+	}
+	if c.KeepalivePeriod <= 0 {
+		c.KeepalivePeriod = d.KeepalivePeriod
+	}
+	if c.KeepalivePeriod < time.Second {
+		c.KeepalivePeriod = time.Second
+	}
+	if c.RetransmitLimit <= 0 {
+		c.RetransmitLimit = d.RetransmitLimit
+	}
+	if c.IdleLimit <= 0 {
+		c.IdleLimit = d.IdleLimit
+	}
+	if c.RecvBuffer <= 0 {
+		c.RecvBuffer = d.RecvBuffer
+	}
+	if c.SendBuffer <= 0 {
+		c.SendBuffer = d.SendBuffer
+	}
+	if c.MaxFlowsPerSession <= 0 {
+		c.MaxFlowsPerSession = d.MaxFlowsPerSession
+	}
+	return c
+}

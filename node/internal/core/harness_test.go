@@ -1,0 +1,193 @@
+package core_test
+
+import (
+	"container/heap"
+	"crypto/rand"
+	"math"
+	mrand "math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/strata-net/strata/node/internal/core"
+	"github.com/strata-net/strata/node/internal/flash"
+	"github.com/strata-net/strata/node/internal/profile"
+)
+
+// simNet drives several sans-I/O endpoints on a virtual clock, with a
+// per-packet delay, jitter (which reorders), loss and duplication. It is the
+// core's own deterministic test bed: nothing runs unless step is called.
+type simNet struct {
+	t       testing.TB
+	now     time.Time
+	eps     map[netip.AddrPort]*core.Endpoint
+	order   []netip.AddrPort
+	q       pktHeap
+	seq     int
+	rng     *mrand.Rand
+	delay   time.Duration
+	jitter  time.Duration
+	loss    float64
+	dup     float64
+	filter  func(from, to netip.AddrPort, pkt []byte) bool // false drops
+	events  map[netip.AddrPort][]core.Event
+	sent    int
+	dropped int
+}
+
+type simPkt struct {
+	at       time.Time
+	seq      int
+	from, to netip.AddrPort
+	data     []byte
+}
+
+type pktHeap []simPkt
+
+func (h pktHeap) Len() int { return len(h) }
+func (h pktHeap) Less(i, j int) bool {
+	if h[i].at.Equal(h[j].at) {
+		return h[i].seq < h[j].seq
+	}
+	return h[i].at.Before(h[j].at)
+}
+func (h pktHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *pktHeap) Push(x any)   { *h = append(*h, x.(simPkt)) }
+func (h *pktHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func newSimNet(t testing.TB, seed uint64) *simNet {
+	return &simNet{
+		t:      t,
+		now:    time.Unix(1_700_000_000, 0),
+		eps:    map[netip.AddrPort]*core.Endpoint{},
+		rng:    mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		delay:  10 * time.Millisecond,
+		events: map[netip.AddrPort][]core.Event{},
+	}
+}
+
+func newIdentity(t testing.TB) *flash.Identity {
+	t.Helper()
+	id, err := flash.NewIdentityDH(rand.Reader, true, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func (n *simNet) add(addr string, cfg core.Config) (*core.Endpoint, *flash.Identity) {
+	id := newIdentity(n.t)
+	ep := core.NewEndpoint(cfg, profile.Flash(id, flash.Policy{}), nil)
+	ap := netip.MustParseAddrPort(addr)
+	n.eps[ap] = ep
+	n.order = append(n.order, ap)
+	return ep, id
+}
+
+func (n *simNet) addrOf(ep *core.Endpoint) netip.AddrPort {
+	for a, e := range n.eps {
+		if e == ep {
+			return a
+		}
+	}
+	n.t.Fatal("unknown endpoint")
+	return netip.AddrPort{}
+}
+
+// flush makes every endpoint transmit what it has.
+func (n *simNet) flush() {
+	for _, a := range n.order {
+		ep := n.eps[a]
+		from := a
+		ep.Transmit(n.now, func(to netip.AddrPort, pkt []byte) {
+			n.sent++
+			if n.filter != nil && !n.filter(from, to, pkt) {
+				n.dropped++
+				return
+			}
+			if n.loss > 0 && n.rng.Float64() < n.loss {
+				n.dropped++
+				return
+			}
+			copies := 1
+			if n.dup > 0 && n.rng.Float64() < n.dup {
+				copies = 2
+			}
+			for i := 0; i < copies; i++ {
+				d := n.delay
+				if n.jitter > 0 {
+					d += time.Duration(n.rng.Int64N(int64(n.jitter)))
+				}
+				n.seq++
+				heap.Push(&n.q, simPkt{at: n.now.Add(d), seq: n.seq, from: from, to: to, data: append([]byte(nil), pkt...)})
+			}
+		}, 0)
+		n.events[a] = append(n.events[a], ep.Events()...)
+	}
+}
+
+// step advances to the next packet or timer, and processes it.
+func (n *simNet) step() bool {
+	n.flush()
+	next := time.Time{}
+	if n.q.Len() > 0 {
+		next = n.q[0].at
+	}
+	for _, ep := range n.eps {
+		if d := ep.NextDeadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			next = d
+		}
+	}
+	if next.IsZero() {
+		return false
+	}
+	if next.After(n.now) {
+		n.now = next
+	}
+	for n.q.Len() > 0 && !n.q[0].at.After(n.now) {
+		p := heap.Pop(&n.q).(simPkt)
+		if ep := n.eps[p.to]; ep != nil {
+			ep.Receive(n.now, p.from, p.data)
+		}
+	}
+	for _, ep := range n.eps {
+		if d := ep.NextDeadline(); !d.IsZero() && !d.After(n.now) {
+			ep.Tick(n.now)
+		}
+	}
+	n.flush()
+	return true
+}
+
+// runUntil steps until cond holds or the virtual deadline passes.
+func (n *simNet) runUntil(limit time.Duration, cond func() bool) bool {
+	end := n.now.Add(limit)
+	for n.now.Before(end) {
+		if cond() {
+			return true
+		}
+		if !n.step() {
+			return cond()
+		}
+	}
+	return cond()
+}
+
+func (n *simNet) takeEvents(a netip.AddrPort) []core.Event {
+	ev := n.events[a]
+	n.events[a] = nil
+	return ev
+}
+
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	i := int(float64(len(xs)-1) * p)
+	return xs[i]
+}

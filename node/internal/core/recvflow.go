@@ -1,0 +1,352 @@
+package core
+
+import (
+	"time"
+
+	"github.com/strata-net/strata/node/internal/wire"
+)
+
+type rfState int
+
+const (
+	rfOpen rfState = iota
+	rfRejected
+	rfCompleteLinger
+	rfClosed
+)
+
+const (
+	fraWhole  = uint8(wire.FragWhole)
+	fraBegin  = uint8(wire.FragBegin)
+	fraEnd    = uint8(wire.FragEnd)
+	fraMiddle = uint8(wire.FragMiddle)
+)
+
+type recvFrag struct {
+	seq  uint64
+	fra  uint8
+	data []byte
+}
+
+// Message is one complete message received on a flow.
+type Message struct {
+	Data []byte
+	// Seq is the sequence number of its first fragment.
+	Seq uint64
+}
+
+// RecvFlow is the receiving half of a flow (RFC 7016 §3.6.3).
+type RecvFlow struct {
+	session  *Session
+	id       uint64
+	metadata []byte
+	assoc    *SendFlow
+	state    rfState
+	err      error
+	code     uint64 // exception code when rejected
+
+	seen      seqSet     // received or abandoned sequence numbers
+	frags     []recvFrag // received, undelivered fragments in sequence order
+	fragBytes int
+	finalSeq  uint64
+	finalSeen bool
+	fsn       uint64
+
+	ready      []Message // complete messages the application has not read
+	readyBytes int
+	delivered  uint64 // messages handed to ready
+
+	shouldAck        bool
+	prevWindow       uint64
+	lingerUntil      time.Time
+	notified         bool
+	completeNotified bool
+	ackScratch       []wire.SeqRange
+
+	// Tag is the caller's.
+	Tag any
+}
+
+func newRecvFlow(s *Session, id uint64, metadata []byte, assoc *SendFlow) *RecvFlow {
+	return &RecvFlow{session: s, id: id, metadata: clone(metadata), assoc: assoc, prevWindow: 64}
+}
+
+// Session is the flow's session.
+func (f *RecvFlow) Session() *Session { return f.session }
+
+// ID is the flow's identifier (chosen by the sender).
+func (f *RecvFlow) ID() uint64 { return f.id }
+
+// Metadata is what the sender attached to the flow.
+func (f *RecvFlow) Metadata() []byte { return f.metadata }
+
+// Associated is our sending flow this flow was opened in return to, if any.
+func (f *RecvFlow) Associated() *SendFlow { return f.assoc }
+
+// Err is why the flow ended abnormally.
+func (f *RecvFlow) Err() error { return f.err }
+
+// Finished reports whether the sender closed the flow and everything was read.
+func (f *RecvFlow) Finished() bool {
+	return f.state != rfOpen && len(f.ready) == 0
+}
+
+// Buffered is the bytes held: undelivered fragments and unread messages.
+func (f *RecvFlow) Buffered() int { return f.fragBytes + f.readyBytes }
+
+// Read pops the next message, if any.
+func (f *RecvFlow) Read() (Message, bool) {
+	if len(f.ready) == 0 {
+		return Message{}, false
+	}
+	m := f.ready[0]
+	f.ready[0] = Message{}
+	f.ready = f.ready[1:]
+	if len(f.ready) == 0 {
+		f.ready = nil
+	}
+	before := f.window()
+	f.readyBytes -= len(m.Data)
+	// Reading may reopen a closed receive window: tell the sender promptly.
+	if before < 2 && f.state == rfOpen && f.session.state == stateOpen {
+		f.scheduleAck(true)
+	}
+	f.notified = false
+	return m, true
+}
+
+// Reject refuses the flow with an exception code (RFC 7016 §3.6.3.7).
+func (f *RecvFlow) Reject(code uint64) {
+	f.reject(code)
+	f.ready = nil
+	f.readyBytes = 0
+}
+
+// OpenReturnFlow opens a flow back to the sender associated with this one.
+func (f *RecvFlow) OpenReturnFlow(metadata []byte, pri Priority) (*SendFlow, error) {
+	if f.state != rfOpen {
+		return nil, ErrFlowClosed
+	}
+	return f.session.openFlow(metadata, pri, f)
+}
+
+func (f *RecvFlow) reject(code uint64) {
+	if f.state == rfOpen {
+		f.state = rfRejected
+		f.code = code
+		f.scheduleAck(true)
+	}
+	f.frags = nil
+	f.fragBytes = 0
+}
+
+func (f *RecvFlow) abort(err error) {
+	wasOpen := f.state == rfOpen
+	f.state = rfClosed
+	if f.err == nil {
+		f.err = err
+	}
+	if wasOpen {
+		f.session.e.emit(Event{Kind: EventRecvFlowClosed, RecvFlow: f, Session: f.session, Err: err})
+	}
+}
+
+// window is the advertised receive window in 1024-byte blocks.
+func (f *RecvFlow) window() uint64 {
+	capacity := f.session.e.cfg.RecvBuffer
+	used := f.Buffered()
+	if used >= capacity {
+		return 0
+	}
+	return uint64((capacity - used + 1023) / 1024)
+}
+
+func (f *RecvFlow) onData(flags uint8, seq, fsn uint64, data []byte) {
+	fresh := !f.seen.contains(seq)
+	abandoned := flags&wire.UserDataFlagAbandon != 0
+	pre := f.seen.ranges()
+	ackNow := f.prevWindow < 2 || abandoned || pre != 1 || !fresh
+	if fresh && flags&wire.UserDataFlagFinal != 0 && !f.finalSeen {
+		f.finalSeq = seq
+		f.finalSeen = true
+		ackNow = true
+	}
+	if fsn > f.fsn {
+		f.fsn = fsn
+	}
+	if fresh && !abandoned && f.state == rfOpen && f.window() == 0 {
+		// No room: drop without recording it, so the sender retransmits
+		// once we advertise space again (flow control, §3.6.3.5).
+		f.scheduleAck(true)
+		return
+	}
+	f.seen.add(0, fsn)
+	f.seen.add(seq, seq)
+	if fresh && !abandoned && f.state == rfOpen {
+		f.insert(seq, flags&wire.UserDataFlagFRAMask, data)
+	}
+	if f.finalSeen && f.state < rfCompleteLinger && f.seen.ranges() == 1 {
+		f.state = rfCompleteLinger
+		ackNow = true
+		f.lingerUntil = f.session.e.now.Add(rfCompleteLingerPeriod)
+	}
+	f.deliver()
+	if pre != f.seen.ranges() {
+		ackNow = true
+	}
+	if f.state != rfOpen {
+		ackNow = true
+	}
+	f.scheduleAck(ackNow)
+}
+
+func (f *RecvFlow) insert(seq uint64, fra uint8, data []byte) {
+	i := len(f.frags)
+	for i > 0 && f.frags[i-1].seq > seq {
+		i--
+	}
+	f.frags = append(f.frags, recvFrag{})
+	copy(f.frags[i+1:], f.frags[i:])
+	f.frags[i] = recvFrag{seq: seq, fra: fra, data: clone(data)}
+	f.fragBytes += len(data)
+}
+
+// deliver moves complete messages at or below the cumulative ack to the
+// ready queue, in order, and discards fragments of messages that can no
+// longer complete (their missing parts were abandoned).
+func (f *RecvFlow) deliver() {
+	csn := f.seen.cumulative()
+	got := false
+	for len(f.frags) > 0 && (f.state == rfOpen || f.state == rfCompleteLinger) {
+		fr := f.frags[0]
+		if fr.seq > csn {
+			break
+		}
+		switch fr.fra {
+		case fraWhole:
+			f.pushReady(Message{Data: fr.data, Seq: fr.seq})
+			f.dropFrags(1)
+			got = true
+			continue
+		case fraBegin:
+			// find the end of this message among contiguous fragments
+			end := -1
+			for j := 1; j < len(f.frags); j++ {
+				if f.frags[j].seq != fr.seq+uint64(j) {
+					break
+				}
+				if f.frags[j].fra == fraEnd {
+					end = j
+					break
+				}
+				if f.frags[j].fra != fraMiddle {
+					break
+				}
+			}
+			if end >= 0 {
+				n := 0
+				for j := 0; j <= end; j++ {
+					n += len(f.frags[j].data)
+				}
+				msg := make([]byte, 0, n)
+				for j := 0; j <= end; j++ {
+					msg = append(msg, f.frags[j].data...)
+				}
+				f.pushReady(Message{Data: msg, Seq: fr.seq})
+				f.dropFrags(end + 1)
+				got = true
+				continue
+			}
+			// incomplete: if its successor position is already settled
+			// (below csn) but missing, the message was abandoned
+			last := fr.seq
+			for j := 1; j < len(f.frags) && f.frags[j].seq == fr.seq+uint64(j); j++ {
+				last = f.frags[j].seq
+			}
+			if last < csn {
+				f.dropFrags(1)
+				continue
+			}
+			f.finishDeliver(got)
+			return
+		default:
+			// a middle or end without its beginning: its message was abandoned
+			f.dropFrags(1)
+		}
+	}
+	f.finishDeliver(got)
+}
+
+func (f *RecvFlow) finishDeliver(got bool) {
+	if got && !f.notified {
+		f.notified = true
+		f.session.e.emit(Event{Kind: EventFlowReadable, RecvFlow: f, Session: f.session})
+	}
+	if f.finalSeen && !f.completeNotified && f.finalSeq <= f.seen.cumulative() && len(f.frags) == 0 && f.state != rfClosed {
+		f.completeNotified = true
+		if f.err == nil && (f.state == rfOpen || f.state == rfCompleteLinger) {
+			if f.state == rfOpen {
+				f.state = rfCompleteLinger
+				f.lingerUntil = f.session.e.now.Add(rfCompleteLingerPeriod)
+			}
+			f.session.e.emit(Event{Kind: EventRecvFlowClosed, RecvFlow: f, Session: f.session})
+		}
+	}
+}
+
+func (f *RecvFlow) pushReady(m Message) {
+	f.ready = append(f.ready, m)
+	f.readyBytes += len(m.Data)
+	f.delivered++
+}
+
+// dropFrags removes the first n fragments (delivered or discarded).
+func (f *RecvFlow) dropFrags(n int) {
+	for j := 0; j < n; j++ {
+		f.fragBytes -= len(f.frags[j].data)
+	}
+	clear(f.frags[:n])
+	f.frags = f.frags[n:]
+	if len(f.frags) == 0 {
+		f.frags = nil
+	}
+}
+
+func (f *RecvFlow) scheduleAck(now bool) {
+	if now {
+		f.session.doAckNow()
+	}
+	if !f.shouldAck {
+		f.shouldAck = true
+		f.session.scheduleAck(f)
+	}
+}
+
+// appendAck adds this flow's acknowledgement (preceded by an exception if
+// rejected) to the packet; false if it does not fit (unless truncation of
+// the range list is allowed).
+func (f *RecvFlow) appendAck(b []byte, limit int, truncate bool) ([]byte, bool) {
+	checkpoint := len(b)
+	win := f.window()
+	if f.state == rfRejected {
+		win = 0
+		ex := wire.FlowException{FlowID: f.id, Code: f.code}
+		b = ex.Append(b)
+	}
+	cum := f.seen.cumulative()
+	ranges := f.ackScratch[:0]
+	for k, r := range f.seen.r {
+		if k == 0 && r.from == 0 {
+			continue
+		}
+		ranges = append(ranges, wire.SeqRange{From: r.from, To: r.to})
+	}
+	f.ackScratch = ranges
+	nb, n, err := wire.AppendAckRanges(b, f.id, win, cum, ranges, limit-len(b))
+	if err != nil || (n < len(ranges) && !truncate) {
+		return b[:checkpoint], false
+	}
+	f.shouldAck = false
+	f.prevWindow = win
+	return nb, true
+}

@@ -1,0 +1,325 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/strata-net/strata/node/internal/core"
+)
+
+// Session is an open RTMFP session with one peer.
+type Session struct {
+	n     *Node
+	cs    *core.Session
+	flows chan *RecvFlow
+
+	closeOnce sync.Once
+	done      chan struct{}
+	err       error
+}
+
+// PeerID is the far end's identity.
+func (s *Session) PeerID() PeerID { return PeerID(s.cs.PeerID()) }
+
+// RemoteAddr is the far end's current address (it follows the peer if it
+// moves: address mobility, RFC 7016 §3.5.4.2).
+func (s *Session) RemoteAddr() netip.AddrPort {
+	s.n.mu.Lock()
+	defer s.n.mu.Unlock()
+	return s.cs.Addr()
+}
+
+// RTT is the smoothed round-trip time estimate.
+func (s *Session) RTT() time.Duration {
+	s.n.mu.Lock()
+	defer s.n.mu.Unlock()
+	return s.cs.SRTT()
+}
+
+// Done is closed when the session ends.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err is why the session ended (nil while open; ErrSessionClosed-wrapped or
+// ErrPeerDead after).
+func (s *Session) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+func (s *Session) markClosed(err error) {
+	s.closeOnce.Do(func() {
+		if err == nil {
+			err = ErrSessionClosed
+		}
+		s.err = err
+		close(s.done)
+	})
+}
+
+// OpenFlow opens a flow to the peer with the given metadata (at most 512
+// bytes; the peer sees it when the flow arrives) and priority.
+func (s *Session) OpenFlow(metadata []byte, pri Priority) (*SendFlow, error) {
+	s.n.mu.Lock()
+	defer s.n.mu.Unlock()
+	cf, err := s.cs.OpenFlow(metadata, pri)
+	if err != nil {
+		return nil, err
+	}
+	f := newSendFlow(s.n, s, cf)
+	s.n.service()
+	return f, nil
+}
+
+// AcceptFlow waits for the peer to open a flow to us (flows opened in return
+// to one of ours arrive on SendFlow.AcceptReturn instead).
+func (s *Session) AcceptFlow(ctx context.Context) (*RecvFlow, error) {
+	select {
+	case f := <-s.flows:
+		return f, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.done:
+		select {
+		case f := <-s.flows:
+			return f, nil
+		default:
+		}
+		return nil, s.err
+	}
+}
+
+// Ping sends a keepalive ping now (it also refreshes the RTT estimate).
+func (s *Session) Ping() {
+	s.n.mu.Lock()
+	defer s.n.mu.Unlock()
+	s.cs.Ping()
+	s.n.service()
+}
+
+// Close closes the session in an orderly way.
+func (s *Session) Close() error {
+	s.n.mu.Lock()
+	defer s.n.mu.Unlock()
+	s.cs.Close()
+	s.n.service()
+	return nil
+}
+
+// Abort ends the session at once (abrupt close).
+func (s *Session) Abort() {
+	s.n.mu.Lock()
+	defer s.n.mu.Unlock()
+	s.cs.Abort()
+	s.n.service()
+}
+
+// SendFlow is the sending side of a flow.
+type SendFlow struct {
+	n       *Node
+	s       *Session
+	cf      *core.SendFlow
+	wake    chan struct{}
+	returns chan *RecvFlow
+}
+
+func newSendFlow(n *Node, s *Session, cf *core.SendFlow) *SendFlow {
+	f := &SendFlow{n: n, s: s, cf: cf, wake: make(chan struct{}, 1), returns: make(chan *RecvFlow, 16)}
+	cf.Tag = f
+	return f
+}
+
+func (f *SendFlow) signal() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Session is the flow's session.
+func (f *SendFlow) Session() *Session { return f.s }
+
+// WriteOptions control one message: deadlines after which it is abandoned
+// (never delivered, never blocking later messages), and whether a lost
+// fragment is resent.
+type WriteOptions = core.WriteOptions
+
+// Write queues one message, waiting (bounded by ctx) while the send buffer
+// is full. The receipt reports delivery.
+func (f *SendFlow) Write(ctx context.Context, msg []byte, opt WriteOptions) (*Receipt, error) {
+	for {
+		f.n.mu.Lock()
+		if !f.cf.IsOpen() {
+			err := f.cf.Err()
+			f.n.mu.Unlock()
+			if err == nil {
+				err = ErrFlowClosed
+			}
+			return nil, err
+		}
+		if f.cf.Writable() {
+			cr, err := f.cf.Write(msg, opt)
+			if err != nil {
+				f.n.mu.Unlock()
+				return nil, err
+			}
+			r := &Receipt{done: make(chan struct{}), cr: cr}
+			cr.Tag = r
+			f.n.service()
+			f.n.mu.Unlock()
+			return r, nil
+		}
+		f.cf.NotifyWritable()
+		f.n.mu.Unlock()
+		select {
+		case <-f.wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-f.n.done:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// AcceptReturn waits for the peer to open a flow in return to this one
+// (RFC 7016 §3.6.2.1 return flow association).
+func (f *SendFlow) AcceptReturn(ctx context.Context) (*RecvFlow, error) {
+	select {
+	case r := <-f.returns:
+		return r, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-f.s.done:
+		return nil, f.s.err
+	}
+}
+
+// Close ends the flow once what was written is delivered.
+func (f *SendFlow) Close() error {
+	f.n.mu.Lock()
+	defer f.n.mu.Unlock()
+	f.cf.Close()
+	f.n.service()
+	return nil
+}
+
+// Err is why the flow ended (ErrFlowRejected if the peer refused it).
+func (f *SendFlow) Err() error {
+	f.n.mu.Lock()
+	defer f.n.mu.Unlock()
+	return f.cf.Err()
+}
+
+// Receipt reports the fate of one written message.
+type Receipt struct {
+	cr   *core.Receipt
+	once sync.Once
+	done chan struct{}
+}
+
+func (r *Receipt) finish() { r.once.Do(func() { close(r.done) }) }
+
+// Done is closed when the message was delivered or abandoned.
+func (r *Receipt) Done() <-chan struct{} { return r.done }
+
+// Wait waits for the message's fate: nil when delivered, ErrAbandoned when
+// abandoned (deadline passed, or the flow or session ended first).
+func (r *Receipt) Wait(ctx context.Context) error {
+	select {
+	case <-r.done:
+		if r.cr.State() == core.ReceiptDelivered {
+			return nil
+		}
+		return ErrAbandoned
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// RecvFlow is the receiving side of a flow.
+type RecvFlow struct {
+	n    *Node
+	s    *Session
+	cf   *core.RecvFlow
+	wake chan struct{}
+}
+
+func newRecvFlow(n *Node, s *Session, cf *core.RecvFlow) *RecvFlow {
+	f := &RecvFlow{n: n, s: s, cf: cf, wake: make(chan struct{}, 1)}
+	cf.Tag = f
+	return f
+}
+
+func (f *RecvFlow) signal() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Session is the flow's session.
+func (f *RecvFlow) Session() *Session { return f.s }
+
+// Metadata is what the sender attached to the flow.
+func (f *RecvFlow) Metadata() []byte { return f.cf.Metadata() }
+
+// Read returns the next message in order, waiting (bounded by ctx). At the
+// end of the flow it returns io.EOF; if the flow or session failed, the
+// error says why.
+func (f *RecvFlow) Read(ctx context.Context) ([]byte, error) {
+	for {
+		f.n.mu.Lock()
+		m, ok := f.cf.Read()
+		if ok {
+			f.n.service()
+			f.n.mu.Unlock()
+			return m.Data, nil
+		}
+		if err := f.cf.Err(); err != nil {
+			f.n.mu.Unlock()
+			return nil, err
+		}
+		if f.cf.Finished() {
+			f.n.mu.Unlock()
+			return nil, io.EOF
+		}
+		f.n.mu.Unlock()
+		select {
+		case <-f.wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-f.n.done:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// OpenReturnFlow opens a flow back to the sender, associated with this one.
+func (f *RecvFlow) OpenReturnFlow(metadata []byte, pri Priority) (*SendFlow, error) {
+	f.n.mu.Lock()
+	defer f.n.mu.Unlock()
+	cf, err := f.cf.OpenReturnFlow(metadata, pri)
+	if err != nil {
+		return nil, err
+	}
+	sf := newSendFlow(f.n, f.s, cf)
+	f.n.service()
+	return sf, nil
+}
+
+// Reject refuses the flow; the sender's flow fails with ErrFlowRejected.
+func (f *RecvFlow) Reject(code uint64) {
+	f.n.mu.Lock()
+	defer f.n.mu.Unlock()
+	f.cf.Reject(code)
+	f.n.service()
+}
+
+var errNoSession = errors.New("node: no session")
