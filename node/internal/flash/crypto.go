@@ -118,11 +118,12 @@ func (s *SessionCrypto) Overhead() int {
 //
 //	AES-CBC( [session sequence number VLU] [checksum] plaintext [0xff padding] ) [HMAC]
 //
-// where the checksum is absent when an HMAC is sent. Padding with 0xff is
-// what RFC 7016 §2.2.4 receivers skip as padding chunks, so the far end's packet
-// parser must stop at a 0xff chunk type (Open cannot strip it: the plaintext
-// length is not carried). The result is at least 16 bytes, enough for the
-// session ID scrambling, which XORs its first two 32-bit words.
+// where the checksum is absent when an HMAC is sent. The 0xff padding stays
+// in what the far end's Open answers (the plaintext length is not carried, so
+// it cannot be stripped): the packet parser must treat a chunk of type 0xff,
+// or fewer than 3 bytes left, as the end of the packet, as RFC 7016 packet
+// parsers do. The result is at least 16 bytes, enough for the session ID
+// scrambling, which XORs its first two 32-bit words.
 //
 // Seal does not allocate when dst has Overhead()+len(plaintext) spare
 // capacity. plaintext may overlap dst's spare capacity.

@@ -56,6 +56,14 @@ type Policy struct {
 	SSeqRecvRequired bool
 }
 
+// StrictPolicy answers the policy the reference's own programs (echoserver,
+// fcclient) use unless told otherwise: always send, and require, a 16-byte
+// HMAC and session sequence numbers. Against an end with the zero Policy it
+// still negotiates both in both directions, because that end sends on request.
+func StrictPolicy() Policy {
+	return Policy{HMACSendAlways: true, HMACRecvRequired: true, SSeqSendAlways: true, SSeqRecvRequired: true}
+}
+
 func (p Policy) hmacLength() int {
 	switch {
 	case p.HMACLength == 0:

@@ -2,6 +2,7 @@ package flash
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -202,6 +203,18 @@ func TestSection4_6_4Negotiation(t *testing.T) {
 			wantR: Params{SSeqRecv: true},
 		},
 		{
+			name:  "default initiator, strict responder (like the reference echoserver)",
+			pr:    StrictPolicy(),
+			wantI: Params{SSeqSend: true, SSeqRecv: true, HMACSend: true, HMACSendLength: 16, HMACRecv: true, HMACRecvLength: 16},
+			wantR: Params{SSeqSend: true, SSeqRecv: true, HMACSend: true, HMACSendLength: 16, HMACRecv: true, HMACRecvLength: 16},
+		},
+		{
+			name:  "strict initiator, default responder",
+			pi:    StrictPolicy(),
+			wantI: Params{SSeqSend: true, SSeqRecv: true, HMACSend: true, HMACSendLength: 16, HMACRecv: true, HMACRecvLength: 16},
+			wantR: Params{SSeqSend: true, SSeqRecv: true, HMACSend: true, HMACSendLength: 16, HMACRecv: true, HMACRecvLength: 16},
+		},
+		{
 			name:  "everything",
 			pi:    Policy{SSeqSendAlways: true, SSeqRecvRequired: true, HMACSendAlways: true, HMACRecvRequired: true},
 			wantI: Params{SSeqSend: true, SSeqRecv: true, HMACSend: true, HMACSendLength: 16, HMACRecv: true, HMACRecvLength: 16},
@@ -370,5 +383,63 @@ func BenchmarkKeying(b *testing.B) {
 		if _, _, _, _, err := keying(b, ini, resp, Policy{}, Policy{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The reference's OpenSSL build supports groups 16, 14 and 2 and lists them
+// in that order; its static certificates carry a key for each. We must pick
+// group 2 against it in both roles.
+func TestReferenceShapedMultiGroupCerts(t *testing.T) {
+	junk := func(n int, seed byte) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = seed + byte(i)
+		}
+		return b
+	}
+	// A server certificate as the reference echoserver sends it (83 bytes).
+	var server []byte
+	server = appendOption(server, certOptHostname, []byte("echo"))
+	server = appendOption(server, certOptAcceptsAncData, nil)
+	for _, g := range []uint64{16, 14, 2} {
+		server = appendVLUOption(server, certOptSupportedGroup, g)
+	}
+	server = appendOption(server, certOptExtraRandom, junk(64, 1))
+	if len(server) != 83 {
+		t.Fatalf("reference-shaped server certificate is %d bytes, want 83", len(server))
+	}
+	sc, err := DecodeCert(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := sc.DHGroups(); len(g) != 3 || g[0] != 16 || g[2] != 2 {
+		t.Fatalf("groups %v", g)
+	}
+	peer := mustIdentity(t, 1, false, false, "")
+	in, err := peer.NewInitiator(testRand(2), sc, Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := findOption(in.SKIC(), keyOptDHGroupSelect); !bytes.Equal(v, []byte{DHGroup2}) {
+		t.Fatalf("group select %x, want group 2", v)
+	}
+
+	// A static client certificate with keys for 16, 14 and 2, initiating to us.
+	k2, err := newDHKey(testRand(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var client []byte
+	client = appendOption(client, certOptStaticPubKey, append([]byte{16}, junk(512, 7)...))
+	client = appendOption(client, certOptStaticPubKey, append([]byte{14}, junk(256, 9)...))
+	client = appendOption(client, certOptStaticPubKey, append([]byte{2}, k2.pub...))
+	refClient := &Identity{cert: client, id: sha256.Sum256(client), static: k2}
+	ic, rc, _, _, err := keying(t, refClient, peer, StrictPolicy(), Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rc.Open(nil, ic.Seal(nil, []byte{0x89, 1, 2}))
+	if err != nil || !bytes.HasPrefix(got, []byte{0x89, 1, 2}) {
+		t.Fatalf("Open = %x, %v", got, err)
 	}
 }
