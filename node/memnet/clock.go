@@ -100,6 +100,11 @@ func (c *ManualClock) AdvanceTo(t time.Time) int {
 	c.advancing.Lock()
 	defer c.advancing.Unlock()
 	fired := 0
+	c.mu.Lock()
+	if t.Before(c.now) {
+		t = c.now
+	}
+	c.mu.Unlock()
 	for {
 		c.mu.Lock()
 		if len(c.timers) == 0 || c.timers[0].when.After(t) {
