@@ -25,6 +25,10 @@ const (
 	MaxHeaderLength = 5
 	// MaxChunkPayload is the largest payload a 16-bit chunk length can hold.
 	MaxChunkPayload = 0xffff
+	// MaxUserDataFragment is the most user data one UserData chunk without
+	// options can carry and still fit a session packet whatever its header
+	// and VLU sizes (1161 bytes, the reference's fragment size).
+	MaxUserDataFragment = MaxSessionPacketLength - MaxHeaderLength - ChunkHeaderLength - 1 - 3*MaxVLULength
 	// TimestampTick is the period of the packet-header timestamp clock
 	// (RFC 7016 §2.2.4: 4 ms, i.e. 250 ticks per second, wrapping at 16 bits).
 	TimestampTick = 4 * time.Millisecond

@@ -463,3 +463,15 @@ func TestRFC7016_2_3_14_AckRangesGolden(t *testing.T) {
 		t.Fatalf("got %x, want %s", got, want)
 	}
 }
+
+func TestMaxUserDataFragmentFits(t *testing.T) {
+	if MaxUserDataFragment != 1161 {
+		t.Fatalf("MaxUserDataFragment = %d", MaxUserDataFragment)
+	}
+	max := ^uint64(0)
+	pkt := AppendHeader(nil, Header{Mode: ModeInitiator, HasTimestamp: true, HasTimestampEcho: true})
+	pkt = UserData{FlowID: max, SequenceNumber: max, FSNOffset: max, Data: make([]byte, MaxUserDataFragment)}.Append(pkt)
+	if len(pkt) != MaxSessionPacketLength {
+		t.Fatalf("worst-case packet is %d bytes", len(pkt))
+	}
+}

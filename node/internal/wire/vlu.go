@@ -28,6 +28,14 @@ func VLULen(v uint64) int {
 // used. Non-minimal encodings (leading 0x80 bytes) are accepted, as the RFC
 // does not forbid them; a value that does not fit in 64 bits is ErrMalformed.
 func ReadVLU(b []byte) (v uint64, n int, err error) {
+	// Most VLUs on the wire (flow IDs, small counts) are one byte.
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1, nil
+	}
+	return readVLUSlow(b)
+}
+
+func readVLUSlow(b []byte) (v uint64, n int, err error) {
 	for i, c := range b {
 		if v > (^uint64(0))>>7 {
 			return 0, 0, wrap("VLU", ErrMalformed)
