@@ -39,20 +39,49 @@ const (
 	ChunkRHelloCookieChange = ChunkCookieChange
 )
 
-var chunkNames = map[ChunkType]string{
-	ChunkPaddingZero: "Padding(0x00)", ChunkPing: "Ping", ChunkClose: "Close",
-	ChunkFIHello: "FIHello", ChunkUserData: "UserData", ChunkNextData: "NextUserData",
-	ChunkBufferProbe: "BufferProbe", ChunkIHello: "IHello", ChunkIIKeying: "IIKeying",
-	ChunkPingReply: "PingReply", ChunkCloseAck: "CloseAck", ChunkAckBitmap: "AckBitmap",
-	ChunkAckRanges: "AckRanges", ChunkException: "FlowException", ChunkRHello: "RHello",
-	ChunkRedirect: "Redirect", ChunkRIKeying: "RIKeying", ChunkCookieChange: "RHelloCookieChange",
-	ChunkFragment: "Fragment", ChunkPaddingFF: "Padding(0xff)",
-}
-
 // String names the chunk type for logs.
 func (t ChunkType) String() string {
-	if s, ok := chunkNames[t]; ok {
-		return s
+	switch t {
+	case ChunkPaddingZero:
+		return "Padding(0x00)"
+	case ChunkPing:
+		return "Ping"
+	case ChunkClose:
+		return "Close"
+	case ChunkFIHello:
+		return "FIHello"
+	case ChunkUserData:
+		return "UserData"
+	case ChunkNextData:
+		return "NextUserData"
+	case ChunkBufferProbe:
+		return "BufferProbe"
+	case ChunkIHello:
+		return "IHello"
+	case ChunkIIKeying:
+		return "IIKeying"
+	case ChunkPingReply:
+		return "PingReply"
+	case ChunkCloseAck:
+		return "CloseAck"
+	case ChunkAckBitmap:
+		return "AckBitmap"
+	case ChunkAckRanges:
+		return "AckRanges"
+	case ChunkException:
+		return "FlowException"
+	case ChunkRHello:
+		return "RHello"
+	case ChunkRedirect:
+		return "Redirect"
+	case ChunkRIKeying:
+		return "RIKeying"
+	case ChunkCookieChange:
+		return "RHelloCookieChange"
+	case ChunkFragment:
+		return "Fragment"
+	case ChunkPaddingFF:
+		return "Padding(0xff)"
 	}
 	return "Chunk(0x" + strconv.FormatUint(uint64(t), 16) + ")"
 }
