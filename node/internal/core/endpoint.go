@@ -127,6 +127,7 @@ type Endpoint struct {
 	tcSessionReporting *Session
 	tcTime, tcPrevTime time.Time
 	tcSentTime         time.Time
+	tcSender           *Session
 }
 
 type startupItem struct {

@@ -303,7 +303,13 @@ func (f *SendFlow) Close() {
 	if f.nextSeq > 1 {
 		last := f.lastFrag()
 		if last == nil || last.everSent || last.seq != f.nextSeq-1 {
-			f.write(nil, WriteOptions{}, s.e.now)
+			// A marker fragment to carry FIN: sent abandoned and empty, so
+			// the receiver delivers no spurious empty message.
+			r := &Receipt{flow: f, state: ReceiptAbandoned, uses: 1}
+			f.queue = append(f.queue, &sendFrag{owner: f, seq: f.nextSeq, fra: fraWhole, data: []byte{}, receipt: r})
+			f.queuedBytes += fragmentSizeBias
+			f.nextSeq++
+			f.scheduleForTransmission()
 		}
 		f.finalSeq = f.lastFrag().seq
 		f.state = sfClosing
@@ -517,8 +523,8 @@ func (f *SendFlow) onAck(avail int, cum uint64, ranges []byte) {
 	if avail == 0 {
 		if f.persistAt.IsZero() {
 			f.persistInterval = persistInitial
-			if s.cc.erto > f.persistInterval {
-				f.persistInterval = s.cc.erto
+			if s.cc.erto() > f.persistInterval {
+				f.persistInterval = s.cc.erto()
 			}
 			f.persistAt = s.e.now.Add(f.persistInterval)
 		}
@@ -632,8 +638,8 @@ func (f *SendFlow) tick(now time.Time) {
 			if f.persistInterval > persistMax {
 				f.persistInterval = persistMax
 			}
-			if f.persistInterval < s.cc.erto {
-				f.persistInterval = s.cc.erto
+			if f.persistInterval < s.cc.erto() {
+				f.persistInterval = s.cc.erto()
 			}
 			f.persistAt = now.Add(f.persistInterval)
 		}

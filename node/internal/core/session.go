@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/strata-net/strata/node/internal/congestion"
 	"github.com/strata-net/strata/node/internal/wire"
 )
 
@@ -369,14 +370,14 @@ func (s *Session) onHeader(h wire.Header) {
 		s.tsEchoRx = int32(h.TimestampEcho)
 		ticks := s.e.timestamp() - h.TimestampEcho
 		if ticks < 32768 {
-			s.cc.rttSample(now, time.Duration(ticks)*4*time.Millisecond)
+			s.cc.rtt.OnSample(now, time.Duration(ticks)*4*time.Millisecond)
 		}
 	}
 	if h.TimeCritical {
 		s.e.onSessionTC(s)
 	}
 	if h.TimeCriticalReverse {
-		s.cc.tcrRecvTime = now
+		s.cc.ctl.OnTimeCriticalNotified(now)
 	}
 }
 
@@ -523,7 +524,6 @@ func (s *Session) processAcks() {
 	acked := s.preAckOutstanding - s.outBytes
 	lost := 0
 	anyLoss, anyNaks := false, false
-	s.cc.onAckPacket()
 	for f := s.outHead; f != nil; {
 		next := f.outNext
 		if f.tsn > s.maxTSNAck {
@@ -546,7 +546,11 @@ func (s *Session) processAcks() {
 	if acked < 0 {
 		acked = 0
 	}
-	s.cc.update(s, acked, lost, anyLoss, anyNaks)
+	now := s.e.now
+	if e := s.e; e.tcSender != nil && e.tcSender != s && now.Sub(e.tcSentTime) < timeCriticalTimeout {
+		s.cc.ctl.OnTimeCriticalNotified(e.tcSentTime)
+	}
+	s.cc.onAck(now, congestion.AckEvent{AckedBytes: acked, LostBytes: lost, PriorInFlight: s.preAckOutstanding, InFlight: s.outBytes, Loss: anyLoss, Nack: anyNaks})
 	s.rescheduleTransmission()
 	s.rescheduleTimeout()
 }
@@ -589,7 +593,7 @@ func (s *Session) removeOutstanding(f *sendFrag) {
 
 func (s *Session) rescheduleTimeout() {
 	now := s.e.now
-	s.timeoutAt = now.Add(s.cc.erto)
+	s.timeoutAt = now.Add(s.cc.erto())
 	if s.retransmitEpoch.IsZero() {
 		s.retransmitEpoch = now
 	}
@@ -614,10 +618,10 @@ func (s *Session) nextDeadline() time.Time {
 	case stateOpen:
 		min(s.delackAt)
 		min(s.timeoutAt)
-		min(s.cc.burstAt)
+		min(s.cc.burstAt())
 		ka := s.lastKeepaliveTx.Add(s.e.cfg.KeepalivePeriod)
 		if s.role == roleResponder {
-			ka = ka.Add(s.cc.mrto)
+			ka = ka.Add(s.cc.mrto())
 		}
 		if !s.keepaliveOutstanding {
 			min(ka)
@@ -680,13 +684,12 @@ func (s *Session) tick() {
 				return
 			}
 		}
-		if due(s.cc.burstAt) {
-			s.cc.onBurstAlarm(now)
+		if due(s.cc.burstAt()) {
 			s.rescheduleTransmission()
 		}
 		ka := s.lastKeepaliveTx.Add(s.e.cfg.KeepalivePeriod)
 		if s.role == roleResponder {
-			ka = ka.Add(s.cc.mrto)
+			ka = ka.Add(s.cc.mrto())
 		}
 		if !s.keepaliveOutstanding && due(ka) {
 			s.sendKeepalive()
@@ -734,9 +737,9 @@ func (s *Session) sendKeepalive() {
 func (s *Session) onTimeout() {
 	now := s.e.now
 	s.timeoutAt = time.Time{}
-	s.cc.onTimeoutAlarm()
-	if s.outHead == nil && !s.keepaliveOutstanding {
-		s.cc.resetIdle()
+	outstanding := s.outHead != nil || s.keepaliveOutstanding
+	s.cc.onTimeout(now, outstanding)
+	if !outstanding {
 		s.retransmitEpoch = time.Time{}
 		return
 	}
@@ -750,7 +753,6 @@ func (s *Session) onTimeout() {
 		f.owner.onLoss(f)
 		f = next
 	}
-	s.cc.onTimeoutLoss()
 	s.rescheduleTransmission()
 	if s.keepaliveOutstanding {
 		s.sendKeepalive()
@@ -873,8 +875,8 @@ func (s *Session) transmitOne(write WriteFunc) bool {
 	if s.state == stateOpen {
 		var sentAcks bool
 		b, sentAcks = s.appendAcks(b, limit, true)
-		if !sentAcks && s.cc.cwnd > s.outBytes {
-			if s.cc.burstAllowed() {
+		if !sentAcks && s.cc.canSend(e.now, s.outBytes) {
+			{
 				for p := numPriorities - 1; p >= 0 && !sendingData; p-- {
 					q := &s.readyFlows[p]
 					for q.len() > 0 {
@@ -886,20 +888,17 @@ func (s *Session) transmitOne(write WriteFunc) bool {
 							q.rotate()
 							s.nextTSN++
 							sendingData = true
-							s.cc.dataSent(s.outBytes - pre)
-							if f.priority > PriorityRoutine {
-								h.TimeCritical = true
-								b[0] |= 0x80 // TC flag in the already-written header
-								s.cc.tcSentTime = e.now
-								e.tcSentTime = e.now
+							tc := f.priority > PriorityRoutine
+							if tc {
+								b[0] |= wire.FlagTimeCritical // in the already-written header
+								e.tcSentTime, e.tcSender = e.now, s
 							}
+							s.cc.dataSent(e.now, s.outBytes-pre, tc)
 							break
 						}
 						q.pop()
 					}
 				}
-			} else {
-				s.cc.scheduleBurst(e.now)
 			}
 		}
 		if len(b) > start {

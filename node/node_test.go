@@ -1,0 +1,165 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-net/strata/node"
+)
+
+func listen(t testing.TB) *node.Node {
+	t.Helper()
+	n, err := node.Listen("127.0.0.1:0", node.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n.Close(ctx)
+	})
+	return n
+}
+
+// echo serves n: every incoming flow gets a return flow carrying each
+// message back.
+func echo(ctx context.Context, n *node.Node) {
+	for {
+		s, err := n.Accept(ctx)
+		if err != nil {
+			return
+		}
+		go func() {
+			for {
+				rf, err := s.AcceptFlow(ctx)
+				if err != nil {
+					return
+				}
+				go func() {
+					back, err := rf.OpenReturnFlow(append([]byte("return "), rf.Metadata()...), node.PriorityRoutine)
+					if err != nil {
+						return
+					}
+					for {
+						m, err := rf.Read(ctx)
+						if err != nil {
+							back.Close()
+							return
+						}
+						if _, err := back.Write(ctx, m, node.WriteOptions{}); err != nil {
+							return
+						}
+					}
+				}()
+			}
+		}()
+	}
+}
+
+func TestEchoOverUDP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv := listen(t)
+	cli := listen(t)
+	go echo(ctx, srv)
+
+	s, err := cli.Dial(ctx, srv.AddrPort(), srv.PeerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PeerID() != srv.PeerID() {
+		t.Fatalf("dialed peer %s, want %s", s.PeerID(), srv.PeerID())
+	}
+	f, err := s.OpenFlow([]byte("echo-test"), node.PriorityRoutine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const count = 300
+	var want [][]byte
+	for i := 0; i < count; i++ {
+		m := bytes.Repeat([]byte{byte(i)}, 1+i*17%4000)
+		copy(m, fmt.Sprint(i))
+		want = append(want, m)
+		if _, err := f.Write(ctx, m, node.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rf, err := f.AcceptReturn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rf.Metadata()) != "return echo-test" {
+		t.Fatalf("return flow metadata %q", rf.Metadata())
+	}
+	for i := 0; i < count; i++ {
+		m, err := rf.Read(ctx)
+		if err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		if !bytes.Equal(m, want[i]) {
+			t.Fatalf("echo %d differs", i)
+		}
+	}
+	f.Close()
+	if _, err := rf.Read(ctx); !errors.Is(err, io.EOF) {
+		t.Fatalf("after close: %v, want EOF", err)
+	}
+}
+
+func TestDialAnyAndReceipts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv := listen(t)
+	cli := listen(t)
+	var got [][]byte
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		s, err := srv.Accept(ctx)
+		if err != nil {
+			return
+		}
+		rf, err := s.AcceptFlow(ctx)
+		if err != nil {
+			return
+		}
+		for {
+			m, err := rf.Read(ctx)
+			if err != nil {
+				close(done)
+				return
+			}
+			mu.Lock()
+			got = append(got, m)
+			mu.Unlock()
+		}
+	}()
+	s, err := cli.DialAny(ctx, srv.AddrPort())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.OpenFlow(nil, node.PriorityHigh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.Write(ctx, []byte("hello"), node.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Wait(ctx); err != nil {
+		t.Fatalf("receipt: %v", err)
+	}
+	f.Close()
+	<-done
+	if len(got) != 1 || string(got[0]) != "hello" {
+		t.Fatalf("got %q", got)
+	}
+	_ = netip.AddrPort{}
+}
