@@ -68,6 +68,12 @@ type Config struct {
 	// AcceptBacklog bounds sessions and flows waiting to be accepted; more
 	// are refused (sessions closed, flows rejected) and counted.
 	AcceptBacklog int
+	// StrictIntegrity makes every session require and send a packet HMAC
+	// and session sequence numbers (replay protection), as the reference
+	// implementation's sample programs do (RFC 7425 §4.6.4-5). Without it
+	// the node uses checksums unless the peer asks for more, which it
+	// always grants.
+	StrictIntegrity bool
 	// Logger receives structured logs; the zero Logger discards them.
 	Logger zerolog.Logger
 	// OnUnmatchedHello, if set, is called for an IHello looking for some
@@ -148,6 +154,10 @@ func New(conn net.PacketConn, cfg Config) (*Node, error) {
 		waitOpen:   make(map[*core.Session][]chan struct{}),
 		unmatched:  cfg.OnUnmatchedHello,
 	}
+	policy := flash.Policy{}
+	if cfg.StrictIntegrity {
+		policy = flash.StrictPolicy()
+	}
 	n.ep = core.NewEndpoint(core.Config{
 		MaxSessions:        cfg.MaxSessions,
 		KeepalivePeriod:    cfg.KeepalivePeriod,
@@ -156,7 +166,7 @@ func New(conn net.PacketConn, cfg Config) (*Node, error) {
 		RecvBuffer:         cfg.RecvBuffer,
 		SendBuffer:         cfg.SendBuffer,
 		MaxFlowsPerSession: cfg.MaxFlowsPerSession,
-	}, profile.Flash(id.fid, flash.Policy{}), nil)
+	}, profile.Flash(id.fid, policy), nil)
 	n.timer = time.AfterFunc(time.Hour, n.onTimer)
 	n.timer.Stop()
 	go n.readLoop()
