@@ -119,10 +119,8 @@ func (n *Network) AddNAT(cfg NATConfig) (*NAT, error) {
 	}
 	public := cfg.Public.Unmap()
 	if !cfg.Public.IsValid() {
-		ip, ok := n.nextHostLocked(netip.AddrFrom4([4]byte{198, 18, 0, 0}), 17, &n.nextNATPub, nil)
-		for ok && (n.hosts[ip] > 0 || n.natForLocked(ip) != nil || inside.Contains(ip)) {
-			ip, ok = n.nextHostLocked(netip.AddrFrom4([4]byte{198, 18, 0, 0}), 17, &n.nextNATPub, nil)
-		}
+		unused := func(ip netip.Addr) bool { return n.hosts[ip] == 0 && !inside.Contains(ip) }
+		ip, ok := n.nextHostLocked(netip.AddrFrom4([4]byte{198, 18, 0, 0}), 17, &n.nextNATPub, nil, unused)
 		if !ok {
 			return nil, fmt.Errorf("%w: 198.18.0.0/15 is full", ErrExhausted)
 		}
@@ -204,7 +202,7 @@ func (t *NAT) ListenAuto() (*Conn, error) {
 	if !t.inside.Addr().Is4() || t.inside.Bits() > 30 {
 		return nil, fmt.Errorf("%w: NAT inside %v has no automatic addresses", ErrBadAddr, t.inside)
 	}
-	ip, ok := n.nextHostLocked(t.inside.Addr(), 32-t.inside.Bits(), &t.nextHost, t)
+	ip, ok := n.nextHostLocked(t.inside.Addr(), 32-t.inside.Bits(), &t.nextHost, t, n.autoPortFree)
 	if !ok {
 		return nil, fmt.Errorf("%w: NAT inside %v is full", ErrExhausted, t.inside)
 	}

@@ -227,3 +227,34 @@ func TestNATConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestNATListenAutoReusesAddresses checks that a /24 behind a NAT does not
+// run out when members come and go.
+func TestNATListenAutoReusesAddresses(t *testing.T) {
+	n, _ := newManual(t, Config{})
+	nat, err := n.AddNAT(NATConfig{Inside: netip.MustParsePrefix("192.168.7.0/24")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := map[netip.AddrPort]bool{}
+	for i := range 1000 {
+		c, err := nat.ListenAuto()
+		if err != nil {
+			t.Fatalf("ListenAuto %d: %v", i, err)
+		}
+		if live[c.LocalAddrPort()] {
+			t.Fatalf("address %v handed out twice", c.LocalAddrPort())
+		}
+		if i%2 == 0 {
+			c.Close()
+		} else {
+			live[c.LocalAddrPort()] = true
+		}
+		if len(live) == 254 {
+			break
+		}
+	}
+	if _, err := nat.ListenAuto(); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("ListenAuto on a full /24: %v", err)
+	}
+}

@@ -168,39 +168,48 @@ func (n *Network) ListenAuto() (*Conn, error) {
 		return nil, ErrNetworkClosed
 	}
 	base := netip.AddrFrom4([4]byte{10, 0, 0, 0})
-	ip, ok := n.nextHostLocked(base, 24, &n.nextAuto, nil)
+	ip, ok := n.nextHostLocked(base, 24, &n.nextAuto, nil, n.autoPortFree)
 	if !ok {
 		return nil, fmt.Errorf("%w: 10.0.0.0/8 is full", ErrExhausted)
 	}
 	return n.bindLocked(netip.AddrPortFrom(ip, AutoPort)), nil
 }
 
-// nextHostLocked returns the next address in base/(32-bits) whose AutoPort is
-// free, which is no NAT's public address and which is behind the NAT behind
-// (nil: none), skipping .0 and .255 so addresses look ordinary. *next persists the position across calls.
-func (n *Network) nextHostLocked(base netip.Addr, bits int, next *uint32, behind *NAT) (netip.Addr, bool) {
+// nextHostLocked returns the next address of base/(32-bits), bits <= 24,
+// that is no NAT's public address, is behind the NAT behind (nil: none) and
+// satisfies ok, skipping .0 and .255 so addresses look ordinary. *next keeps
+// the position between calls.
+func (n *Network) nextHostLocked(base netip.Addr, bits int, next *uint32, behind *NAT, ok func(netip.Addr) bool) (netip.Addr, bool) {
+	if bits < 2 || bits > 24 {
+		return netip.Addr{}, false
+	}
 	b := base.As4()
 	start := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 	size := uint32(1) << bits
-	for *next < size-1 {
+	// Offsets run 1..size-2 and wrap, so addresses freed by Close are
+	// reused once the range has been gone through.
+	for range size {
 		*next++
+		if *next >= size-1 {
+			*next = 1
+		}
 		v := start + *next
 		if v&0xff == 0 || v&0xff == 0xff {
 			continue
 		}
 		ip := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-		if _, ok := n.conns[netip.AddrPortFrom(ip, AutoPort)]; ok {
-			continue
-		}
-		if _, ok := n.natByPublic[ip]; ok {
-			continue
-		}
-		if n.natForLocked(ip) != behind {
+		if _, isNAT := n.natByPublic[ip]; isNAT || n.natForLocked(ip) != behind || !ok(ip) {
 			continue
 		}
 		return ip, true
 	}
 	return netip.Addr{}, false
+}
+
+// autoPortFree reports whether ip:AutoPort is unbound.
+func (n *Network) autoPortFree(ip netip.Addr) bool {
+	_, used := n.conns[netip.AddrPortFrom(ip, AutoPort)]
+	return !used
 }
 
 func (n *Network) ephemeralLocked(ip netip.Addr) (uint16, bool) {
