@@ -267,7 +267,9 @@ type pingResult struct {
 	elapsed    time.Duration
 }
 
-func (r pingResult) ok(count int) bool { return r.sent == count && r.echoed == count && r.mismatches == 0 }
+func (r pingResult) ok(count int) bool {
+	return r.sent == count && r.echoed == count && r.mismatches == 0
+}
 
 func (r pingResult) summary(target netip.AddrPort) string {
 	var avg time.Duration
