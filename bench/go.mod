@@ -1,0 +1,19 @@
+module github.com/strata-net/strata/bench
+
+go 1.26.0
+
+require (
+	github.com/quic-go/quic-go v0.65.0
+	github.com/strata-net/strata v0.0.0
+)
+
+require (
+	github.com/mattn/go-colorable v0.1.14 // indirect
+	github.com/mattn/go-isatty v0.0.20 // indirect
+	github.com/rs/zerolog v1.35.1 // indirect
+	golang.org/x/crypto v0.54.0 // indirect
+	golang.org/x/net v0.56.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
+)
+
+replace github.com/strata-net/strata => ../
