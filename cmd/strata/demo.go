@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"time"
-
-	"github.com/strata-net/strata/node"
 )
 
 var demoUsage = usage{
@@ -65,7 +63,7 @@ func runDemo(ctx context.Context, e *env, path string, args []string) int {
 
 	cliLog := log.With().Str("side", "ping").Logger()
 	cliCfg, _ := nodeConfig(*strict, "", cliLog)
-	cli, err := node.Listen("127.0.0.1:0", cliCfg)
+	cli, err := listenNode("127.0.0.1:0", cliCfg)
 	if err != nil {
 		stopServer()
 		<-served
@@ -75,6 +73,8 @@ func runDemo(ctx context.Context, e *env, path string, args []string) int {
 	id := srv.n.PeerID()
 	opt := pingOptions{target: srv.n.AddrPort(), peerID: &id, count: *count, size: *size, timeout: *timeout}
 	res, perr := ping(ctx, cli, opt, cliLog)
+	logStats(cliLog, cli.Stats())
+	logStats(log.With().Str("side", "echo").Logger(), srv.n.Stats())
 	closeNode(cli)
 	stopServer()
 	<-served

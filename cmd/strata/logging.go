@@ -43,7 +43,16 @@ func (l *logFlags) logger(e *env) (zerolog.Logger, error) {
 	default:
 		return zerolog.Nop(), fmt.Errorf("unknown log format %q (want auto, console or json)", l.format)
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	return zerolog.New(w).Level(lvl).Hook(millisTimestamp{}), nil
+}
+
+// millisTimestamp stamps each event with millisecond precision. zerolog's
+// own Timestamp() uses a package-global format (whole seconds by default),
+// and this program keeps away from zerolog's global settings.
+type millisTimestamp struct{}
+
+func (millisTimestamp) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str(zerolog.TimestampFieldName, time.Now().Format("2006-01-02T15:04:05.000Z07:00"))
 }
 
 // ms formats a duration as milliseconds with three decimals, the unit of

@@ -109,7 +109,7 @@ type echoServer struct {
 }
 
 func startEcho(listen string, cfg node.Config, log zerolog.Logger) (*echoServer, error) {
-	n, err := node.Listen(listen, cfg)
+	n, err := listenNode(listen, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +325,7 @@ func runPing(ctx context.Context, e *env, path string, args []string) int {
 	if err != nil {
 		return failErr(e, path, err)
 	}
-	n, err := node.Listen(localFor(target), cfg)
+	n, err := listenNode(localFor(target), cfg)
 	if err != nil {
 		return failErr(e, path, err)
 	}
