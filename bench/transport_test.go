@@ -22,7 +22,7 @@ const msgSize = 16 << 10
 // both) per MiB delivered.
 func BenchmarkTransfer(b *testing.B) {
 	for _, name := range harness.Names {
-		b.Run(name, func(b *testing.B) {
+		b.Run("proto="+name, func(b *testing.B) {
 			t, err := harness.New(name)
 			if err != nil {
 				b.Fatal(err)
@@ -58,7 +58,7 @@ func BenchmarkHandshake(b *testing.B) {
 		{"quic", func() (harness.Handshaker, error) { return harness.NewQUICHandshaker() }},
 	}
 	for _, tc := range cases {
-		b.Run(tc.name, func(b *testing.B) {
+		b.Run("proto="+tc.name, func(b *testing.B) {
 			h, err := tc.make()
 			if err != nil {
 				b.Fatal(err)

@@ -180,6 +180,14 @@ func (s *Strata) receive(ctx context.Context, count, size int) error {
 func (s *Strata) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	// Abort first: an orderly Node.Close waits for Close Acks that a
+	// closed endpoint never processes, so it would run out its context.
+	if s.sess != nil {
+		s.sess.Abort()
+	}
+	if s.accept != nil {
+		s.accept.Abort()
+	}
 	var errs []error
 	if s.cli != nil {
 		errs = append(errs, s.cli.Close(ctx))
