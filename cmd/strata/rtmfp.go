@@ -347,7 +347,13 @@ func runPing(ctx context.Context, e *env, path string, args []string) int {
 // says how far the ping got).
 func ping(ctx context.Context, n *node.Node, opt pingOptions, log zerolog.Logger) (res pingResult, err error) {
 	start := time.Now()
-	defer func() { res.elapsed = time.Since(start) }()
+	// elapsed runs from the dial to the last echo (or the failure), not
+	// through the courteous close at the end.
+	defer func() {
+		if res.elapsed == 0 {
+			res.elapsed = time.Since(start)
+		}
+	}()
 
 	dctx, cancel := context.WithTimeout(ctx, opt.timeout)
 	var sess *node.Session
@@ -408,6 +414,7 @@ func ping(ctx context.Context, n *node.Node, opt pingOptions, log zerolog.Logger
 		}
 		res.rttSum += rtt
 	}
+	res.elapsed = time.Since(start)
 	// Finish our flow; the server then finishes its return flow. Waiting
 	// for that is a courtesy (it lets the server log a clean end), bounded.
 	f.Close()
@@ -421,7 +428,25 @@ func ping(ctx context.Context, n *node.Node, opt pingOptions, log zerolog.Logger
 			break
 		}
 	}
+	closeSession(ctx, sess)
 	return res, nil
+}
+
+// closeSession closes sess in an orderly way and gives the peer's Close
+// Ack a few round trips to arrive, so that the node's own Close finds
+// nothing left to wait for. (Workaround: node.Node.Close stops processing
+// incoming packets, so an acknowledgement arriving after it started is
+// ignored and Close waits for its whole context; see docs/interop.md.)
+func closeSession(ctx context.Context, sess *node.Session) {
+	wait := 4*sess.RTT() + 20*time.Millisecond
+	wait = min(wait, 500*time.Millisecond)
+	sess.Close()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // pingOne writes msg and reads one echo. The return flow is accepted on the
