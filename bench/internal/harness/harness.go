@@ -208,7 +208,6 @@ type QUIC struct {
 
 	ln       *quic.Listener
 	cli, srv *quic.Conn
-	tlsSrv   *tls.Config
 }
 
 // Name implements Transport.
