@@ -229,9 +229,6 @@ func (e *Endpoint) Receive(now time.Time, from netip.AddrPort, pkt []byte) {
 	e.setNow(now)
 	e.stats.PacketsIn++
 	e.stats.BytesIn += uint64(len(pkt))
-	if e.closed {
-		return
-	}
 	if len(pkt) < 4+16 {
 		e.stats.DropShort++
 		return
@@ -239,7 +236,9 @@ func (e *Endpoint) Receive(now time.Time, from netip.AddrPort, pkt []byte) {
 	enc := pkt[4:]
 	sid := wire.DescrambleSessionID(binary.BigEndian.Uint32(pkt[:4]), enc)
 	if sid == 0 {
-		e.receiveStartup(from, enc)
+		if !e.closed { // a closing endpoint takes no new sessions
+			e.receiveStartup(from, enc)
+		}
 		return
 	}
 	s := e.sessions[sid]

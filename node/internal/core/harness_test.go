@@ -18,19 +18,24 @@ import (
 // per-packet delay, jitter (which reorders), loss and duplication. It is the
 // core's own deterministic test bed: nothing runs unless step is called.
 type simNet struct {
-	t       testing.TB
-	now     time.Time
-	eps     map[netip.AddrPort]*core.Endpoint
-	order   []netip.AddrPort
-	q       pktHeap
-	seq     int
-	rng     *mrand.Rand
-	delay   time.Duration
-	jitter  time.Duration
-	loss    float64
-	dup     float64
-	filter  func(from, to netip.AddrPort, pkt []byte) bool // false drops
+	t      testing.TB
+	now    time.Time
+	eps    map[netip.AddrPort]*core.Endpoint
+	order  []netip.AddrPort
+	q      pktHeap
+	seq    int
+	rng    *mrand.Rand
+	delay  time.Duration
+	jitter time.Duration
+	loss   float64
+	dup    float64
+	filter func(from, to netip.AddrPort, pkt []byte) bool // false drops
+	// rewrite, if set, may change a packet's source address (a NAT
+	// rebinding, or a host that moved); deliveries to the new address
+	// reach whichever endpoint is registered there.
+	rewrite func(from, to netip.AddrPort) netip.AddrPort
 	events  map[netip.AddrPort][]core.Event
+	ids     map[*core.Endpoint][32]byte
 	sent    int
 	dropped int
 }
@@ -68,6 +73,7 @@ func newSimNet(t testing.TB, seed uint64) *simNet {
 		rng:    mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		delay:  10 * time.Millisecond,
 		events: map[netip.AddrPort][]core.Event{},
+		ids:    map[*core.Endpoint][32]byte{},
 	}
 }
 
@@ -85,6 +91,7 @@ func (n *simNet) add(addr string, cfg core.Config) (*core.Endpoint, *flash.Ident
 	ep := core.NewEndpoint(cfg, profile.Flash(id, flash.Policy{}), nil)
 	ap := netip.MustParseAddrPort(addr)
 	n.eps[ap] = ep
+	n.ids[ep] = id.PeerID()
 	n.order = append(n.order, ap)
 	return ep, id
 }
@@ -106,6 +113,10 @@ func (n *simNet) flush() {
 		from := a
 		ep.Transmit(n.now, func(to netip.AddrPort, pkt []byte) {
 			n.sent++
+			from := from
+			if n.rewrite != nil {
+				from = n.rewrite(from, to)
+			}
 			if n.filter != nil && !n.filter(from, to, pkt) {
 				n.dropped++
 				return
@@ -167,12 +178,22 @@ func (n *simNet) step() bool {
 // runUntil steps until cond holds or the virtual deadline passes.
 func (n *simNet) runUntil(limit time.Duration, cond func() bool) bool {
 	end := n.now.Add(limit)
+	stuck, last := 0, n.now
 	for n.now.Before(end) {
 		if cond() {
 			return true
 		}
 		if !n.step() {
 			return cond()
+		}
+		// A timer that stays due without advancing would spin a real
+		// driver at 100 % CPU: fail loudly instead.
+		if n.now.Equal(last) {
+			if stuck++; stuck > 100000 {
+				n.t.Fatalf("livelock: no progress of the clock at %v", n.now)
+			}
+		} else {
+			stuck, last = 0, n.now
 		}
 	}
 	return cond()

@@ -174,9 +174,11 @@ func (f *RecvFlow) onData(flags uint8, seq, fsn uint64, data []byte) {
 	if fsn > f.fsn {
 		f.fsn = fsn
 	}
-	if fresh && !abandoned && f.state == rfOpen && f.window() == 0 {
-		// No room: drop without recording it, so the sender retransmits
-		// once we advertise space again (flow control, §3.6.3.5).
+	if fresh && !abandoned && f.state == rfOpen && f.window() == 0 && seq > f.highest() {
+		// No room for new data: drop it without recording it, so the sender
+		// retransmits once we advertise space again (§3.6.3.5). Fragments
+		// that fill holes are always taken, or a buffer full of
+		// out-of-order data could never drain.
 		f.scheduleAck(true)
 		return
 	}
@@ -198,6 +200,14 @@ func (f *RecvFlow) onData(flags uint8, seq, fsn uint64, data []byte) {
 		ackNow = true
 	}
 	f.scheduleAck(ackNow)
+}
+
+// highest is the highest sequence number received or abandoned so far.
+func (f *RecvFlow) highest() uint64 {
+	if len(f.seen.r) == 0 {
+		return 0
+	}
+	return f.seen.r[len(f.seen.r)-1].to
 }
 
 func (f *RecvFlow) insert(seq uint64, fra uint8, data []byte) {

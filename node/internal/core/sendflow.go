@@ -270,15 +270,27 @@ func (f *SendFlow) write(msg []byte, opt WriteOptions, now time.Time) *Receipt {
 	return r
 }
 
+// noteDeadline arms the flow's expiry timer for the receipt's next
+// deadline still in the future (a started message has only its finish
+// deadline left).
 func (f *SendFlow) noteDeadline(r *Receipt) {
-	for _, t := range []time.Time{r.startBy, r.finishBy} {
-		if !t.IsZero() {
-			t = t.Add(time.Millisecond)
-			if f.expireAt.IsZero() || t.Before(f.expireAt) {
-				f.expireAt = t
-			}
+	now := f.session.e.now
+	consider := func(t time.Time) {
+		if t.IsZero() {
+			return
+		}
+		t = t.Add(time.Millisecond)
+		if !t.After(now) {
+			return
+		}
+		if f.expireAt.IsZero() || t.Before(f.expireAt) {
+			f.expireAt = t
 		}
 	}
+	if !r.started {
+		consider(r.startBy)
+	}
+	consider(r.finishBy)
 }
 
 // Close finishes the flow after what was written is delivered (§3.6.2.7).
@@ -425,15 +437,17 @@ func (f *SendFlow) trim(now time.Time) {
 	}
 }
 
-// appendData adds data chunks for this flow to the packet; false if none fit.
-func (f *SendFlow) appendData(b []byte, limit int, pri int) ([]byte, bool) {
+// appendData adds data chunks for this flow to the packet. sent says whether
+// any were added; full says the packet had no room for the next one (the
+// flow stays scheduled for the next packet).
+func (f *SendFlow) appendData(b []byte, limit int, pri int) (out []byte, sent, full bool) {
 	if Priority(pri) != f.priority {
 		f.queuedReady = false
-		return b, false
+		return b, false, false
 	}
 	if !f.readyToSend() {
 		f.queuedReady = false
-		return b, false
+		return b, false, false
 	}
 	s := f.session
 	now := s.e.now
@@ -473,6 +487,7 @@ func (f *SendFlow) appendData(b []byte, limit int, pri int) ([]byte, bool) {
 			need += wire.VLULen(f.id) + wire.VLULen(fr.seq) + wire.VLULen(fr.seq-fsn)
 		}
 		if len(b)+need > limit {
+			full = true
 			break
 		}
 		pre := len(b)
@@ -506,11 +521,13 @@ func (f *SendFlow) appendData(b []byte, limit int, pri int) ([]byte, bool) {
 		f.scanFrom = i
 	}
 	if first {
-		f.queuedReady = false
-		return b, false
+		if !full {
+			f.queuedReady = false
+		}
+		return b, false, full
 	}
 	s.rescheduleTimeout()
-	return b, true
+	return b, true, full
 }
 
 func (f *SendFlow) onAck(avail int, cum uint64, ranges []byte) {
@@ -587,18 +604,33 @@ func (f *SendFlow) ackRange(from, to uint64) {
 	}
 }
 
+// compact removes the acknowledged (nil) entries from the queue, keeping
+// scanFrom on the same fragment. It starts at the first hole, which for
+// cumulative acks is the head, so it costs only what was acknowledged.
 func (f *SendFlow) compact() {
-	j := 0
+	first := -1
 	for i, fr := range f.queue {
-		if fr != nil {
+		if fr == nil {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return
+	}
+	removedBefore := 0
+	j := first
+	for i := first; i < len(f.queue); i++ {
+		if fr := f.queue[i]; fr != nil {
 			f.queue[j] = fr
 			j++
 		} else if i < f.scanFrom {
-			f.scanFrom--
+			removedBefore++
 		}
 	}
 	clear(f.queue[j:])
 	f.queue = f.queue[:j]
+	f.scanFrom -= removedBefore
 	if f.scanFrom < 0 {
 		f.scanFrom = 0
 	}

@@ -466,7 +466,7 @@ func (s *Session) onPingReply(p []byte, from netip.AddrPort) {
 	if err != nil {
 		return
 	}
-	if ts <= s.mobRxTS || ts+maxMobilityLifetime < s.e.ageSeconds() {
+	if ts <= s.mobRxTS || ts+maxMobilityLifetime < s.e.ageSeconds()+1 {
 		return
 	}
 	if string(p) != string(s.mobilityCheck(ts, from)) {
@@ -509,7 +509,7 @@ func (s *Session) afterChunks(from netip.AddrPort) {
 	}
 	// A packet from a new address: check the path before moving (§3.5.4.2).
 	if from != s.addr {
-		now := s.e.ageSeconds()
+		now := s.e.ageSeconds() + 1 // +1: never 0, the "none yet" value
 		if now > s.mobTxTS {
 			s.mobTxTS = now
 			ping := wire.Ping{Message: s.mobilityCheck(now, from)}
@@ -877,13 +877,18 @@ func (s *Session) transmitOne(write WriteFunc) bool {
 		b, sentAcks = s.appendAcks(b, limit, true)
 		if !sentAcks && s.cc.canSend(e.now, s.outBytes) {
 			{
-				for p := numPriorities - 1; p >= 0 && !sendingData; p-- {
+				roomLeft := true
+				for p := numPriorities - 1; p >= 0 && !sendingData && roomLeft; p-- {
 					q := &s.readyFlows[p]
 					for q.len() > 0 {
 						f := q.front()
 						pre := s.outBytes
-						var ok bool
-						b, ok = f.appendData(b, limit, p)
+						var ok, full bool
+						b, ok, full = f.appendData(b, limit, p)
+						if !ok && full {
+							roomLeft = false
+							break
+						}
 						if ok {
 							q.rotate()
 							s.nextTSN++
