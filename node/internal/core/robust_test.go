@@ -460,3 +460,459 @@ func TestRobustTruncatedPacketsAreDropped(t *testing.T) {
 	r.usable()
 	t.Logf("%d truncations; A drops %+v; B drops %+v", cuts, r.a.Stats(), r.b.Stats())
 }
+
+// capturedTo returns the session packets (non-zero session ID) captured on
+// their way to addr.
+func (r *rbRig) capturedTo(addr netip.AddrPort) [][]byte {
+	var out [][]byte
+	for _, p := range r.captured {
+		if sid, _, err := wire.SplitPacket(p.data); err == nil && sid != 0 && p.to == addr {
+			out = append(out, p.data)
+		}
+	}
+	return out
+}
+
+// recordAB captures the datagrams of one delivered A-to-B message.
+func (r *rbRig) recordAB(text string) [][]byte {
+	r.t.Helper()
+	r.captured = nil
+	r.capture = true
+	r.deliverAB(text)
+	r.settle(2 * time.Second) // let the acks go too
+	r.capture = false
+	pkts := r.capturedTo(r.bAddr)
+	if len(pkts) == 0 {
+		r.t.Fatal("captured no A->B session packet")
+	}
+	return pkts
+}
+
+func TestRobustReplayedPackets(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy flash.Policy
+		strict bool
+	}{
+		{"strict", flash.StrictPolicy(), true},
+		{"checksum", flash.Policy{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRBRig(t, 21, tc.policy)
+			pkts := r.recordAB("replay me")
+			got := len(r.gotB)
+			before := r.b.Stats()
+			const rounds = 5
+			for i := 0; i < rounds; i++ {
+				for _, p := range pkts {
+					rbInjectOne(r.n, r.b, r.aAddr, p)
+				}
+				r.settle(time.Second)
+			}
+			after := r.b.Stats()
+			replays := uint64(rounds * len(pkts))
+			if tc.strict {
+				if d := after.DropDecrypt - before.DropDecrypt; d != replays {
+					t.Fatalf("strict: %d of %d replays counted as decrypt/replay drops", d, replays)
+				}
+			} else if after.DropDecrypt != before.DropDecrypt {
+				t.Fatalf("checksum mode: replays failed decryption (%d), they should decrypt", after.DropDecrypt-before.DropDecrypt)
+			}
+			if len(r.gotB) != got {
+				t.Fatalf("replayed data delivered again: %d messages, want %d (last %q)", len(r.gotB), got, r.gotB[len(r.gotB)-1])
+			}
+			r.usable()
+			t.Logf("%d replays of %d packets: B drops decrypt %d, delivered once", replays, len(pkts), after.DropDecrypt-before.DropDecrypt)
+		})
+	}
+}
+
+// A replayed handshake neither makes a second session nor displaces the
+// first; once the cookie has expired it is dropped as a bad cookie.
+func TestRobustReplayedHandshake(t *testing.T) {
+	r := newRBRig(t, 22, flash.Policy{})
+	var iikeying []byte
+	for _, p := range r.captured {
+		if _, chunks, ok := rbOpenStartup(p.data); ok && len(chunks) > 0 && chunks[0].typ == wire.ChunkIIKeying {
+			iikeying = p.data
+		}
+	}
+	if iikeying == nil {
+		t.Fatal("no IIKeying captured")
+	}
+	// Replayed from the initiator's own address: RIKeying is sent again.
+	r.captured, r.capture = nil, true
+	_, after := rbInjectOne(r.n, r.b, r.aAddr, iikeying)
+	r.n.flush()
+	r.capture = false
+	rikeyings := 0
+	for _, p := range r.captured {
+		if _, chunks, ok := rbOpenStartup(p.data); ok && len(chunks) == 1 && chunks[0].typ == wire.ChunkRIKeying && p.to == r.aAddr {
+			rikeyings++
+		}
+	}
+	if rikeyings != 1 || after.SessionsOpened != 1 || len(r.b.Sessions()) != 1 {
+		t.Fatalf("replayed IIKeying: %d RIKeying resent, sessions opened %d, sessions %d", rikeyings, after.SessionsOpened, len(r.b.Sessions()))
+	}
+	// Replayed by a third party from its own address: the cookie was not
+	// issued to it, so it only gets a cookie change and no session.
+	evil := netip.MustParseAddrPort("10.66.0.2:666")
+	r.captured, r.capture = nil, true
+	rbInjectOne(r.n, r.b, evil, iikeying)
+	r.n.flush()
+	r.capture = false
+	for _, p := range r.captured {
+		if p.to != evil {
+			continue
+		}
+		if _, chunks, ok := rbOpenStartup(p.data); !ok || len(chunks) != 1 || chunks[0].typ != wire.ChunkCookieChange {
+			t.Fatalf("third-party replay answered with something other than a cookie change")
+		}
+	}
+	if s := r.b.Stats(); s.SessionsOpened != 1 || len(r.b.Sessions()) != 1 {
+		t.Fatalf("third-party replay opened a session: %+v", s)
+	}
+	// After the cookie lifetime (95 s) it is a bad cookie.
+	r.settle(100 * time.Second)
+	before, after := rbInjectOne(r.n, r.b, r.aAddr, iikeying)
+	if after.DropBadCookie != before.DropBadCookie+1 {
+		t.Fatalf("stale IIKeying not counted as bad cookie: %+v", after)
+	}
+	r.usable()
+}
+
+// foreignKey makes a real session key between a stranger and B that B never
+// agreed to: a packet sealed with it is authentic-looking but not B's.
+func foreignKey(t *testing.T, r *rbRig, policy flash.Policy) core.SessionKey {
+	t.Helper()
+	stranger := rbIdentities(t)[2]
+	certB, err := flash.DecodeCert(r.idB.Cert())
+	if err != nil {
+		t.Fatal(err)
+	}
+	certX, err := flash.DecodeCert(stranger.Cert())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := stranger.NewInitiator(rand.Reader, certB, policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skrc, _, err := r.idB.Respond(rand.Reader, certX, in.SKIC(), policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := in.Finish(skrc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestRobustForgedPackets(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy flash.Policy
+		strict bool
+	}{
+		{"strict", flash.StrictPolicy(), true},
+		{"checksum", flash.Policy{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRBRig(t, 31, tc.policy)
+			ping := sessionPacket(wire.ModeInitiator, wire.Ping{Message: []byte("forged")}.Append(nil))
+			type forged struct {
+				name    string
+				pkt     []byte
+				counter func(core.Stats) uint64
+			}
+			decrypt := func(s core.Stats) uint64 { return s.DropDecrypt }
+			unknown := func(s core.Stats) uint64 { return s.DropUnknownSession }
+			wrongMode := func(s core.Stats) uint64 { return s.DropWrongMode }
+			cases := []forged{
+				{"default key on a session ID", rbSeal(flash.NewDefaultCrypto(), r.toB, ping), decrypt},
+				{"another session's key", rbSeal(foreignKey(t, r, tc.policy), r.toB, ping), decrypt},
+				{"B's own sending key", rbSeal(r.keyB(), r.toB, ping), decrypt},
+				{"unknown session ID", rbSeal(r.keyA(), r.toB^0x5a5a5a5a, ping), unknown},
+				{"session ID of the other direction", rbSeal(r.keyA(), r.toA, ping), unknown},
+				{"startup mode inside the session", rbSeal(r.keyA(), r.toB, sessionPacket(wire.ModeStartup, wire.Ping{}.Append(nil))), wrongMode},
+				{"B's own mode", rbSeal(r.keyA(), r.toB, sessionPacket(wire.ModeResponder, wire.Ping{}.Append(nil))), wrongMode},
+			}
+			for _, c := range cases {
+				r.n.flush()
+				queued := r.n.q.Len()
+				before, after := rbInjectOne(r.n, r.b, r.aAddr, c.pkt)
+				if c.counter(after) != c.counter(before)+1 || rbDrops(after) != rbDrops(before)+1 {
+					t.Fatalf("%s: not counted (before %+v after %+v)", c.name, before, after)
+				}
+				r.n.flush()
+				if r.n.q.Len() != queued {
+					t.Fatalf("%s: B answered a forged packet", c.name)
+				}
+			}
+			// Every single-bit flip of a real data packet.
+			pkts := r.recordAB("flip me")
+			victim := pkts[0]
+			got := len(r.gotB)
+			var flips, dropped uint64
+			for i := 0; i < len(victim)*8; i++ {
+				p := append([]byte(nil), victim...)
+				p[i/8] ^= 1 << (i % 8)
+				before, after := rbInjectOne(r.n, r.b, r.aAddr, p)
+				flips++
+				d := rbDrops(after) - rbDrops(before)
+				dropped += d
+				if tc.strict && d != 1 {
+					t.Fatalf("bit %d flipped: drop counters moved by %d, want 1", i, d)
+				}
+				if i%64 == 0 {
+					r.n.step()
+				}
+			}
+			r.settle(5 * time.Second)
+			if !tc.strict && dropped+2 < flips {
+				t.Fatalf("checksum mode: only %d of %d bit-flipped packets dropped", dropped, flips)
+			}
+			if len(r.gotB) != got {
+				t.Fatalf("bit-flipped packets delivered %d messages", len(r.gotB)-got)
+			}
+			r.usable()
+			t.Logf("%d bit flips of a %d-byte packet: %d dropped; B %+v", flips, len(victim), dropped, r.b.Stats())
+		})
+	}
+}
+
+// iikeyingFrom builds an IIKeying startup datagram from identity id toward
+// the holder of certificate far, with the given cookie.
+func iikeyingFrom(t *testing.T, id *flash.Identity, far []byte, cookie []byte) []byte {
+	t.Helper()
+	cert, err := flash.DecodeCert(far)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := id.NewInitiator(rand.Reader, cert, flash.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ik := wire.IIKeying{InitiatorSessionID: 0x01020304, Cookie: cookie, Cert: id.Cert(), SKIC: in.SKIC(), Signature: []byte{'X'}}
+	return rbStartup(ik.Append(nil))
+}
+
+// hello asks ep for an RHello from addr and returns its cookie and cert.
+func (r *rbRig) hello(ep *core.Endpoint, epd []byte, from netip.AddrPort) (cookie, cert []byte) {
+	r.t.Helper()
+	r.captured, r.capture = nil, true
+	rbInjectOne(r.n, ep, from, rbStartup(wire.IHello{EPD: epd, Tag: []byte("0123456789abcdef")}.Append(nil)))
+	r.n.flush()
+	r.capture = false
+	for _, p := range r.captured {
+		if p.to != from {
+			continue
+		}
+		if _, chunks, ok := rbOpenStartup(p.data); ok && len(chunks) == 1 && chunks[0].typ == wire.ChunkRHello {
+			rh, err := wire.ParseRHello(chunks[0].payload)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			if string(rh.Tag) != "0123456789abcdef" {
+				r.t.Fatalf("RHello tag %q", rh.Tag)
+			}
+			return rh.Cookie, rh.Cert
+		}
+	}
+	r.t.Fatal("no RHello")
+	return nil, nil
+}
+
+func TestRobustBadCookie(t *testing.T) {
+	r := newRBRig(t, 41, flash.Policy{})
+	x := netip.MustParseAddrPort("10.0.0.9:9000")
+	y := netip.MustParseAddrPort("10.0.0.10:9000")
+	stranger := rbIdentities(t)[2]
+	cookie, cert := r.hello(r.b, flash.EPDForPeerID(r.idB.PeerID()), x)
+	if !bytes.Equal(cert, r.idB.Cert()) || len(cookie) < 65 {
+		t.Fatalf("RHello: cert matches %v, cookie %d bytes", bytes.Equal(cert, r.idB.Cert()), len(cookie))
+	}
+	mutate := func(f func(c []byte) []byte) []byte { return f(append([]byte(nil), cookie...)) }
+	future := wire.AppendVLU(nil, 1_000_000)
+	future = append(future, cookie[wire.VLULen(0):]...)
+	cases := []struct {
+		name   string
+		cookie []byte
+	}{
+		{"empty", nil},
+		{"one byte", []byte{0}},
+		{"random", bytes.Repeat([]byte{0x5a}, len(cookie))},
+		{"truncated", cookie[:len(cookie)-1]},
+		{"extended", append(append([]byte(nil), cookie...), 0)},
+		{"freshness hash flipped", mutate(func(c []byte) []byte { c[5] ^= 1; return c })},
+		{"address hash flipped", mutate(func(c []byte) []byte { c[len(c)-1] ^= 1; return c })},
+		{"time from the future", future},
+		{"overlong time VLU", append(bytes.Repeat([]byte{0xff}, 11), cookie[1:]...)},
+	}
+	for _, c := range cases {
+		r.n.flush()
+		queued := r.n.q.Len()
+		before, after := rbInjectOne(r.n, r.b, x, iikeyingFrom(t, stranger, cert, c.cookie))
+		// A flipped address hash is a cookie for another address: answered
+		// with a cookie change, not dropped.
+		if c.name == "address hash flipped" {
+			if after.DropBadCookie != before.DropBadCookie {
+				t.Fatalf("%s: counted as bad cookie", c.name)
+			}
+			continue
+		}
+		if after.DropBadCookie != before.DropBadCookie+1 || rbDrops(after) != rbDrops(before)+1 {
+			t.Fatalf("%s: not counted as a bad cookie (%+v)", c.name, after)
+		}
+		r.n.flush()
+		if r.n.q.Len() != queued {
+			t.Fatalf("%s: B answered an IIKeying with a bad cookie", c.name)
+		}
+	}
+	if len(r.b.Sessions()) != 1 || r.b.Stats().SessionsOpened != 1 {
+		t.Fatalf("bad cookies made sessions: %d", len(r.b.Sessions()))
+	}
+	// A good cookie used from another address: a cookie change, no session.
+	r.captured, r.capture = nil, true
+	rbInjectOne(r.n, r.b, y, iikeyingFrom(t, stranger, cert, cookie))
+	r.n.flush()
+	r.capture = false
+	changes := 0
+	for _, p := range r.captured {
+		if _, chunks, ok := rbOpenStartup(p.data); ok && p.to == y && len(chunks) == 1 && chunks[0].typ == wire.ChunkCookieChange {
+			changes++
+		}
+	}
+	if changes != 1 || len(r.b.Sessions()) != 1 {
+		t.Fatalf("cookie from another address: %d cookie changes, %d sessions", changes, len(r.b.Sessions()))
+	}
+	// The control: the same IIKeying with the good cookie opens a session,
+	// so the rejections above were about the cookie alone.
+	before, after := rbInjectOne(r.n, r.b, x, iikeyingFrom(t, stranger, cert, cookie))
+	if after.SessionsOpened != before.SessionsOpened+1 || len(r.b.Sessions()) != 2 {
+		t.Fatalf("good cookie did not open a session: %+v", after)
+	}
+	// An expired cookie.
+	cookie2, _ := r.hello(r.b, flash.EPDForPeerID(r.idB.PeerID()), y)
+	r.settle(100 * time.Second)
+	before, after = rbInjectOne(r.n, r.b, y, iikeyingFrom(t, stranger, cert, cookie2))
+	if after.DropBadCookie != before.DropBadCookie+1 {
+		t.Fatalf("expired cookie accepted: %+v", after)
+	}
+	t.Logf("B: %+v", r.b.Stats())
+}
+
+// chunk builds a raw chunk with any payload.
+func chunk(typ wire.ChunkType, payload []byte) []byte {
+	return append(wire.AppendChunkHeader(nil, typ, len(payload)), payload...)
+}
+
+func vlus(vs ...uint64) []byte {
+	var b []byte
+	for _, v := range vs {
+		b = wire.AppendVLU(b, v)
+	}
+	return b
+}
+
+// Correctly encrypted packets from the real peer whose chunks are garbage:
+// each bad chunk is counted, nothing is delivered, the session survives.
+func TestRobustGarbageChunksInAuthenticPackets(t *testing.T) {
+	const maxU = ^uint64(0)
+	overlong := bytes.Repeat([]byte{0xff}, 11)
+	meta := wire.AppendOptionMarker(wire.AppendUserMetadataOption(nil, []byte("evil")))
+	cases := []struct {
+		name      string
+		chunks    [][]byte
+		malformed uint64 // DropMalformedChunk increase
+		malHeader uint64 // DropMalformed increase
+		delivers  int    // messages the authentic part legitimately delivers
+	}{
+		{"no chunks", nil, 0, 0, 0},
+		{"chunk header cut", [][]byte{{byte(wire.ChunkPing), 0}}, 1, 0, 0},
+		{"chunk length past the end", [][]byte{{byte(wire.ChunkPing), 0x10, 0x00, 1, 2, 3}}, 1, 0, 0},
+		{"empty UserData", [][]byte{chunk(wire.ChunkUserData, nil)}, 1, 0, 0},
+		{"UserData flags only", [][]byte{chunk(wire.ChunkUserData, []byte{0})}, 1, 0, 0},
+		{"UserData overlong VLU", [][]byte{chunk(wire.ChunkUserData, append([]byte{0}, overlong...))}, 1, 0, 0},
+		{"UserData FSN offset above sequence", [][]byte{chunk(wire.ChunkUserData, append([]byte{0}, vlus(99, 5, 6)...))}, 1, 0, 0},
+		{"UserData options without marker", [][]byte{chunk(wire.ChunkUserData, append([]byte{wire.UserDataFlagOptions}, append(vlus(99, 1, 0), 3, 0, 'a', 'b')...))}, 1, 0, 0},
+		{"UserData option length past the end", [][]byte{chunk(wire.ChunkUserData, append([]byte{wire.UserDataFlagOptions}, append(vlus(99, 1, 0), 0x40, 0)...))}, 1, 0, 0},
+		{"UserData bad return association", [][]byte{chunk(wire.ChunkUserData, append([]byte{wire.UserDataFlagOptions}, append(vlus(98, 1, 0), append(wire.AppendOption(nil, wire.OptionReturnFlowAssociation, overlong), 0)...)...))}, 1, 0, 0},
+		{"NextUserData first in the packet", [][]byte{chunk(wire.ChunkNextUserData, []byte{0, 'x'})}, 1, 0, 0},
+		{"NextUserData empty after UserData", [][]byte{
+			wire.UserData{FlowID: 97, SequenceNumber: 1, Options: meta, Data: []byte("x")}.Append(nil),
+			chunk(wire.ChunkNextUserData, nil)}, 1, 0, 1},
+		{"UserData at the largest sequence number", [][]byte{
+			wire.UserData{FlowID: 96, SequenceNumber: maxU, FSNOffset: maxU, Options: meta, Data: []byte("x")}.Append(nil),
+			wire.NextUserData{Data: []byte("wraps")}.Append(nil)}, 0, 0, 0},
+		{"UserData forward sequence number at the top", [][]byte{
+			wire.UserData{FlowID: 95, SequenceNumber: maxU, FSNOffset: 0, Options: meta, Data: []byte("x")}.Append(nil)}, 0, 0, 1},
+		{"UserData flow ID at the top", [][]byte{
+			wire.UserData{FlowID: maxU, SequenceNumber: 1, Options: meta, Final: true, Data: []byte("x")}.Append(nil)}, 0, 0, 1},
+		{"UserData without metadata", [][]byte{
+			wire.UserData{FlowID: 94, SequenceNumber: 3, FSNOffset: 1, Data: []byte("x")}.Append(nil)}, 0, 0, 0},
+		{"UserData unknown mandatory option", [][]byte{
+			wire.UserData{FlowID: 93, SequenceNumber: 1, Options: wire.AppendOptionMarker(wire.AppendOption(append([]byte(nil), meta[:len(meta)-1]...), 0x07, nil)), Data: []byte("x")}.Append(nil)}, 0, 0, 0},
+		{"UserData abandoned fragments only", [][]byte{
+			wire.UserData{FlowID: 92, SequenceNumber: 5, FSNOffset: 5, Abandon: true, Options: meta}.Append(nil)}, 0, 0, 0},
+		{"empty AckRanges", [][]byte{chunk(wire.ChunkAckRanges, nil)}, 1, 0, 0},
+		{"AckRanges overlong VLU", [][]byte{chunk(wire.ChunkAckRanges, overlong)}, 1, 0, 0},
+		{"AckRanges for an unknown flow", [][]byte{chunk(wire.ChunkAckRanges, vlus(12345, 10, 1000, 0, 0))}, 0, 0, 0},
+		{"AckRanges absurd window for a real flow", [][]byte{chunk(wire.ChunkAckRanges, vlus(1, maxU, 0))}, 0, 0, 0},
+		{"AckBitmap garbage", [][]byte{chunk(wire.ChunkAckBitmap, overlong)}, 1, 0, 0},
+		{"empty BufferProbe", [][]byte{chunk(wire.ChunkBufferProbe, nil)}, 1, 0, 0},
+		{"BufferProbe unknown flow", [][]byte{chunk(wire.ChunkBufferProbe, vlus(777))}, 0, 0, 0},
+		{"empty FlowException", [][]byte{chunk(wire.ChunkFlowException, nil)}, 1, 0, 0},
+		{"FIHello garbage", [][]byte{chunk(wire.ChunkFIHello, overlong)}, 1, 0, 0},
+		{"handshake chunks in a session", [][]byte{
+			wire.IHello{EPD: []byte{1}, Tag: []byte("t")}.Append(nil),
+			chunk(wire.ChunkIIKeying, []byte{1, 2}),
+			chunk(wire.ChunkRIKeying, nil),
+			chunk(wire.ChunkRHello, nil)}, 0, 0, 0},
+		{"unknown chunk types", [][]byte{chunk(0x7e, []byte("?")), chunk(0x22, nil), chunk(0xfe, bytes.Repeat([]byte{1}, 300))}, 0, 0, 0},
+		{"Ping too large to answer", [][]byte{chunk(wire.ChunkPing, bytes.Repeat([]byte{7}, 1100))}, 0, 0, 0},
+		{"PingReply garbage mobility check", [][]byte{chunk(wire.ChunkPingReply, append([]byte{'M'}, overlong...))}, 0, 0, 0},
+		{"good chunk then garbage", [][]byte{wire.Ping{Message: []byte("p")}.Append(nil), {byte(wire.ChunkUserData), 0xff, 0xff, 1}}, 1, 0, 0},
+	}
+	r := newRBRig(t, 51, flash.Policy{})
+	got := len(r.gotB)
+	// Header problems are whole-packet drops.
+	for _, h := range []struct {
+		name  string
+		plain []byte
+		count func(core.Stats) uint64
+	}{
+		{"mode 0", []byte{0x00, 0x01, 0x00, 0x00}, func(s core.Stats) uint64 { return s.DropMalformed }},
+		{"empty plaintext", nil, func(s core.Stats) uint64 { return s.DropWrongMode + s.DropMalformed }},
+	} {
+		before, after := rbInjectOne(r.n, r.b, r.aAddr, rbSeal(r.keyA(), r.toB, h.plain))
+		if h.count(after) != h.count(before)+1 || rbDrops(after) != rbDrops(before)+1 {
+			t.Fatalf("header %s: not counted (%+v)", h.name, after)
+		}
+	}
+	for _, c := range cases {
+		before, after := rbInjectOne(r.n, r.b, r.aAddr, rbSeal(r.keyA(), r.toB, sessionPacket(wire.ModeInitiator, c.chunks...)))
+		if d := after.DropMalformedChunk - before.DropMalformedChunk; d != c.malformed {
+			t.Errorf("%s: DropMalformedChunk +%d, want +%d", c.name, d, c.malformed)
+		}
+		if d := after.DropMalformed - before.DropMalformed; d != c.malHeader {
+			t.Errorf("%s: DropMalformed +%d, want +%d", c.name, d, c.malHeader)
+		}
+		if after.DropDecrypt != before.DropDecrypt || after.DropWrongMode != before.DropWrongMode {
+			t.Errorf("%s: the packet itself was refused: %+v", c.name, after)
+		}
+		r.n.step()
+		r.pump()
+		if d := len(r.gotB) - got; d != c.delivers {
+			t.Errorf("%s: delivered %d messages (%q), want %d", c.name, d, r.gotB[got:], c.delivers)
+		}
+		got = len(r.gotB)
+	}
+	r.settle(5 * time.Second)
+	for _, m := range r.gotB[got:] {
+		t.Errorf("garbage delivered a message %q", m)
+	}
+	r.usable()
+	t.Logf("B after %d garbage packets: %+v", len(cases)+3, r.b.Stats())
+}
