@@ -12,7 +12,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net/netip"
-	_ "runtime"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -915,4 +915,117 @@ func TestRobustGarbageChunksInAuthenticPackets(t *testing.T) {
 	}
 	r.usable()
 	t.Logf("B after %d garbage packets: %+v", len(cases)+3, r.b.Stats())
+}
+
+// --- 2. handshake flood
+
+// IHellos from 10,000 addresses: each is answered with an RHello carrying a
+// stateless cookie, and the responder keeps nothing per address (no session,
+// no timer, no memory), so a real client still gets in afterwards.
+func TestRobustHandshakeFloodKeepsNoState(t *testing.T) {
+	const hellos = 10_000
+	ids := rbIdentities(t)
+	n := newSimNet(t, 61)
+	bAddr := netip.MustParseAddrPort("10.0.0.2:2000")
+	b, _ := rbAddEndpoint(n, bAddr, ids[1], flash.Policy{}, core.Config{})
+	epds := [][]byte{flash.EPDForPeerID(ids[1].PeerID())}
+	if anyEPD, err := (flash.EPD{Ancillary: []byte{}}).Encode(); err == nil {
+		epds = append(epds, anyEPD)
+	} else {
+		t.Fatal(err)
+	}
+	addrOf := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{172, 16 + byte(i>>16), byte(i >> 8), byte(i)}), uint16(1024+i%60000))
+	}
+	indexOf := func(a netip.AddrPort) int {
+		b4 := a.Addr().As4()
+		if b4[0] != 172 {
+			return -1
+		}
+		return int(b4[1]-16)<<16 | int(b4[2])<<8 | int(b4[3])
+	}
+	answered := make([]int, hellos)
+	var bad int
+	var outBytes, inBytes int
+	n.filter = func(from, to netip.AddrPort, pkt []byte) bool {
+		i := indexOf(to)
+		if i < 0 {
+			return true
+		}
+		outBytes += len(pkt)
+		sid, chunks, ok := rbOpenStartup(pkt)
+		if !ok || sid != 0 || len(chunks) != 1 || chunks[0].typ != wire.ChunkRHello {
+			bad++
+			return false
+		}
+		rh, err := wire.ParseRHello(chunks[0].payload)
+		if err != nil || binary.BigEndian.Uint32(rh.Tag) != uint32(i) || !bytes.Equal(rh.Cert, ids[1].Cert()) {
+			bad++
+			return false
+		}
+		answered[i]++
+		return false
+	}
+	tag := make([]byte, 16)
+	send := func(i int) {
+		binary.BigEndian.PutUint32(tag, uint32(i))
+		pkt := rbStartup(wire.IHello{EPD: epds[i%len(epds)], Tag: tag}.Append(nil))
+		inBytes += len(pkt)
+		b.Receive(n.now, addrOf(i), pkt)
+		if i%64 == 0 {
+			n.flush()
+		}
+	}
+	// Warm up, then measure the heap over the flood.
+	for i := 0; i < 100; i++ {
+		send(i)
+	}
+	n.flush()
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	start := time.Now()
+	for i := 100; i < hellos; i++ {
+		send(i)
+		if i%1000 == 0 {
+			n.now = n.now.Add(100 * time.Millisecond)
+		}
+	}
+	n.flush()
+	elapsed := time.Since(start)
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	growth := int64(m1.HeapAlloc) - int64(m0.HeapAlloc)
+	for i, c := range answered {
+		if c != 1 {
+			t.Fatalf("IHello %d from %s got %d RHellos", i, addrOf(i), c)
+		}
+	}
+	if bad != 0 {
+		t.Fatalf("%d bad answers", bad)
+	}
+	if s := len(b.Sessions()); s != 0 {
+		t.Fatalf("responder made %d sessions for IHellos", s)
+	}
+	if d := b.NextDeadline(); !d.IsZero() {
+		t.Fatalf("responder armed a timer at %v for IHellos", d)
+	}
+	// Per-address state of even 16 bytes would be 160 kB here.
+	if growth > 64<<10 {
+		t.Fatalf("heap grew by %d bytes over %d IHellos (%d bytes each)", growth, hellos, growth/hellos)
+	}
+	t.Logf("%d IHellos in %v: heap growth %d bytes; %d bytes in, %d bytes of RHello out (amplification %.1fx)",
+		hellos, elapsed, growth, inBytes, outBytes, float64(outBytes)/float64(inBytes))
+
+	// A real client still connects.
+	a, _ := rbAddEndpoint(n, netip.MustParseAddrPort("10.0.0.1:1000"), ids[0], flash.Policy{}, core.Config{})
+	sa := a.Open(n.now, flash.EPDForPeerID(ids[1].PeerID()), []netip.AddrPort{bAddr})
+	if !n.runUntil(10*time.Second, sa.IsOpen) {
+		t.Fatalf("client could not connect after the flood: %s", sa.State())
+	}
+	if len(b.Sessions()) != 1 {
+		t.Fatalf("responder has %d sessions, want 1", len(b.Sessions()))
+	}
 }
