@@ -94,6 +94,7 @@ type Stats = core.Stats
 // Node is one RTMFP endpoint.
 type Node struct {
 	conn net.PacketConn
+	io   *datagramIO
 	id   *Identity
 	log  zerolog.Logger
 	cfg  Config
@@ -158,6 +159,7 @@ func New(conn net.PacketConn, cfg Config) (*Node, error) {
 	if cfg.StrictIntegrity {
 		policy = flash.StrictPolicy()
 	}
+	n.io = newDatagramIO(conn, func(err error) { n.log.Debug().Err(err).Msg("write") })
 	n.ep = core.NewEndpoint(core.Config{
 		MaxSessions:        cfg.MaxSessions,
 		KeepalivePeriod:    cfg.KeepalivePeriod,
@@ -207,9 +209,8 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 
 func (n *Node) readLoop() {
 	defer close(n.readerDone)
-	buf := make([]byte, 8192)
 	for {
-		sz, from, err := n.conn.ReadFrom(buf)
+		count, err := n.io.read()
 		if err != nil {
 			if n.isClosed() || errors.Is(err, net.ErrClosed) {
 				return
@@ -222,12 +223,13 @@ func (n *Node) readLoop() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		ap := addrPortOf(from)
 		n.mu.Lock()
-		if !n.closed || n.ep.Busy() {
-			n.ep.Receive(time.Now(), ap, buf[:sz])
-			n.service()
+		now := time.Now()
+		for i := 0; i < count; i++ {
+			from, pkt := n.io.datagram(i)
+			n.ep.Receive(now, from, pkt)
 		}
+		n.service()
 		n.mu.Unlock()
 	}
 }
@@ -251,13 +253,16 @@ func (n *Node) onTimer() {
 func (n *Node) service() {
 	now := time.Now()
 	for i := 0; i < 64; i++ {
-		more := n.ep.Transmit(now, n.write, 256)
+		more := n.ep.Transmit(now, n.io.write, 256)
 		n.dispatch()
 		if !more {
 			break
 		}
 	}
 	n.dispatch()
+	if n.io.batch != nil {
+		n.io.flush()
+	}
 	d := n.ep.NextDeadline()
 	if d.IsZero() {
 		if !n.timerAt.IsZero() {
@@ -273,12 +278,6 @@ func (n *Node) service() {
 			wait = 0
 		}
 		n.timer.Reset(wait)
-	}
-}
-
-func (n *Node) write(to netip.AddrPort, pkt []byte) {
-	if _, err := n.conn.WriteTo(pkt, net.UDPAddrFromAddrPort(to)); err != nil {
-		n.log.Debug().Err(err).Str("to", to.String()).Msg("write")
 	}
 }
 

@@ -1,0 +1,213 @@
+package node
+
+import (
+	"net"
+	"net/netip"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// batchConn is what ipv4.PacketConn and ipv6.PacketConn offer (their
+// Message types are the same).
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// batchSize is how many datagrams one system call moves when the socket
+// supports it (recvmmsg/sendmmsg on Linux).
+const batchSize = 64
+
+// datagramIO moves datagrams in batches over a real UDP socket, and one at a
+// time over any other net.PacketConn (such as the in-memory network). On the
+// bulk-transfer path the per-datagram system call is the largest cost, so
+// batching is what lets an RTMFP flow keep up with QUIC and TCP.
+type datagramIO struct {
+	conn  net.PacketConn
+	batch batchConn // nil when conn is not a *net.UDPConn
+	v6    bool      // the socket is IPv6 (addresses are written as 16 bytes)
+
+	// receive side (owned by the reader goroutine)
+	rmsgs []ipv4.Message
+	rbufs [][]byte
+
+	// send side (owned by whoever holds the node's mutex)
+	wmsgs  []ipv4.Message
+	wbufs  [][]byte
+	waddrs []net.UDPAddr
+	wn     int
+	onErr  func(error)
+
+	// generic segmentation offload: runs of equal-sized datagrams to one
+	// destination go down as one message (disabled if the kernel refuses)
+	gso   bool
+	gmsgs []ipv4.Message
+	goob  [][]byte
+}
+
+func newDatagramIO(conn net.PacketConn, onErr func(error)) *datagramIO {
+	d := &datagramIO{conn: conn, onErr: onErr}
+	if uc, ok := conn.(*net.UDPConn); ok {
+		// Room for bursts: the default buffer drops packets at loopback speeds.
+		_ = uc.SetReadBuffer(4 << 20)
+		_ = uc.SetWriteBuffer(4 << 20)
+		if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() == nil {
+			d.batch, d.v6 = ipv6.NewPacketConn(uc), true
+		} else {
+			d.batch = ipv4.NewPacketConn(uc)
+		}
+	}
+	n := 1
+	if d.batch != nil {
+		n = batchSize
+	}
+	d.rmsgs = make([]ipv4.Message, n)
+	d.rbufs = make([][]byte, n)
+	for i := range d.rmsgs {
+		d.rbufs[i] = make([]byte, 8192)
+		d.rmsgs[i].Buffers = [][]byte{d.rbufs[i]}
+	}
+	d.gso = d.batch != nil && gsoSupported
+	d.gmsgs = make([]ipv4.Message, batchSize)
+	d.goob = make([][]byte, batchSize)
+	d.wmsgs = make([]ipv4.Message, batchSize)
+	d.wbufs = make([][]byte, batchSize)
+	d.waddrs = make([]net.UDPAddr, batchSize)
+	for i := range d.wmsgs {
+		d.wbufs[i] = make([]byte, 0, 8192)
+		d.wmsgs[i].Buffers = [][]byte{nil}
+	}
+	return d
+}
+
+// read fills the receive batch; it returns how many datagrams arrived.
+// Use datagram(i) to get each.
+func (d *datagramIO) read() (int, error) {
+	if d.batch != nil {
+		for i := range d.rmsgs {
+			d.rmsgs[i].Buffers[0] = d.rbufs[i]
+		}
+		return d.batch.ReadBatch(d.rmsgs, 0)
+	}
+	n, from, err := d.conn.ReadFrom(d.rbufs[0])
+	if err != nil {
+		return 0, err
+	}
+	d.rmsgs[0].N = n
+	d.rmsgs[0].Addr = from
+	return 1, nil
+}
+
+func (d *datagramIO) datagram(i int) (netip.AddrPort, []byte) {
+	m := &d.rmsgs[i]
+	return addrPortOf(m.Addr), d.rbufs[i][:m.N]
+}
+
+// write queues one datagram (copied), flushing when the batch is full.
+func (d *datagramIO) write(to netip.AddrPort, pkt []byte) {
+	if d.batch == nil {
+		if _, err := d.conn.WriteTo(pkt, net.UDPAddrFromAddrPort(to)); err != nil {
+			d.onErr(err)
+		}
+		return
+	}
+	i := d.wn
+	d.wbufs[i] = append(d.wbufs[i][:0], pkt...)
+	a := &d.waddrs[i]
+	ip := to.Addr().Unmap()
+	if ip.Is4() && !d.v6 {
+		v := ip.As4()
+		a.IP = append(a.IP[:0], v[:]...)
+	} else {
+		v := ip.As16()
+		a.IP = append(a.IP[:0], v[:]...)
+	}
+	a.Port = int(to.Port())
+	a.Zone = ""
+	d.wmsgs[i].Buffers[0] = d.wbufs[i]
+	d.wmsgs[i].Addr = a
+	d.wn++
+	if d.wn == len(d.wmsgs) {
+		d.flush()
+	}
+}
+
+// flush sends the queued datagrams.
+func (d *datagramIO) flush() {
+	if d.wn == 0 {
+		return
+	}
+	if d.gso && d.flushGSO() {
+		d.wn = 0
+		return
+	}
+	d.send(d.wmsgs[:d.wn])
+	d.wn = 0
+}
+
+func (d *datagramIO) send(msgs []ipv4.Message) {
+	for len(msgs) > 0 {
+		n, err := d.batch.WriteBatch(msgs, 0)
+		if err != nil {
+			d.onErr(err)
+			if n <= 0 {
+				n = 1 // skip the datagram that failed
+			}
+		}
+		msgs = msgs[n:]
+	}
+}
+
+// flushGSO coalesces runs of datagrams to the same address where all but
+// the last have the same size (the kernel's rule for UDP_SEGMENT). It
+// reports false, having sent nothing, if the kernel rejects segmentation;
+// GSO is then off for good and the caller sends datagram by datagram.
+func (d *datagramIO) flushGSO() bool {
+	const maxSegments, maxBytes = 64, 65000
+	g := 0
+	for i := 0; i < d.wn; {
+		size := len(d.wbufs[i])
+		j, total := i+1, size
+		for j < d.wn && j-i < maxSegments && total+len(d.wbufs[j]) <= maxBytes &&
+			len(d.wbufs[j]) <= size && sameAddr(&d.waddrs[i], &d.waddrs[j]) {
+			total += len(d.wbufs[j])
+			j++
+			if len(d.wbufs[j-1]) < size {
+				break // a short datagram ends the run
+			}
+		}
+		m := &d.gmsgs[g]
+		m.Buffers = d.wbufs[i:j]
+		m.Addr = &d.waddrs[i]
+		m.OOB = nil
+		if j-i > 1 {
+			d.goob[g] = appendGSOControl(d.goob[g][:0], size)
+			m.OOB = d.goob[g]
+		}
+		g++
+		i = j
+	}
+	if g == d.wn {
+		d.send(d.wmsgs[:d.wn]) // nothing coalesced
+		return true
+	}
+	msgs := d.gmsgs[:g]
+	for len(msgs) > 0 {
+		n, err := d.batch.WriteBatch(msgs, 0)
+		if err != nil && n <= 0 {
+			if len(msgs) == g && len(msgs[0].OOB) > 0 {
+				d.gso = false // the kernel or device cannot segment
+				return false
+			}
+			d.onErr(err)
+			n = 1
+		}
+		msgs = msgs[n:]
+	}
+	return true
+}
+
+func sameAddr(a, b *net.UDPAddr) bool {
+	return a.Port == b.Port && a.IP.Equal(b.IP)
+}
