@@ -1029,3 +1029,121 @@ func TestRobustHandshakeFloodKeepsNoState(t *testing.T) {
 		t.Fatalf("responder has %d sessions, want 1", len(b.Sessions()))
 	}
 }
+
+// --- 3. fuzzing the whole endpoint
+
+// fuzzRecord kinds: where a fuzzed datagram goes and how it is wrapped.
+const (
+	fzRawToB          = iota // raw bytes to the responder
+	fzRawToA                 // raw bytes to the initiator
+	fzStartupToB             // startup chunks (default key) to the responder
+	fzStartupToA             // startup chunks to the initiator
+	fzChunksToB              // chunks after a valid header, sealed with the session key
+	fzPlainToB               // a whole plaintext packet, sealed with the session key
+	fzRawWithSessionToB      // random ciphertext behind B's real session ID
+	fzKinds
+)
+
+// closesSession reports whether an authentic plaintext carries a Close or
+// Close Ack chunk the core would act on: a peer that holds the key may end
+// the session, so such inputs cannot be expected to leave it usable.
+func closesSession(plain []byte) bool {
+	h, n, err := wire.ParseHeader(plain)
+	if err != nil || h.Mode == wire.ModeStartup {
+		return false
+	}
+	cr := wire.NewChunkReader(plain[n:])
+	for {
+		typ, _, ok, err := cr.Next()
+		if err != nil || !ok {
+			return false
+		}
+		if typ == wire.ChunkClose || typ == wire.ChunkCloseAck {
+			return true
+		}
+	}
+}
+
+func fuzzRecord(kind byte, body []byte) []byte {
+	return append([]byte{kind, byte(len(body) >> 8), byte(len(body))}, body...)
+}
+
+// FuzzEndpointReceive feeds datagrams (raw, startup, and authentic session
+// packets with fuzzed chunks) to both ends of an open session, then checks
+// that nothing panicked, no session appeared, and the session still carries
+// a new message.
+func FuzzEndpointReceive(f *testing.F) {
+	meta := wire.AppendOptionMarker(wire.AppendUserMetadataOption(nil, []byte("f")))
+	f.Add(fuzzRecord(fzRawToB, []byte("garbage that is long enough to decrypt")))
+	f.Add(fuzzRecord(fzRawToA, bytes.Repeat([]byte{0}, 36)))
+	f.Add(fuzzRecord(fzStartupToB, wire.IHello{EPD: []byte{0x15, 0x0f}, Tag: []byte("tag")}.Append(nil)))
+	f.Add(fuzzRecord(fzStartupToA, wire.RHello{Tag: []byte("tag"), Cookie: []byte("c"), Cert: []byte{1}}.Append(nil)))
+	f.Add(fuzzRecord(fzStartupToB, wire.IIKeying{InitiatorSessionID: 7, Cookie: []byte{0}, Cert: []byte{1}, SKIC: []byte{2}}.Append(nil)))
+	f.Add(fuzzRecord(fzChunksToB, wire.Ping{Message: []byte("ping")}.Append(nil)))
+	f.Add(fuzzRecord(fzChunksToB, append(
+		wire.UserData{FlowID: 5, SequenceNumber: 2, FSNOffset: 1, Fragmentation: wire.FragBegin, Options: meta, Data: []byte("a")}.Append(nil),
+		wire.NextUserData{Fragmentation: wire.FragEnd, Final: true, Data: []byte("b")}.Append(nil)...)))
+	f.Add(fuzzRecord(fzChunksToB, append(chunk(wire.ChunkAckRanges, vlus(1, 64, 0, 0, 3)), chunk(wire.ChunkFlowException, vlus(1, 9))...)))
+	f.Add(fuzzRecord(fzChunksToB, wire.FIHello{EPD: []byte{1}, ReplyAddress: netip.MustParseAddrPort("10.1.2.3:4"), Tag: []byte("t")}.Append(nil)))
+	f.Add(fuzzRecord(fzPlainToB, sessionPacket(wire.ModeInitiator|wire.FlagTimestamp|wire.FlagTimestampEcho, []byte{0xff, 0xff, 0x00, 0x01})))
+	f.Add(fuzzRecord(fzRawWithSessionToB, bytes.Repeat([]byte{0xa5}, 48)))
+	f.Add(append(fuzzRecord(fzChunksToB, chunk(wire.ChunkBufferProbe, vlus(1))), fuzzRecord(fzRawToA, []byte{1, 2, 3})...))
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := newRBRig(t, 71, flash.Policy{})
+		strangers := []netip.AddrPort{r.aAddr, netip.MustParseAddrPort("10.9.9.9:9")}
+		for k := 0; len(data) >= 3 && k < 64; k++ {
+			kind, l := data[0]%fzKinds, int(data[1])<<8|int(data[2])
+			data = data[3:]
+			if l > len(data) {
+				l = len(data)
+			}
+			body := data[:l]
+			data = data[l:]
+			from := strangers[k%2]
+			switch kind {
+			case fzRawToB:
+				r.b.Receive(r.n.now, from, append([]byte(nil), body...))
+			case fzRawToA:
+				r.a.Receive(r.n.now, r.bAddr, append([]byte(nil), body...))
+			case fzStartupToB:
+				r.b.Receive(r.n.now, from, rbStartup(body))
+			case fzStartupToA:
+				r.a.Receive(r.n.now, r.bAddr, rbStartup(body))
+			case fzChunksToB, fzPlainToB:
+				plain := body
+				if kind == fzChunksToB {
+					plain = sessionPacket(wire.ModeInitiator, body)
+				}
+				if closesSession(plain) {
+					continue
+				}
+				r.b.Receive(r.n.now, r.aAddr, rbSeal(r.keyA(), r.toB, plain))
+			case fzRawWithSessionToB:
+				p := append([]byte{0, 0, 0, 0}, body...)
+				binary.BigEndian.PutUint32(p, wire.ScrambleSessionID(r.toB, p[4:]))
+				r.b.Receive(r.n.now, r.aAddr, p)
+			}
+			r.n.step()
+		}
+		r.settle(2 * time.Second)
+		if s := r.b.Stats(); s.SessionsOpened != 1 || len(r.b.Sessions()) != 1 {
+			t.Fatalf("responder sessions: opened %d, now %d", s.SessionsOpened, len(r.b.Sessions()))
+		}
+		if !r.sa.IsOpen() || !r.sb.IsOpen() {
+			t.Fatalf("session closed by fuzzed input: a=%s (%v) b=%s (%v)", r.sa.State(), r.sa.Err(), r.sb.State(), r.sb.Err())
+		}
+		// A new flow from B (the fuzzed side cannot have touched it).
+		f, err := r.sb.OpenFlow([]byte("after fuzz"), core.PriorityRoutine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []byte("still works after fuzzing")
+		if _, err := f.Write(want, core.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if !r.run(10*time.Minute, func() bool { return len(r.gotA) > 0 && bytes.Equal(r.gotA[len(r.gotA)-1], want) }) {
+			t.Fatalf("session no longer carries messages: a=%+v b=%+v", r.a.Stats(), r.b.Stats())
+		}
+	})
+}
