@@ -112,11 +112,13 @@ type Endpoint struct {
 	openByAddr map[netip.AddrPort]*Session
 	openByEPD  map[string]*Session
 
+	pool       fragPool
 	startupOut []startupItem
 	ready      []*Session
 
-	events []Event
-	stats  Stats
+	events      []Event
+	spareEvents []Event
+	stats       Stats
 
 	// scratch buffers for the packet path
 	plain  []byte
@@ -195,10 +197,11 @@ func (e *Endpoint) ageSeconds() uint64 {
 
 func (e *Endpoint) emit(ev Event) { e.events = append(e.events, ev) }
 
-// Events returns and clears the pending events.
+// Events returns and clears the pending events. The slice is only valid
+// until the next call into the endpoint (its storage is reused).
 func (e *Endpoint) Events() []Event {
 	ev := e.events
-	e.events = nil
+	e.events, e.spareEvents = e.spareEvents[:0], ev
 	return ev
 }
 
@@ -557,28 +560,27 @@ func (e *Endpoint) Transmit(now time.Time, write WriteFunc, budget int) bool {
 	if len(e.startupOut) == 0 {
 		e.startupOut = nil
 	}
+	// Round-robin over the ready sessions, one packet each per pass, keeping
+	// those that still have something to send (compacted in place).
 	for len(e.ready) > 0 {
-		progress := false
-		n := len(e.ready)
-		for i := 0; i < n; i++ {
-			s := e.ready[0]
-			e.ready = e.ready[1:]
+		keep := e.ready[:0]
+		for i, s := range e.ready {
+			if budget > 0 && sent >= budget {
+				keep = append(keep, e.ready[i:]...)
+				e.ready = keep
+				return true
+			}
 			if s.transmitOne(write) {
-				progress = true
 				sent++
-				e.ready = append(e.ready, s)
+				keep = append(keep, s)
 			} else {
 				s.queued = false
 			}
-			if budget > 0 && sent >= budget {
-				return true
-			}
 		}
-		if !progress {
-			break
-		}
+		clear(e.ready[len(keep):])
+		e.ready = keep
 	}
-	return len(e.ready) > 0 || len(e.startupOut) > 0
+	return len(e.startupOut) > 0
 }
 
 func (e *Endpoint) seal(key SessionKey, sessionID uint32, to netip.AddrPort, plain []byte, write WriteFunc) {

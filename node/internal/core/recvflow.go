@@ -52,7 +52,8 @@ type RecvFlow struct {
 	finalSeen bool
 	fsn       uint64
 
-	ready      []Message // complete messages the application has not read
+	ready      []Message // complete messages the application has not read (from rhead)
+	rhead      int
 	readyBytes int
 	delivered  uint64 // messages handed to ready
 
@@ -88,7 +89,7 @@ func (f *RecvFlow) Err() error { return f.err }
 
 // Finished reports whether the sender closed the flow and everything was read.
 func (f *RecvFlow) Finished() bool {
-	return f.state != rfOpen && len(f.ready) == 0
+	return f.state != rfOpen && f.rhead == len(f.ready)
 }
 
 // Buffered is the bytes held: undelivered fragments and unread messages.
@@ -96,14 +97,14 @@ func (f *RecvFlow) Buffered() int { return f.fragBytes + f.readyBytes }
 
 // Read pops the next message, if any.
 func (f *RecvFlow) Read() (Message, bool) {
-	if len(f.ready) == 0 {
+	if f.rhead == len(f.ready) {
 		return Message{}, false
 	}
-	m := f.ready[0]
-	f.ready[0] = Message{}
-	f.ready = f.ready[1:]
-	if len(f.ready) == 0 {
-		f.ready = nil
+	m := f.ready[f.rhead]
+	f.ready[f.rhead] = Message{}
+	f.rhead++
+	if f.rhead == len(f.ready) {
+		f.ready, f.rhead = f.ready[:0], 0
 	}
 	before := f.window()
 	f.readyBytes -= len(m.Data)
@@ -118,7 +119,7 @@ func (f *RecvFlow) Read() (Message, bool) {
 // Reject refuses the flow with an exception code (RFC 7016 §3.6.3.7).
 func (f *RecvFlow) Reject(code uint64) {
 	f.reject(code)
-	f.ready = nil
+	f.ready, f.rhead = nil, 0
 	f.readyBytes = 0
 }
 
@@ -217,7 +218,13 @@ func (f *RecvFlow) insert(seq uint64, fra uint8, data []byte) {
 	}
 	f.frags = append(f.frags, recvFrag{})
 	copy(f.frags[i+1:], f.frags[i:])
-	f.frags[i] = recvFrag{seq: seq, fra: fra, data: clone(data)}
+	var buf []byte
+	if fra == fraWhole {
+		buf = append(make([]byte, 0, len(data)), data...) // becomes the message
+	} else {
+		buf = f.session.e.pool.buf(data) // recycled once reassembled
+	}
+	f.frags[i] = recvFrag{seq: seq, fra: fra, data: buf}
 	f.fragBytes += len(data)
 }
 
@@ -312,14 +319,18 @@ func (f *RecvFlow) pushReady(m Message) {
 
 // dropFrags removes the first n fragments (delivered or discarded).
 func (f *RecvFlow) dropFrags(n int) {
+	p := &f.session.e.pool
 	for j := 0; j < n; j++ {
-		f.fragBytes -= len(f.frags[j].data)
+		fr := &f.frags[j]
+		f.fragBytes -= len(fr.data)
+		if fr.fra != fraWhole && cap(fr.data) == maxFragment && len(p.bufs) < poolMax {
+			p.bufs = append(p.bufs, fr.data[:0])
+		}
 	}
-	clear(f.frags[:n])
-	f.frags = f.frags[n:]
-	if len(f.frags) == 0 {
-		f.frags = nil
-	}
+	// Shift down rather than re-slice, so the storage is reused.
+	rest := copy(f.frags, f.frags[n:])
+	clear(f.frags[rest:])
+	f.frags = f.frags[:rest]
 }
 
 func (f *RecvFlow) scheduleAck(now bool) {

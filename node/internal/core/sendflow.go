@@ -252,10 +252,8 @@ func (f *SendFlow) write(msg []byte, opt WriteOptions, now time.Time) *Receipt {
 		} else if fra != fraWhole {
 			fra = fraEnd
 		}
-		fr := &sendFrag{owner: f, seq: f.nextSeq, fra: fra, data: clone(rest[:n]), receipt: r}
-		if fr.data == nil {
-			fr.data = []byte{}
-		}
+		fr := f.session.e.pool.frag()
+		*fr = sendFrag{owner: f, seq: f.nextSeq, fra: fra, data: f.session.e.pool.buf(rest[:n]), receipt: r}
 		f.nextSeq++
 		f.queue = append(f.queue, fr)
 		f.queuedBytes += n + fragmentSizeBias
@@ -346,10 +344,14 @@ func (f *SendFlow) gotoClosed(err error) {
 		f.err = err
 	}
 	for _, fr := range f.queue {
+		if fr == nil {
+			continue
+		}
 		fr.receipt.abandon()
 		if fr.outstanding {
 			f.session.removeOutstanding(fr)
 		}
+		f.session.e.pool.free(fr)
 	}
 	f.queue = nil
 	f.queuedBytes = 0
@@ -427,6 +429,9 @@ func (f *SendFlow) trim(now time.Time) {
 		n++
 	}
 	if n > 0 {
+		for _, fr := range f.queue[:n] {
+			f.session.e.pool.free(fr)
+		}
 		clear(f.queue[:n])
 		f.queue = f.queue[n:]
 		f.scanFrom -= n
@@ -601,6 +606,7 @@ func (f *SendFlow) ackRange(from, to uint64) {
 		f.queuedBytes -= len(fr.data) + fragmentSizeBias
 		fr.receipt.useDown()
 		f.queue[i] = nil
+		s.e.pool.free(fr)
 	}
 }
 
@@ -691,16 +697,34 @@ func (f *SendFlow) tick(now time.Time) {
 	}
 }
 
-// flowQueue is a FIFO of flows ready to send at one priority.
+// flowQueue is a FIFO of flows ready to send at one priority: a ring that
+// reuses its storage, so scheduling does not allocate in the steady state.
 type flowQueue struct {
-	q []*SendFlow
+	q    []*SendFlow
+	head int
+	n    int
 }
 
-func (q *flowQueue) len() int         { return len(q.q) }
-func (q *flowQueue) front() *SendFlow { return q.q[0] }
-func (q *flowQueue) push(f *SendFlow) { q.q = append(q.q, f) }
-func (q *flowQueue) pop()             { q.q[0] = nil; q.q = q.q[1:] }
+func (q *flowQueue) len() int         { return q.n }
+func (q *flowQueue) front() *SendFlow { return q.q[q.head] }
+func (q *flowQueue) push(f *SendFlow) {
+	if q.n == len(q.q) {
+		grown := make([]*SendFlow, max(4, 2*len(q.q)))
+		for i := 0; i < q.n; i++ {
+			grown[i] = q.q[(q.head+i)%len(q.q)]
+		}
+		q.q, q.head = grown, 0
+	}
+	q.q[(q.head+q.n)%len(q.q)] = f
+	q.n++
+}
+func (q *flowQueue) pop() {
+	q.q[q.head] = nil
+	q.head = (q.head + 1) % len(q.q)
+	q.n--
+}
 func (q *flowQueue) rotate() {
-	f := q.q[0]
-	q.q = append(q.q[1:], f)
+	f := q.front()
+	q.pop()
+	q.push(f)
 }

@@ -790,8 +790,8 @@ func (s *Session) appendAcks(b []byte, limit int, obligatory bool) ([]byte, bool
 	}
 	did := false
 	truncate := obligatory
-	for len(s.ackFlows) > 0 {
-		f := s.ackFlows[0]
+	done := 0
+	for _, f := range s.ackFlows {
 		var ok bool
 		b, ok = f.appendAck(b, limit, truncate)
 		if !ok {
@@ -799,11 +799,12 @@ func (s *Session) appendAcks(b []byte, limit int, obligatory bool) ([]byte, bool
 		}
 		did = true
 		truncate = false
-		s.ackFlows[0] = nil
-		s.ackFlows = s.ackFlows[1:]
+		done++
 	}
+	rest := copy(s.ackFlows, s.ackFlows[done:])
+	clear(s.ackFlows[rest:])
+	s.ackFlows = s.ackFlows[:rest]
 	if len(s.ackFlows) == 0 {
-		s.ackFlows = s.ackFlows[:0:0]
 		s.ackNow = false
 		s.rxDataPackets = 0
 		s.delackAt = time.Time{}
