@@ -97,6 +97,7 @@ type rbRig struct {
 
 	capture  bool
 	captured []rbPacket
+	holdB    bool // B's application does not read
 
 	fAB, fBA       *core.SendFlow
 	flowsA, flowsB []*core.RecvFlow
@@ -116,6 +117,12 @@ func rbAddEndpoint(n *simNet, addr netip.AddrPort, id *flash.Identity, policy fl
 
 func newRBRig(t testing.TB, seed uint64, policy flash.Policy) *rbRig {
 	t.Helper()
+	return newRBRigWith(t, seed, policy, core.Config{})
+}
+
+// newRBRigWith is newRBRig with a configuration for B.
+func newRBRigWith(t testing.TB, seed uint64, policy flash.Policy, cfgB core.Config) *rbRig {
+	t.Helper()
 	ids := rbIdentities(t)
 	r := &rbRig{
 		t:     t,
@@ -126,7 +133,7 @@ func newRBRig(t testing.TB, seed uint64, policy flash.Policy) *rbRig {
 		idB:   ids[1],
 	}
 	r.a, r.tapA = rbAddEndpoint(r.n, r.aAddr, r.idA, policy, core.Config{})
-	r.b, r.tapB = rbAddEndpoint(r.n, r.bAddr, r.idB, policy, core.Config{})
+	r.b, r.tapB = rbAddEndpoint(r.n, r.bAddr, r.idB, policy, cfgB)
 	r.n.filter = func(from, to netip.AddrPort, pkt []byte) bool {
 		if r.capture {
 			r.captured = append(r.captured, rbPacket{from, to, append([]byte(nil), pkt...)})
@@ -192,7 +199,9 @@ func (r *rbRig) pump() {
 		}
 	}
 	read(r.flowsA, &r.gotA)
-	read(r.flowsB, &r.gotB)
+	if !r.holdB {
+		read(r.flowsB, &r.gotB)
+	}
 }
 
 func (r *rbRig) run(limit time.Duration, cond func() bool) bool {
@@ -1145,5 +1154,113 @@ func FuzzEndpointReceive(f *testing.F) {
 		if !r.run(10*time.Minute, func() bool { return len(r.gotA) > 0 && bytes.Equal(r.gotA[len(r.gotA)-1], want) }) {
 			t.Fatalf("session no longer carries messages: a=%+v b=%+v", r.a.Stats(), r.b.Stats())
 		}
+	})
+}
+
+// --- receive buffer accounting
+
+// Empty messages must cost receive buffer too (RFC 7016 §3.6.3.5 leaves the
+// accounting to the receiver; the reference charges every fragment a 64-byte
+// bias). Otherwise a receiver whose application stops reading holds any
+// number of them, and a peer can pile up unbounded state with empty
+// fragments.
+func TestRobustEmptyFragmentsAreChargedToTheReceiveBuffer(t *testing.T) {
+	const recvBuffer = 16 << 10
+	const bias = 64 // the reference's FRAGMENT_SIZE_BIAS
+	limit := recvBuffer/bias + 128
+
+	t.Run("stalled reader", func(t *testing.T) {
+		r := newRBRigWith(t, 81, flash.Policy{}, core.Config{RecvBuffer: recvBuffer})
+		r.holdB = true
+		base := len(r.gotB)
+		f, err := r.sa.OpenFlow([]byte("empties"), core.PriorityRoutine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const sent = 3000
+		for i := 0; i < sent; i++ {
+			if _, err := f.Write(nil, core.WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.settle(60 * time.Second)
+		held := 0
+		for _, rf := range r.flowsB {
+			for {
+				if _, ok := rf.Read(); !ok {
+					break
+				}
+				held++
+			}
+		}
+		if held > limit {
+			t.Errorf("receiver with a %d-byte buffer holds %d unread empty messages (at most %d expected)", recvBuffer, held, limit)
+		}
+		// Once the application reads, the rest arrives.
+		r.holdB = false
+		if !r.run(5*time.Minute, func() bool { return held+len(r.gotB)-base >= sent }) {
+			t.Fatalf("after reading: %d of %d empty messages", held+len(r.gotB)-base, sent)
+		}
+	})
+
+	t.Run("peer sends empty fragments with gaps", func(t *testing.T) {
+		r := newRBRigWith(t, 82, flash.Policy{}, core.Config{RecvBuffer: recvBuffer})
+		meta := wire.AppendOptionMarker(wire.AppendUserMetadataOption(nil, []byte("gaps")))
+		const flowID, frags = 50, 4000
+		r.captured, r.capture = nil, true
+		for seq := uint64(2); seq <= 2*frags; {
+			var chunks [][]byte
+			for k := 0; k < 100 && seq <= 2*frags; k++ {
+				c := wire.UserData{FlowID: flowID, SequenceNumber: seq, Fragmentation: wire.FragMiddle}
+				if seq == 2 {
+					c.Options = meta
+				}
+				chunks = append(chunks, c.Append(nil))
+				seq += 2
+			}
+			r.b.Receive(r.n.now, r.aAddr, rbSeal(r.keyA(), r.toB, sessionPacket(wire.ModeInitiator, chunks...)))
+			r.n.step()
+		}
+		r.settle(2 * time.Second)
+		r.capture = false
+		// The window B advertises for the flow, read from its acks.
+		window, acks := int64(-1), 0
+		for _, p := range r.captured {
+			if p.to != r.aAddr {
+				continue
+			}
+			_, enc, err := wire.SplitPacket(p.data)
+			if err != nil {
+				continue
+			}
+			plain, err := r.keyA().Open(nil, enc)
+			if err != nil {
+				continue
+			}
+			_, n, err := wire.ParseHeader(plain)
+			if err != nil {
+				continue
+			}
+			cr := wire.NewChunkReader(plain[n:])
+			for {
+				typ, payload, ok, err := cr.Next()
+				if err != nil || !ok {
+					break
+				}
+				if typ == wire.ChunkAckRanges {
+					if a, err := wire.ParseAckRanges(payload); err == nil && a.FlowID == flowID {
+						window, acks = int64(a.BufferBlocksAvailable), acks+1
+					}
+				}
+			}
+		}
+		if acks == 0 {
+			t.Fatal("B never acknowledged the flow")
+		}
+		if window != 0 {
+			t.Errorf("B holds %d undeliverable empty fragments (%d bytes at the reference's bias) yet advertises %d free blocks of %d",
+				frags, frags*bias, window, recvBuffer/1024)
+		}
+		r.usable()
 	})
 }
