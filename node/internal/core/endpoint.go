@@ -451,6 +451,7 @@ func (e *Endpoint) onIIKeying(c wire.IIKeying, signed []byte, from netip.AddrPor
 	case cookieMismatch:
 		// The initiator's address changed between RHello and IIKeying
 		// (e.g. a NAT rebinding): give it a cookie for its new address.
+		e.stats.CookieChanges++
 		cc := wire.RHelloCookieChange{OldCookie: c.Cookie, NewCookie: e.makeCookie(from)}
 		e.sendStartup(from, c.InitiatorSessionID, cc.Append(nil), nil)
 		return

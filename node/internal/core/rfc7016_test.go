@@ -565,3 +565,126 @@ func rIdentity(t *testing.T, n *simNet, r *core.Endpoint) [32]byte {
 	t.Helper()
 	return n.ids[r]
 }
+
+// §3.5.1.2 / §2.3.6: the initiator's address changes between RHello and
+// IIKeying (a NAT rebinding); the responder sends a new cookie and the
+// handshake completes from the new address.
+func TestRFC7016_3_5_1_2_CookieChange(t *testing.T) {
+	n := newSimNet(t, 14)
+	a, _ := n.add("10.0.0.1:1000", core.Config{})
+	b, idB := n.add("10.0.0.2:2000", core.Config{})
+	aAddr := n.addrOf(a)
+	rebound := netip.MustParseAddrPort("10.0.0.1:1999")
+	n.eps[rebound] = a
+	packets := 0
+	n.rewrite = func(from, to netip.AddrPort) netip.AddrPort {
+		if from == aAddr {
+			packets++
+			if packets > 1 { // everything after the first IHello
+				return rebound
+			}
+		}
+		return from
+	}
+	sa := a.Open(n.now, flash.EPDForPeerID(idB.PeerID()), []netip.AddrPort{n.addrOf(b)})
+	ok := n.runUntil(20*time.Second, func() bool { return sa.IsOpen() })
+	if !ok {
+		t.Fatalf("handshake did not survive the rebinding: %s, b=%+v", sa.State(), b.Stats())
+	}
+	// One IIKeying was refused for its cookie (answered with a cookie change).
+	if got := b.Stats().CookieChanges; got != 1 {
+		t.Fatalf("cookie changes = %d, want 1", got)
+	}
+	open := openSessions(b)
+	if len(open) != 1 || open[0].Addr() != rebound {
+		t.Fatalf("responder sessions %d, addr %v", len(open), open)
+	}
+}
+
+// §3.5.2.2: timestamps and their echoes give an RTT estimate close to the
+// path's real round trip.
+func TestRFC7016_3_5_2_2_RTTFromTimestampEcho(t *testing.T) {
+	for _, delay := range []time.Duration{5 * time.Millisecond, 40 * time.Millisecond, 150 * time.Millisecond} {
+		n := newSimNet(t, 15)
+		n.delay = delay
+		_, b, sa, _ := pair(t, n, core.Config{})
+		f, _ := sa.OpenFlow(nil, core.PriorityRoutine)
+		c := &collector{readAll: true}
+		for i := 0; i < 50; i++ {
+			f.Write(message(i, 500), core.WriteOptions{})
+			n.runUntil(delay*2+50*time.Millisecond, func() bool {
+				c.pump(n.takeEvents(n.addrOf(b)))
+				return false
+			})
+		}
+		rtt := 2 * delay
+		got := sa.SRTT()
+		// The echo is quantised to 4 ms ticks and includes the delayed-ack
+		// hold time, which the receiver adds to the echo (so it cancels).
+		if got < rtt-8*time.Millisecond || got > rtt+12*time.Millisecond {
+			t.Fatalf("delay %v: SRTT %v, want about %v", delay, got, rtt)
+		}
+	}
+}
+
+// §3.5.5: a session with no flows closes itself after the idle limit.
+func TestRFC7016_3_5_5_IdleTimeout(t *testing.T) {
+	n := newSimNet(t, 16)
+	cfg := core.Config{IdleLimit: 5 * time.Second, KeepalivePeriod: 2 * time.Second}
+	a, b, sa, sb := pair(t, n, cfg)
+	ok := n.runUntil(30*time.Second, func() bool { return sa.Closed() || sb.Closed() })
+	if !ok {
+		t.Fatal("idle session never closed")
+	}
+	n.runUntil(40*time.Second, func() bool { return len(a.Sessions()) == 0 && len(b.Sessions()) == 0 })
+	if len(a.Sessions())+len(b.Sessions()) != 0 {
+		t.Fatalf("sessions left: a=%d b=%d", len(a.Sessions()), len(b.Sessions()))
+	}
+}
+
+// §3.6.2.1 / §3.5.2.1: a higher-priority flow is served before a lower one
+// with a backlog, and its packets are marked time critical.
+func TestRFC7016_3_6_2_Priorities(t *testing.T) {
+	n := newSimNet(t, 17)
+	n.delay = 20 * time.Millisecond
+	_, b, sa, _ := pair(t, n, core.Config{})
+	bulk, _ := sa.OpenFlow([]byte("bulk"), core.PriorityBulk)
+	for i := 0; i < 400; i++ {
+		bulk.Write(message(i, 4000), core.WriteOptions{})
+	}
+	// Let the bulk flow get going, then send one urgent message.
+	n.runUntil(200*time.Millisecond, func() bool { return false })
+	urgent, _ := sa.OpenFlow([]byte("urgent"), core.PriorityImmediate)
+	urgent.Write([]byte("now!"), core.WriteOptions{})
+	var order []string
+	flows := map[*core.RecvFlow]string{}
+	bAddr := n.addrOf(b)
+	n.runUntil(60*time.Second, func() bool {
+		for _, ev := range n.takeEvents(bAddr) {
+			if ev.Kind == core.EventFlowIncoming {
+				flows[ev.RecvFlow] = string(ev.RecvFlow.Metadata())
+			}
+		}
+		for f, name := range flows {
+			for {
+				if _, ok := f.Read(); !ok {
+					break
+				}
+				order = append(order, name)
+			}
+		}
+		return len(order) == 401
+	})
+	pos := -1
+	for i, name := range order {
+		if name == "urgent" {
+			pos = i
+		}
+	}
+	if pos < 0 {
+		t.Fatal("urgent message never arrived")
+	}
+	if pos > 100 {
+		t.Fatalf("urgent message arrived after %d bulk messages", pos)
+	}
+}
