@@ -51,6 +51,7 @@ type Stats struct {
 
 	SessionsOpened, SessionsClosed uint64
 	HandshakesStarted              uint64
+	CookieChanges                  uint64 // IIKeying from a new address, answered with a fresh cookie
 	Retransmits                    uint64
 	Abandoned                      uint64
 }
