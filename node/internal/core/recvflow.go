@@ -92,7 +92,9 @@ func (f *RecvFlow) Finished() bool {
 	return f.state != rfOpen && f.rhead == len(f.ready)
 }
 
-// Buffered is the bytes held: undelivered fragments and unread messages.
+// Buffered is what the flow holds against its receive buffer: undelivered
+// fragments and unread messages, each charged its size plus a fixed
+// overhead, so that a flood of empty fragments cannot hold unbounded memory.
 func (f *RecvFlow) Buffered() int { return f.fragBytes + f.readyBytes }
 
 // Read pops the next message, if any.
@@ -107,7 +109,7 @@ func (f *RecvFlow) Read() (Message, bool) {
 		f.ready, f.rhead = f.ready[:0], 0
 	}
 	before := f.window()
-	f.readyBytes -= len(m.Data)
+	f.readyBytes -= len(m.Data) + fragmentSizeBias
 	// Reading may reopen a closed receive window: tell the sender promptly.
 	if before < 2 && f.state == rfOpen && f.session.state == stateOpen {
 		f.scheduleAck(true)
@@ -225,7 +227,7 @@ func (f *RecvFlow) insert(seq uint64, fra uint8, data []byte) {
 		buf = f.session.e.pool.buf(data) // recycled once reassembled
 	}
 	f.frags[i] = recvFrag{seq: seq, fra: fra, data: buf}
-	f.fragBytes += len(data)
+	f.fragBytes += len(data) + fragmentSizeBias
 }
 
 // deliver moves complete messages at or below the cumulative ack to the
@@ -313,7 +315,7 @@ func (f *RecvFlow) finishDeliver(got bool) {
 
 func (f *RecvFlow) pushReady(m Message) {
 	f.ready = append(f.ready, m)
-	f.readyBytes += len(m.Data)
+	f.readyBytes += len(m.Data) + fragmentSizeBias
 	f.delivered++
 }
 
@@ -322,7 +324,7 @@ func (f *RecvFlow) dropFrags(n int) {
 	p := &f.session.e.pool
 	for j := 0; j < n; j++ {
 		fr := &f.frags[j]
-		f.fragBytes -= len(fr.data)
+		f.fragBytes -= len(fr.data) + fragmentSizeBias
 		if fr.fra != fraWhole && cap(fr.data) == maxFragment && len(p.bufs) < poolMax {
 			p.bufs = append(p.bufs, fr.data[:0])
 		}
