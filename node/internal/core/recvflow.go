@@ -351,6 +351,13 @@ func (f *RecvFlow) scheduleAck(now bool) {
 func (f *RecvFlow) appendAck(b []byte, limit int, truncate bool) ([]byte, bool) {
 	checkpoint := len(b)
 	win := f.window()
+	if win == 0 && len(f.seen.r) > 1 {
+		// Holes below out-of-order data that fills the buffer: let the
+		// sender send one block at a time, which it takes from its lowest
+		// unacknowledged fragments — the ones that fill the holes (always
+		// accepted). Advertising zero here would deadlock.
+		win = 1
+	}
 	if f.state == rfRejected {
 		win = 0
 		ex := wire.FlowException{FlowID: f.id, Code: f.code}
