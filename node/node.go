@@ -110,7 +110,6 @@ type Node struct {
 	sessions map[*core.Session]*Session
 	accepts  chan *Session
 	waitOpen map[*core.Session][]chan struct{}
-	wake     chan struct{}
 
 	unmatched func(Hello)
 }

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/netip"
 	"sync"
@@ -321,5 +320,3 @@ func (f *RecvFlow) Reject(code uint64) {
 	f.cf.Reject(code)
 	f.n.service()
 }
-
-var errNoSession = errors.New("node: no session")

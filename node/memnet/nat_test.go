@@ -10,14 +10,13 @@ import (
 // natWorld is a rendezvous R on the open network and members A and B, each
 // behind its own NAT.
 type natWorld struct {
-	n        *Network
-	clk      *ManualClock
-	r, a, b  *Conn
-	natA     *NAT
-	natB     *NAT
-	aPublic  netip.AddrPort // A's mapping, as R learns it
-	bPublic  netip.AddrPort
-	received map[*Conn][]netip.AddrPort
+	n       *Network
+	clk     *ManualClock
+	r, a, b *Conn
+	natA    *NAT
+	natB    *NAT
+	aPublic netip.AddrPort // A's mapping, as R learns it
+	bPublic netip.AddrPort
 }
 
 func newNATWorld(t *testing.T, f Filtering, timeout time.Duration) *natWorld {

@@ -3,7 +3,6 @@ package core_test
 import (
 	"container/heap"
 	"crypto/rand"
-	"math"
 	mrand "math/rand/v2"
 	"net/netip"
 	"testing"
@@ -203,12 +202,4 @@ func (n *simNet) takeEvents(a netip.AddrPort) []core.Event {
 	ev := n.events[a]
 	n.events[a] = nil
 	return ev
-}
-
-func percentile(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	i := int(float64(len(xs)-1) * p)
-	return xs[i]
 }

@@ -154,16 +154,6 @@ func TestRFC7016_3_6_OrderedReliableDelivery(t *testing.T) {
 	}
 }
 
-func eventsOf(evs []core.Event, kind core.EventKind) []core.Event {
-	var out []core.Event
-	for _, ev := range evs {
-		if ev.Kind == kind {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
 // §3.6.2.3: a message whose deadline passes is abandoned; the receiver moves
 // past it (forward sequence number) and later messages still arrive, in order.
 func TestRFC7016_3_6_2_3_AbandonExpiredMessages(t *testing.T) {
