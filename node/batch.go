@@ -31,6 +31,9 @@ type datagramIO struct {
 	// receive side (owned by the reader goroutine)
 	rmsgs []ipv4.Message
 	rbufs [][]byte
+	roobs [][]byte
+	gro   bool
+	segs  []segment // the datagrams of the last read, split if coalesced
 
 	// send side (owned by whoever holds the node's mutex)
 	wmsgs  []ipv4.Message
@@ -46,6 +49,11 @@ type datagramIO struct {
 	goob  [][]byte
 }
 
+type segment struct {
+	from netip.AddrPort
+	data []byte
+}
+
 func newDatagramIO(conn net.PacketConn, onErr func(error)) *datagramIO {
 	d := &datagramIO{conn: conn, onErr: onErr}
 	if uc, ok := conn.(*net.UDPConn); ok {
@@ -58,15 +66,23 @@ func newDatagramIO(conn net.PacketConn, onErr func(error)) *datagramIO {
 			d.batch = ipv4.NewPacketConn(uc)
 		}
 	}
-	n := 1
+	n, size := 1, 8192
 	if d.batch != nil {
 		n = batchSize
+		if uc, ok := conn.(*net.UDPConn); ok && enableGRO(uc) {
+			// Coalesced reads need room for up to 64 KiB each; fewer of them.
+			d.gro, n, size = true, 16, 65536
+		}
 	}
 	d.rmsgs = make([]ipv4.Message, n)
 	d.rbufs = make([][]byte, n)
+	d.roobs = make([][]byte, n)
 	for i := range d.rmsgs {
-		d.rbufs[i] = make([]byte, 8192)
+		d.rbufs[i] = make([]byte, size)
 		d.rmsgs[i].Buffers = [][]byte{d.rbufs[i]}
+		if d.gro {
+			d.roobs[i] = make([]byte, groControlSpace)
+		}
 	}
 	d.gso = d.batch != nil && gsoSupported
 	d.gmsgs = make([]ipv4.Message, batchSize)
@@ -81,27 +97,51 @@ func newDatagramIO(conn net.PacketConn, onErr func(error)) *datagramIO {
 	return d
 }
 
-// read fills the receive batch; it returns how many datagrams arrived.
-// Use datagram(i) to get each.
+// read receives a batch of datagrams; it returns how many there are (get
+// each with datagram). Coalesced (GRO) reads are split into their segments.
 func (d *datagramIO) read() (int, error) {
-	if d.batch != nil {
-		for i := range d.rmsgs {
-			d.rmsgs[i].Buffers[0] = d.rbufs[i]
+	d.segs = d.segs[:0]
+	if d.batch == nil {
+		n, from, err := d.conn.ReadFrom(d.rbufs[0])
+		if err != nil {
+			return 0, err
 		}
-		return d.batch.ReadBatch(d.rmsgs, 0)
+		d.segs = append(d.segs, segment{addrPortOf(from), d.rbufs[0][:n]})
+		return 1, nil
 	}
-	n, from, err := d.conn.ReadFrom(d.rbufs[0])
+	for i := range d.rmsgs {
+		d.rmsgs[i].Buffers[0] = d.rbufs[i]
+		if d.gro {
+			d.rmsgs[i].OOB = d.roobs[i][:cap(d.roobs[i])]
+		}
+	}
+	count, err := d.batch.ReadBatch(d.rmsgs, 0)
 	if err != nil {
 		return 0, err
 	}
-	d.rmsgs[0].N = n
-	d.rmsgs[0].Addr = from
-	return 1, nil
+	for i := 0; i < count; i++ {
+		m := &d.rmsgs[i]
+		from := addrPortOf(m.Addr)
+		data := d.rbufs[i][:m.N]
+		seg := 0
+		if d.gro {
+			seg = groSegmentSize(m.OOB[:m.NN])
+		}
+		if seg <= 0 || seg >= len(data) {
+			d.segs = append(d.segs, segment{from, data})
+			continue
+		}
+		for len(data) > 0 {
+			k := min(seg, len(data))
+			d.segs = append(d.segs, segment{from, data[:k]})
+			data = data[k:]
+		}
+	}
+	return len(d.segs), nil
 }
 
 func (d *datagramIO) datagram(i int) (netip.AddrPort, []byte) {
-	m := &d.rmsgs[i]
-	return addrPortOf(m.Addr), d.rbufs[i][:m.N]
+	return d.segs[i].from, d.segs[i].data
 }
 
 // write queues one datagram (copied), flushing when the batch is full.
