@@ -872,40 +872,11 @@ func (s *Session) transmitOne(write WriteFunc) bool {
 	if len(s.control) == 0 {
 		s.control = nil
 	}
-	sendingData := false
 	if s.state == stateOpen {
 		var sentAcks bool
 		b, sentAcks = s.appendAcks(b, limit, true)
 		if !sentAcks && s.cc.canSend(e.now, s.outBytes) {
-			{
-				roomLeft := true
-				for p := numPriorities - 1; p >= 0 && !sendingData && roomLeft; p-- {
-					q := &s.readyFlows[p]
-					for q.len() > 0 {
-						f := q.front()
-						pre := s.outBytes
-						var ok, full bool
-						b, ok, full = f.appendData(b, limit, p)
-						if !ok && full {
-							roomLeft = false
-							break
-						}
-						if ok {
-							q.rotate()
-							s.nextTSN++
-							sendingData = true
-							tc := f.priority > PriorityRoutine
-							if tc {
-								b[0] |= wire.FlagTimeCritical // in the already-written header
-								e.tcSentTime, e.tcSender = e.now, s
-							}
-							s.cc.dataSent(e.now, s.outBytes-pre, tc)
-							break
-						}
-						q.pop()
-					}
-				}
-			}
+			b, _ = s.appendFlowData(b, limit)
 		}
 		if len(b) > start {
 			b, _ = s.appendAcks(b, limit, false)
@@ -924,6 +895,38 @@ func (s *Session) transmitOne(write WriteFunc) bool {
 	e.seal(s.key, s.txID, s.addr, b, write)
 	e.plain = b[:0]
 	return true
+}
+
+// appendFlowData adds data from the highest-priority ready flow (flows of
+// one priority take turns, one packet each).
+func (s *Session) appendFlowData(b []byte, limit int) ([]byte, bool) {
+	e := s.e
+	for p := numPriorities - 1; p >= 0; p-- {
+		q := &s.readyFlows[p]
+		for q.len() > 0 {
+			f := q.front()
+			pre := s.outBytes
+			var sent, full bool
+			b, sent, full = f.appendData(b, limit, p)
+			if !sent {
+				if full {
+					return b, false // no room left in this packet
+				}
+				q.pop() // nothing to send: f is no longer ready
+				continue
+			}
+			q.rotate()
+			s.nextTSN++
+			tc := f.priority > PriorityRoutine
+			if tc {
+				b[0] |= wire.FlagTimeCritical // in the already-written header
+				e.tcSentTime, e.tcSender = e.now, s
+			}
+			s.cc.dataSent(e.now, s.outBytes-pre, tc)
+			return b, true
+		}
+	}
+	return b, false
 }
 
 // --- flows
