@@ -1,0 +1,1010 @@
+package overlay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/strata-net/strata/node"
+)
+
+// DeliveryKind says how a message reached its receiver.
+type DeliveryKind uint8
+
+// Kinds of delivery.
+const (
+	// Routed: sent with Route to the member nearest an address.
+	Routed DeliveryKind = iota + 1
+	// Direct: sent with SendTo or SendToNeighbours by a neighbour.
+	Direct
+)
+
+// Delivery is a message handed to the application.
+type Delivery struct {
+	Kind DeliveryKind
+	// From is the member that sent the message (the origin of a routed
+	// one).
+	From node.PeerID
+	// Target is the address a routed message was sent to.
+	Target Address
+	// Path lists the members a routed message went through, origin first
+	// and this member last; Hops is len(Path)-1, the number of hops.
+	Path []node.PeerID
+	Hops int
+	// Payload is the application's bytes.
+	Payload []byte
+}
+
+// Group is this node's membership of one group: its routing table, its
+// links to other members, and the routing of messages between them.
+type Group struct {
+	h     *Host
+	id    GroupID
+	self  node.PeerID
+	addr  Address
+	cfg   Config
+	log   zerolog.Logger
+	table *RoutingTable
+	meta  []byte
+	stats counters
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	deliveries chan Delivery
+	forwards   chan struct{} // semaphore of forwarding goroutines
+	kick       chan struct{} // wakes the neighbour maintenance
+
+	mu        sync.Mutex
+	closed    bool
+	links     map[node.PeerID]*link
+	pending   map[uint64]*request
+	estimates map[node.PeerID]float64
+	dedup     map[uint64]struct{}
+	dedupRing []uint64
+	dedupNext int
+}
+
+// link is this member's flow to another member of the group over an RTMFP
+// session, and the other's flow back, which carry the control messages.
+type link struct {
+	peer      node.PeerID
+	ready     chan struct{} // closed once dialled (or failed)
+	err       error
+	s         *node.Session
+	out       *node.SendFlow
+	in        *node.RecvFlow
+	lastUsed  time.Time
+	neighbour bool // we keep it as a neighbour
+	offered   bool // the peer keeps us as a neighbour
+	gone      bool
+}
+
+type request struct {
+	peer node.PeerID
+	ch   chan *Message
+}
+
+func newGroup(h *Host, id GroupID, cfg Config) *Group {
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(h.ctx)
+	self := h.n.PeerID()
+	g := &Group{
+		h: h, id: id, self: self, addr: AddressOf(id, self), cfg: cfg,
+		table:      NewRoutingTable(id, self, cfg.K),
+		meta:       metadataFor(id),
+		ctx:        ctx,
+		cancel:     cancel,
+		deliveries: make(chan Delivery, cfg.DeliveryQueue),
+		forwards:   make(chan struct{}, cfg.MaxForwards),
+		kick:       make(chan struct{}, 1),
+		links:      make(map[node.PeerID]*link),
+		pending:    make(map[uint64]*request),
+		estimates:  make(map[node.PeerID]float64),
+		dedup:      make(map[uint64]struct{}),
+		dedupRing:  make([]uint64, cfg.DedupWindow),
+	}
+	g.log = cfg.Logger.With().Str("group", id.String()[:8]).Str("member", g.addr.String()[:8]).Logger()
+	g.wg.Add(2)
+	go g.maintainLoop()
+	go g.refreshLoop()
+	return g
+}
+
+// ID is the group's ID.
+func (g *Group) ID() GroupID { return g.id }
+
+// Address is this member's address in the group.
+func (g *Group) Address() Address { return g.addr }
+
+// Table is the group's routing table.
+func (g *Group) Table() *RoutingTable { return g.table }
+
+// Stats returns the group's counters.
+func (g *Group) Stats() Stats { return g.stats.snapshot() }
+
+// Close leaves the group: tells the links (Bye), closes them and stops the
+// group's goroutines. Messages not yet received are discarded.
+func (g *Group) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	links := make([]*link, 0, len(g.links))
+	for _, l := range g.links {
+		links = append(links, l)
+	}
+	g.mu.Unlock()
+	bye, _ := Encode(&Message{Version: ProtocolVersion, Type: MsgBye}, g.cfg.MaxMessageSize)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	for _, l := range links {
+		if l.isReady() && l.err == nil {
+			l.out.Write(ctx, bye, node.WriteOptions{})
+		}
+	}
+	cancel()
+	g.cancel()
+	for _, l := range links {
+		g.dropLink(l)
+	}
+	g.wg.Wait()
+	g.h.leave(g)
+	return g.table.Close()
+}
+
+func (l *link) isReady() bool {
+	select {
+	case <-l.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// Bootstrap meets the group through the given members (a zero PeerID
+// accepts whoever answers at the address), then looks up this member's own
+// address and refreshes every bucket, which fills the table. It fails only
+// if no bootstrap peer answers.
+func (g *Group) Bootstrap(ctx context.Context, peers ...Peer) error {
+	ok := 0
+	var lastErr error
+	for _, p := range peers {
+		if p.PeerID == g.self {
+			continue
+		}
+		dctx, cancel := context.WithTimeout(ctx, g.cfg.DialTimeout)
+		s, err := g.h.dial(dctx, p)
+		cancel()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if _, err := g.linkOn(s); err != nil {
+			lastErr = err
+			continue
+		}
+		g.table.Add(s.PeerID(), s.RemoteAddr(), true)
+		ok++
+	}
+	if ok == 0 && len(peers) > 0 {
+		return fmt.Errorf("%w: %v", ErrNoBootstrap, lastErr)
+	}
+	g.Refresh(ctx)
+	g.kickMaintain()
+	return nil
+}
+
+// Refresh looks up this member's own address and a random address in every
+// bucket, repopulating the table, and tells the neighbours this member's
+// estimate of the group size. The refresh loop calls it every
+// RefreshPeriod.
+func (g *Group) Refresh(ctx context.Context) {
+	if _, err := g.Lookup(ctx, g.addr); err != nil {
+		return
+	}
+	for _, t := range g.table.RefreshTargets() {
+		if ctx.Err() != nil {
+			return
+		}
+		g.Lookup(ctx, t)
+	}
+	est := g.table.EstimateMembers()
+	for _, l := range g.neighbourLinks() {
+		g.send(ctx, l, &Message{Type: MsgHello, Neighbour: true, Estimate: uint32(est)})
+	}
+}
+
+func (g *Group) refreshLoop() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.RefreshPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+			g.Refresh(g.ctx)
+		}
+	}
+}
+
+// --- links ---
+
+// linkTo returns an open link to c, dialling it if needed.
+func (g *Group) linkTo(ctx context.Context, c Contact) (*link, error) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if l := g.links[c.PeerID]; l != nil {
+		g.mu.Unlock()
+		select {
+		case <-l.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if l.err != nil {
+			return nil, l.err
+		}
+		return l, nil
+	}
+	l := &link{peer: c.PeerID, ready: make(chan struct{}), lastUsed: time.Now()}
+	g.links[c.PeerID] = l
+	g.mu.Unlock()
+
+	dctx, cancel := context.WithTimeout(ctx, g.cfg.DialTimeout)
+	s, err := g.h.dial(dctx, Peer{PeerID: c.PeerID, Addr: c.Addr})
+	cancel()
+	if err == nil {
+		err = g.open(l, s)
+	}
+	if err != nil {
+		l.err = err
+		g.mu.Lock()
+		if g.links[c.PeerID] == l {
+			delete(g.links, c.PeerID)
+		}
+		g.mu.Unlock()
+		close(l.ready)
+		return nil, err
+	}
+	close(l.ready)
+	g.enforceLimit()
+	return l, nil
+}
+
+// linkOn returns the link to the peer of s, opening it on s if there is
+// none.
+func (g *Group) linkOn(s *node.Session) (*link, error) {
+	p := s.PeerID()
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if l := g.links[p]; l != nil {
+		g.mu.Unlock()
+		<-l.ready
+		if l.err != nil {
+			return nil, l.err
+		}
+		return l, nil
+	}
+	l := &link{peer: p, ready: make(chan struct{}), lastUsed: time.Now()}
+	g.links[p] = l
+	g.mu.Unlock()
+	err := g.open(l, s)
+	if err != nil {
+		l.err = err
+		g.mu.Lock()
+		if g.links[p] == l {
+			delete(g.links, p)
+		}
+		g.mu.Unlock()
+		close(l.ready)
+		return nil, err
+	}
+	close(l.ready)
+	g.enforceLimit()
+	return l, nil
+}
+
+// open opens the group's flow on s for l and says hello.
+func (g *Group) open(l *link, s *node.Session) error {
+	f, err := s.OpenFlow(g.meta, node.PriorityRoutine)
+	if err != nil {
+		return err
+	}
+	b, err := Encode(&Message{Version: ProtocolVersion, Type: MsgHello, Estimate: uint32(g.table.EstimateMembers())}, g.cfg.MaxMessageSize)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.DialTimeout)
+	_, err = f.Write(ctx, b, node.WriteOptions{})
+	cancel()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	g.stats.sent.Add(1)
+	l.s, l.out = s, f
+	g.h.acquire(s)
+	g.wg.Add(1)
+	go g.watch(l)
+	return nil
+}
+
+// watch drops l when its session ends; a peer that died is also forgotten.
+func (g *Group) watch(l *link) {
+	defer g.wg.Done()
+	select {
+	case <-l.s.Done():
+		if errors.Is(l.s.Err(), node.ErrPeerDead) {
+			g.evictDead(l.peer)
+		}
+		g.dropLink(l)
+	case <-g.ctx.Done():
+	}
+}
+
+// dropLink closes l and forgets it.
+func (g *Group) dropLink(l *link) {
+	g.mu.Lock()
+	if l.gone {
+		g.mu.Unlock()
+		return
+	}
+	l.gone = true
+	if g.links[l.peer] == l {
+		delete(g.links, l.peer)
+	}
+	delete(g.estimates, l.peer)
+	wasNeighbour := l.neighbour
+	g.mu.Unlock()
+	if l.out != nil {
+		l.out.Close()
+		g.h.release(l.s)
+	}
+	if wasNeighbour {
+		g.kickMaintain()
+	}
+}
+
+func (g *Group) evictDead(p node.PeerID) {
+	if _, ok := g.table.Get(p); ok {
+		g.table.Remove(p)
+		g.stats.deadEvicted.Add(1)
+	}
+}
+
+// enforceLimit closes the least recently used links beyond MaxSessions,
+// sparing neighbours while it can.
+func (g *Group) enforceLimit() {
+	for i := 0; i < 8; i++ {
+		g.mu.Lock()
+		if len(g.links) <= g.cfg.MaxSessions {
+			g.mu.Unlock()
+			return
+		}
+		var victim *link
+		for pass := 0; pass < 3 && victim == nil; pass++ {
+			for _, l := range g.links {
+				if !l.isReady() || l.err != nil {
+					continue
+				}
+				if pass == 0 && (l.neighbour || l.offered) || pass == 1 && l.neighbour {
+					continue
+				}
+				if victim == nil || l.lastUsed.Before(victim.lastUsed) {
+					victim = l
+				}
+			}
+		}
+		g.mu.Unlock()
+		if victim == nil {
+			return
+		}
+		g.dropLink(victim)
+	}
+}
+
+// acceptFlow takes a peer's flow to this group (from the Host).
+func (g *Group) acceptFlow(rf *node.RecvFlow) {
+	s := rf.Session()
+	l, err := g.linkOn(s)
+	if err != nil {
+		rf.Reject(0)
+		return
+	}
+	g.table.Add(s.PeerID(), s.RemoteAddr(), true)
+	g.mu.Lock()
+	l.in = rf
+	g.mu.Unlock()
+	g.wg.Add(1)
+	go g.readLoop(l, rf)
+}
+
+func (g *Group) readLoop(l *link, rf *node.RecvFlow) {
+	defer g.wg.Done()
+	for {
+		b, err := rf.Read(g.ctx)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				// The peer closed its side: close ours too.
+				g.mu.Lock()
+				mine := l.in == rf
+				g.mu.Unlock()
+				if mine {
+					g.dropLink(l)
+				}
+			}
+			return
+		}
+		g.stats.received.Add(1)
+		m, err := Decode(b, g.cfg.MaxMessageSize)
+		if err != nil {
+			if errors.Is(err, ErrMessageTooBig) {
+				g.stats.tooBig.Add(1)
+			} else {
+				g.stats.malformed.Add(1)
+			}
+			g.log.Debug().Err(err).Msg("dropping message")
+			continue
+		}
+		g.mu.Lock()
+		l.lastUsed = time.Now()
+		g.mu.Unlock()
+		g.handle(l, m)
+	}
+}
+
+func (g *Group) handle(l *link, m *Message) {
+	switch m.Type {
+	case MsgHello:
+		g.mu.Lock()
+		if m.Estimate > 0 {
+			g.estimates[l.peer] = float64(m.Estimate)
+		}
+		l.offered = m.Neighbour
+		g.mu.Unlock()
+	case MsgFindNode:
+		var target Address
+		copy(target[:], m.Target)
+		near := g.table.Nearest(target, min(g.cfg.K, MaxNodes))
+		reply := &Message{Type: MsgNodes, ReqID: m.ReqID, Nodes: make([]WireContact, 0, len(near))}
+		for _, c := range near {
+			a, _ := c.Addr.MarshalBinary()
+			reply.Nodes = append(reply.Nodes, WireContact{PeerID: c.PeerID[:], Addr: a})
+		}
+		g.send(g.ctx, l, reply)
+	case MsgNodes:
+		g.mu.Lock()
+		r := g.pending[m.ReqID]
+		if r != nil && r.peer == l.peer {
+			delete(g.pending, m.ReqID)
+		} else {
+			r = nil
+		}
+		g.mu.Unlock()
+		if r != nil {
+			r.ch <- m
+		}
+	case MsgRoute:
+		g.receiveRouted(m)
+	case MsgData:
+		g.deliver(Delivery{Kind: Direct, From: l.peer, Payload: m.Payload})
+	case MsgBye:
+		g.table.Remove(l.peer)
+		g.dropLink(l)
+	}
+}
+
+// send encodes m and writes it on l without waiting for delivery.
+func (g *Group) send(ctx context.Context, l *link, m *Message) (*node.Receipt, error) {
+	m.Version = ProtocolVersion
+	b, err := Encode(m, g.cfg.MaxMessageSize)
+	if err != nil {
+		return nil, err
+	}
+	r, err := l.out.Write(ctx, b, node.WriteOptions{})
+	if err != nil {
+		return nil, err
+	}
+	g.stats.sent.Add(1)
+	g.mu.Lock()
+	l.lastUsed = time.Now()
+	g.mu.Unlock()
+	return r, nil
+}
+
+// --- lookups ---
+
+// findNode asks c for the members it knows nearest target.
+func (g *Group) findNode(ctx context.Context, c Contact, target Address) ([]Contact, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.RequestTimeout)
+	defer cancel()
+	l, err := g.linkTo(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	var idb [8]byte
+	rand.Read(idb[:])
+	id := binary.BigEndian.Uint64(idb[:])
+	r := &request{peer: c.PeerID, ch: make(chan *Message, 1)}
+	g.mu.Lock()
+	g.pending[id] = r
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.pending, id)
+		g.mu.Unlock()
+	}()
+	if _, err := g.send(ctx, l, &Message{Type: MsgFindNode, ReqID: id, Target: target[:]}); err != nil {
+		return nil, err
+	}
+	select {
+	case m := <-r.ch:
+		out := make([]Contact, 0, len(m.Nodes))
+		for _, w := range m.Nodes {
+			var c Contact
+			copy(c.PeerID[:], w.PeerID)
+			if c.Addr.UnmarshalBinary(w.Addr) != nil {
+				continue
+			}
+			c.Address = AddressOf(g.id, c.PeerID)
+			out = append(out, c)
+		}
+		return out, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Lookup finds the K members nearest target (this member included, if it
+// is among them), nearest first, by asking Alpha members at a time for the
+// members they know nearer, until the K nearest heard of have all answered
+// or failed. Members that fail to answer are removed from the table; those
+// that answer are added.
+func (g *Group) Lookup(ctx context.Context, target Address) ([]Contact, error) {
+	g.stats.lookups.Add(1)
+	type state uint8
+	const (
+		fresh state = iota
+		asked
+		answered
+		failed
+	)
+	self := Contact{PeerID: g.self, Addr: g.h.n.AddrPort(), Address: g.addr}
+	seen := map[node.PeerID]state{g.self: answered}
+	short := []Contact{self}
+	for _, c := range g.table.Nearest(target, g.cfg.K) {
+		if _, ok := seen[c.PeerID]; !ok {
+			seen[c.PeerID] = fresh
+			short = append(short, c)
+		}
+	}
+	for round := 0; round < DefaultMaxLookupRounds; round++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		SortByDistance(short, target)
+		var batch []Contact
+		live := 0
+		for _, c := range short {
+			if live >= g.cfg.K || len(batch) >= g.cfg.Alpha {
+				break
+			}
+			switch seen[c.PeerID] {
+			case failed:
+				continue
+			case fresh:
+				batch = append(batch, c)
+			}
+			live++
+		}
+		if len(batch) == 0 {
+			break
+		}
+		type result struct {
+			c   Contact
+			got []Contact
+			err error
+		}
+		results := make(chan result, len(batch))
+		for _, c := range batch {
+			seen[c.PeerID] = asked
+			go func(c Contact) {
+				got, err := g.findNode(ctx, c, target)
+				results <- result{c, got, err}
+			}(c)
+		}
+		for range batch {
+			r := <-results
+			if r.err != nil {
+				seen[r.c.PeerID] = failed
+				g.stats.requestsFailed.Add(1)
+				if ctx.Err() == nil && g.ctx.Err() == nil {
+					g.evictDead(r.c.PeerID)
+				}
+				continue
+			}
+			seen[r.c.PeerID] = answered
+			g.table.Add(r.c.PeerID, r.c.Addr, true)
+			for _, c := range r.got {
+				if _, ok := seen[c.PeerID]; ok {
+					continue
+				}
+				seen[c.PeerID] = fresh
+				short = append(short, c)
+				g.table.Add(c.PeerID, c.Addr, false)
+			}
+		}
+	}
+	SortByDistance(short, target)
+	out := make([]Contact, 0, g.cfg.K)
+	for _, c := range short {
+		if seen[c.PeerID] == answered {
+			out = append(out, c)
+			if len(out) == g.cfg.K {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// EstimateMembers estimates how many members the group has: the mean of
+// this member's estimate from its own table and the latest estimates its
+// links reported, which are nearly independent samples of the same number.
+func (g *Group) EstimateMembers() float64 {
+	sum := g.table.EstimateMembers()
+	n := 1.0
+	g.mu.Lock()
+	for _, e := range g.estimates {
+		sum += e
+		n++
+	}
+	g.mu.Unlock()
+	return sum / n
+}
+
+// --- neighbours ---
+
+// ChooseNeighbours picks the neighbour set from a table's contacts: the
+// max-distant nearest to self, which make greedy routing exact, and distant
+// ones, one per bucket from the farthest (lowest common prefix), which keep
+// the mesh connected across the key space. Contacts need not be sorted.
+func ChooseNeighbours(self Address, contacts []Contact, max, distant int) []Contact {
+	cs := append([]Contact(nil), contacts...)
+	SortByDistance(cs, self)
+	if len(cs) <= max {
+		return cs
+	}
+	nearN := max - distant
+	out := append([]Contact(nil), cs[:nearN]...)
+	taken := make(map[node.PeerID]bool, max)
+	for _, c := range out {
+		taken[c.PeerID] = true
+	}
+	// Walk the farthest first: the end of the sorted list has the lowest
+	// common prefix lengths.
+	lastCPL := -1
+	for i := len(cs) - 1; i >= nearN && len(out) < max; i-- {
+		cpl := CommonPrefixLen(self, cs[i].Address)
+		if cpl == lastCPL || taken[cs[i].PeerID] {
+			continue
+		}
+		lastCPL = cpl
+		taken[cs[i].PeerID] = true
+		out = append(out, cs[i])
+	}
+	for i := nearN; i < len(cs) && len(out) < max; i++ {
+		if !taken[cs[i].PeerID] {
+			taken[cs[i].PeerID] = true
+			out = append(out, cs[i])
+		}
+	}
+	return out
+}
+
+// Neighbours returns the members this member keeps as neighbours now.
+func (g *Group) Neighbours() []Contact {
+	var out []Contact
+	for _, l := range g.neighbourLinks() {
+		if c, ok := g.table.Get(l.peer); ok {
+			out = append(out, c)
+		} else {
+			out = append(out, Contact{PeerID: l.peer, Address: AddressOf(g.id, l.peer)})
+		}
+	}
+	return out
+}
+
+func (g *Group) neighbourLinks() []*link {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []*link
+	for _, l := range g.links {
+		if l.neighbour && l.isReady() && l.err == nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (g *Group) kickMaintain() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (g *Group) maintainLoop() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.MaintainPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+		case <-g.kick:
+		}
+		g.maintain(g.ctx)
+	}
+}
+
+// maintain brings the neighbour links in line with ChooseNeighbours.
+func (g *Group) maintain(ctx context.Context) {
+	want := ChooseNeighbours(g.addr, g.table.Contacts(), g.cfg.MaxNeighbours, g.cfg.Distant)
+	wanted := make(map[node.PeerID]bool, len(want))
+	for _, c := range want {
+		wanted[c.PeerID] = true
+	}
+	g.mu.Lock()
+	for p, l := range g.links {
+		if l.neighbour && !wanted[p] {
+			l.neighbour = false
+		}
+	}
+	g.mu.Unlock()
+	est := uint32(g.table.EstimateMembers())
+	var wg sync.WaitGroup
+	for _, c := range want {
+		g.mu.Lock()
+		l := g.links[c.PeerID]
+		have := l != nil && l.neighbour
+		g.mu.Unlock()
+		if have {
+			continue
+		}
+		wg.Add(1)
+		go func(c Contact) {
+			defer wg.Done()
+			l, err := g.linkTo(ctx, c)
+			if err != nil {
+				if ctx.Err() == nil {
+					g.evictDead(c.PeerID)
+				}
+				return
+			}
+			g.mu.Lock()
+			l.neighbour = true
+			g.mu.Unlock()
+			g.send(ctx, l, &Message{Type: MsgHello, Neighbour: true, Estimate: est})
+		}(c)
+	}
+	wg.Wait()
+}
+
+// --- direct messages ---
+
+// SendTo sends payload to one member over its link, dialling it if the
+// table knows it and there is no link.
+func (g *Group) SendTo(ctx context.Context, p node.PeerID, payload []byte) error {
+	c, ok := g.table.Get(p)
+	if !ok {
+		g.mu.Lock()
+		l := g.links[p]
+		g.mu.Unlock()
+		if l == nil {
+			return fmt.Errorf("%w: %s", ErrNotNeighbour, p)
+		}
+		c = Contact{PeerID: p}
+	}
+	l, err := g.linkTo(ctx, c)
+	if err != nil {
+		return err
+	}
+	_, err = g.send(ctx, l, &Message{Type: MsgData, Payload: payload})
+	return err
+}
+
+// SendToNeighbours sends payload to every neighbour and reports how many it
+// was handed to.
+func (g *Group) SendToNeighbours(ctx context.Context, payload []byte) (int, error) {
+	n := 0
+	var firstErr error
+	for _, l := range g.neighbourLinks() {
+		if _, err := g.send(ctx, l, &Message{Type: MsgData, Payload: payload}); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		n++
+	}
+	return n, firstErr
+}
+
+// Receive waits for the next message delivered to this member.
+func (g *Group) Receive(ctx context.Context) (Delivery, error) {
+	select {
+	case d := <-g.deliveries:
+		return d, nil
+	case <-ctx.Done():
+		return Delivery{}, ctx.Err()
+	case <-g.ctx.Done():
+		return Delivery{}, ErrClosed
+	}
+}
+
+func (g *Group) deliver(d Delivery) {
+	select {
+	case g.deliveries <- d:
+		g.stats.delivered.Add(1)
+	default:
+		g.stats.queueFull.Add(1)
+	}
+}
+
+// --- routing ---
+
+// Route sends payload to the member nearest target, hop by hop: every
+// member passes it to the member nearest target in its table that is
+// nearer than itself and not already on the path, until none is. It
+// returns once the first hop has acknowledged the message (or this member
+// is the nearest and delivered it to itself); later hops are not reported
+// back.
+func (g *Group) Route(ctx context.Context, target Address, payload []byte) error {
+	var idb [8]byte
+	rand.Read(idb[:])
+	m := &Message{
+		Version: ProtocolVersion,
+		Type:    MsgRoute,
+		Target:  append([]byte(nil), target[:]...),
+		MsgID:   binary.BigEndian.Uint64(idb[:]),
+		TTL:     uint8(g.cfg.TTL),
+		Path:    [][]byte{append([]byte(nil), g.self[:]...)},
+		Payload: payload,
+	}
+	if b, err := Encode(m, g.cfg.MaxMessageSize); err != nil {
+		return err
+	} else if len(b)+32*g.cfg.TTL > g.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: no room for the path", ErrMessageTooBig)
+	}
+	return g.forward(ctx, m)
+}
+
+// receiveRouted handles a routing envelope from a link.
+func (g *Group) receiveRouted(m *Message) {
+	for _, p := range m.Path {
+		if node.PeerID(p) == g.self {
+			g.stats.loop.Add(1)
+			return
+		}
+	}
+	m.Path = append(m.Path, append([]byte(nil), g.self[:]...))
+	select {
+	case g.forwards <- struct{}{}:
+	default:
+		g.stats.queueFull.Add(1)
+		return
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer func() { <-g.forwards }()
+		ctx, cancel := context.WithTimeout(g.ctx, 4*(g.cfg.HopTimeout+g.cfg.DialTimeout))
+		defer cancel()
+		g.forward(ctx, m)
+	}()
+}
+
+// forward passes m (whose path ends with this member) to the best next
+// hop, trying the next best when a hop fails to acknowledge, or delivers it
+// here when this member is the nearest it knows.
+func (g *Group) forward(ctx context.Context, m *Message) error {
+	var target Address
+	copy(target[:], m.Target)
+	onPath := make(map[node.PeerID]bool, len(m.Path))
+	for _, p := range m.Path {
+		onPath[node.PeerID(p)] = true
+	}
+	failed := map[node.PeerID]bool{}
+	excluded := func(c Contact) bool { return onPath[c.PeerID] || failed[c.PeerID] }
+	for attempt := 0; attempt < 2*g.cfg.Alpha; attempt++ {
+		next, ok := NextHop(g.addr, target, g.table.Nearest(target, g.cfg.K), excluded)
+		if !ok {
+			g.deliverRouted(m, target)
+			return nil
+		}
+		if m.TTL == 0 {
+			g.stats.ttl.Add(1)
+			return ErrTTLExceeded
+		}
+		out := *m
+		out.TTL--
+		if err := g.sendAcked(ctx, next, &out); err != nil {
+			if ctx.Err() != nil {
+				g.stats.noRoute.Add(1)
+				return err
+			}
+			g.log.Debug().Err(err).Str("hop", next.PeerID.String()[:8]).Msg("next hop failed")
+			failed[next.PeerID] = true
+			g.evictDead(next.PeerID)
+			continue
+		}
+		g.stats.forwarded.Add(1)
+		return nil
+	}
+	g.stats.noRoute.Add(1)
+	return ErrNoRoute
+}
+
+// sendAcked writes m to c and waits for the RTMFP acknowledgement, so a
+// dead hop is detected within HopTimeout and routed around.
+func (g *Group) sendAcked(ctx context.Context, c Contact, m *Message) error {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.HopTimeout+g.cfg.DialTimeout)
+	defer cancel()
+	l, err := g.linkTo(ctx, c)
+	if err != nil {
+		return err
+	}
+	r, err := g.send(ctx, l, m)
+	if err != nil {
+		return err
+	}
+	wctx, wcancel := context.WithTimeout(ctx, g.cfg.HopTimeout)
+	defer wcancel()
+	if err := r.Wait(wctx); err != nil {
+		// The peer is not acknowledging: whatever the session thinks, it
+		// is no use for routing now.
+		g.dropLink(l)
+		return err
+	}
+	return nil
+}
+
+func (g *Group) deliverRouted(m *Message, target Address) {
+	g.mu.Lock()
+	if _, dup := g.dedup[m.MsgID]; dup {
+		g.mu.Unlock()
+		g.stats.dup.Add(1)
+		return
+	}
+	if old := g.dedupRing[g.dedupNext]; old != 0 {
+		delete(g.dedup, old)
+	}
+	g.dedupRing[g.dedupNext] = m.MsgID
+	g.dedupNext = (g.dedupNext + 1) % len(g.dedupRing)
+	g.dedup[m.MsgID] = struct{}{}
+	g.mu.Unlock()
+	path := make([]node.PeerID, len(m.Path))
+	for i, p := range m.Path {
+		path[i] = node.PeerID(p)
+	}
+	g.deliver(Delivery{Kind: Routed, From: path[0], Target: target, Path: path, Hops: len(path) - 1, Payload: m.Payload})
+}

@@ -1,0 +1,234 @@
+package overlay
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/strata-net/strata/node"
+)
+
+// MetadataPrefix starts the metadata of every overlay flow; the group ID in
+// hex follows it. Flows of other protocols on the same sessions differ in
+// metadata, so a Host can tell them apart.
+const MetadataPrefix = "strata/overlay/1 "
+
+// Errors of Host and Group.
+var (
+	ErrClosed        = errors.New("overlay: closed")
+	ErrAlreadyJoined = errors.New("overlay: group already joined")
+	ErrNoBootstrap   = errors.New("overlay: no bootstrap peer answered")
+	ErrNoRoute       = errors.New("overlay: no route")
+	ErrNotNeighbour  = errors.New("overlay: not a neighbour")
+	ErrTTLExceeded   = errors.New("overlay: ttl exceeded")
+)
+
+// HostConfig configures a Host.
+type HostConfig struct {
+	// OnFlow, if set, receives incoming flows that are not overlay flows
+	// (their metadata lacks MetadataPrefix) and flows for groups this host
+	// has not joined. Without it such flows are rejected.
+	OnFlow func(*node.RecvFlow)
+	// Logger receives structured logs; the zero Logger discards them.
+	Logger zerolog.Logger
+}
+
+// Host runs the overlay on one node: it accepts the node's sessions and
+// hands every incoming overlay flow to the group it names. A node should
+// have exactly one Host, which owns node.Accept; other protocols get their
+// flows through HostConfig.OnFlow.
+type Host struct {
+	n      *node.Node
+	cfg    HostConfig
+	log    zerolog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	groups   map[GroupID]*Group
+	sessions map[*node.Session]int // overlay links using the session
+}
+
+// NewHost starts the overlay on n. Close stops it (the node stays open).
+func NewHost(n *node.Node, cfg HostConfig) *Host {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Host{
+		n: n, cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel,
+		groups:   make(map[GroupID]*Group),
+		sessions: make(map[*node.Session]int),
+	}
+	h.wg.Add(1)
+	go h.acceptLoop()
+	return h
+}
+
+// Node is the host's node.
+func (h *Host) Node() *node.Node { return h.n }
+
+// Self is this host's contact information (for others to bootstrap from).
+func (h *Host) Self() Peer { return Peer{PeerID: h.n.PeerID(), Addr: h.n.AddrPort()} }
+
+// Join becomes a member of group g. Bootstrap the returned Group to meet the
+// others.
+func (h *Host) Join(g GroupID, cfg Config) (*Group, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	if h.groups[g] != nil {
+		return nil, fmt.Errorf("%w: %s", ErrAlreadyJoined, g)
+	}
+	grp := newGroup(h, g, cfg)
+	h.groups[g] = grp
+	return grp, nil
+}
+
+func (h *Host) leave(grp *Group) {
+	h.mu.Lock()
+	if h.groups[grp.id] == grp {
+		delete(h.groups, grp.id)
+	}
+	h.mu.Unlock()
+}
+
+// Close leaves every group and stops accepting. The node stays open.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	groups := make([]*Group, 0, len(h.groups))
+	for _, g := range h.groups {
+		groups = append(groups, g)
+	}
+	h.mu.Unlock()
+	for _, g := range groups {
+		g.Close()
+	}
+	h.cancel()
+	h.wg.Wait()
+	return nil
+}
+
+func (h *Host) acceptLoop() {
+	defer h.wg.Done()
+	for {
+		s, err := h.n.Accept(h.ctx)
+		if err != nil {
+			return
+		}
+		h.track(s)
+	}
+}
+
+// track starts reading the flows of s once.
+func (h *Host) track(s *node.Session) {
+	h.mu.Lock()
+	if _, ok := h.sessions[s]; ok || h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.sessions[s] = 0
+	h.wg.Add(1)
+	h.mu.Unlock()
+	go h.flowLoop(s)
+}
+
+func (h *Host) flowLoop(s *node.Session) {
+	defer h.wg.Done()
+	defer func() {
+		h.mu.Lock()
+		delete(h.sessions, s)
+		h.mu.Unlock()
+	}()
+	for {
+		rf, err := s.AcceptFlow(h.ctx)
+		if err != nil {
+			return
+		}
+		h.dispatch(rf)
+	}
+}
+
+func (h *Host) dispatch(rf *node.RecvFlow) {
+	meta := string(rf.Metadata())
+	var grp *Group
+	if rest, ok := strings.CutPrefix(meta, MetadataPrefix); ok {
+		if gid, err := ParseGroupID(rest); err == nil {
+			h.mu.Lock()
+			grp = h.groups[gid]
+			h.mu.Unlock()
+		}
+	}
+	switch {
+	case grp != nil:
+		grp.acceptFlow(rf)
+	case h.cfg.OnFlow != nil:
+		h.cfg.OnFlow(rf)
+	default:
+		h.log.Debug().Str("metadata", meta).Msg("overlay: rejecting flow")
+		rf.Reject(0)
+	}
+}
+
+// dial opens (or reuses) a session to p; a zero PeerID accepts whoever
+// answers at the address.
+func (h *Host) dial(ctx context.Context, p Peer) (*node.Session, error) {
+	var s *node.Session
+	var err error
+	if p.PeerID == (node.PeerID{}) {
+		s, err = h.n.DialAny(ctx, p.Addr)
+	} else {
+		s, err = h.n.Dial(ctx, p.Addr, p.PeerID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	h.track(s)
+	return s, nil
+}
+
+// acquire and release count the overlay links on a session; the last
+// release closes it, so sessions do not outlive their use.
+func (h *Host) acquire(s *node.Session) {
+	h.mu.Lock()
+	if _, ok := h.sessions[s]; ok {
+		h.sessions[s]++
+	}
+	h.mu.Unlock()
+}
+
+func (h *Host) release(s *node.Session) {
+	h.mu.Lock()
+	n, ok := h.sessions[s]
+	if ok && n > 0 {
+		n--
+		h.sessions[s] = n
+	}
+	h.mu.Unlock()
+	if ok && n == 0 {
+		s.Close()
+	}
+}
+
+// Peer is a node to contact: its peer ID (zero if unknown: whoever answers)
+// and address.
+type Peer struct {
+	PeerID node.PeerID
+	Addr   netip.AddrPort
+}
+
+func metadataFor(g GroupID) []byte {
+	return []byte(MetadataPrefix + hex.EncodeToString(g[:]))
+}
