@@ -14,12 +14,16 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net"
+	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/strata-net/strata/node"
+	"github.com/strata-net/strata/node/internal/flash"
+	"github.com/strata-net/strata/node/internal/wire"
 	"github.com/strata-net/strata/node/memnet"
 )
 
@@ -496,4 +500,61 @@ func rbDeadlineMessage(i, size int) []byte {
 	m := bytes.Repeat([]byte{byte(i)}, size)
 	binary.BigEndian.PutUint32(m, uint32(i))
 	return m
+}
+
+// A flood of IHellos for other endpoints must not make the node spawn one
+// goroutine per datagram for OnUnmatchedHello: each such datagram is
+// unauthenticated and costs the sender 60 bytes, a goroutine costs the node
+// kilobytes, and a handler that is slow for a moment (a lookup, a contended
+// lock) lets them pile up without bound.
+func TestRobustUnmatchedHelloFloodIsBounded(t *testing.T) {
+	const hellos = 2000
+	release := make(chan struct{})
+	var calls atomic.Int64
+	srv, err := node.Listen("127.0.0.1:0", node.Config{OnUnmatchedHello: func(node.Hello) {
+		calls.Add(1)
+		<-release
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rbClose(srv)
+	defer close(release)
+	attacker, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	other, err := node.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := runtime.NumGoroutine()
+	to := net.UDPAddrFromAddrPort(srv.AddrPort())
+	tag := make([]byte, 16)
+	for i := 0; i < hellos; i++ {
+		binary.BigEndian.PutUint32(tag, uint32(i))
+		plain := wire.AppendHeader(nil, wire.Header{Mode: wire.ModeStartup})
+		plain = wire.IHello{EPD: node.EPDForPeerID(other.PeerID()), Tag: tag}.Append(plain)
+		enc := flash.NewDefaultCrypto().Seal(nil, plain)
+		if _, err := attacker.WriteTo(append(wire.AppendSessionID(nil, 0, enc), enc...), to); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 99 {
+			time.Sleep(time.Millisecond) // stay under the socket buffer
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.Stats().PacketsIn < hellos*9/10 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	grown := runtime.NumGoroutine() - base
+	t.Logf("%d unmatched IHellos (%d received, handler entered %d times): %d more goroutines", hellos, srv.Stats().PacketsIn, calls.Load(), grown)
+	if calls.Load() == 0 {
+		t.Fatal("the handler was never called")
+	}
+	if grown > 100 {
+		t.Fatalf("the node holds %d extra goroutines after %d unmatched IHellos", grown, hellos)
+	}
 }
