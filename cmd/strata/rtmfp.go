@@ -368,7 +368,7 @@ func ping(ctx context.Context, n *node.Node, opt pingOptions, log zerolog.Logger
 			return res, fmt.Errorf("interrupted while connecting to %s", opt.target)
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			hint := "is an RTMFP server running there, and reachable over UDP?"
+			hint := "is an RTMFP server running there, and reachable over UDP? (a server that only answers requests naming it, such as the reference echoserver with -N, needs --peer-id)"
 			if opt.peerID != nil {
 				hint = "is a server running there, and is --peer-id its current peer ID? (the reference echoserver makes a new one at each start)"
 			}
