@@ -88,8 +88,14 @@ type Hello struct {
 	From netip.AddrPort
 }
 
-// Stats are the node's counters.
-type Stats = core.Stats
+// Stats are the node's counters: the protocol's (drops by reason, packets,
+// sessions…) and the driver's.
+type Stats struct {
+	core.Stats
+	// HellosDropped counts unmatched IHellos not given to
+	// Config.OnUnmatchedHello because its queue was full.
+	HellosDropped uint64
+}
 
 // Node is one RTMFP endpoint.
 type Node struct {
@@ -111,7 +117,9 @@ type Node struct {
 	accepts  chan *Session
 	waitOpen map[*core.Session][]chan struct{}
 
-	unmatched func(Hello)
+	unmatched     func(Hello)
+	hellos        chan Hello
+	hellosDropped uint64
 }
 
 // Listen opens a UDP socket on addr ("127.0.0.1:0", ":1935") and starts a node.
@@ -168,6 +176,10 @@ func New(conn net.PacketConn, cfg Config) (*Node, error) {
 		SendBuffer:         cfg.SendBuffer,
 		MaxFlowsPerSession: cfg.MaxFlowsPerSession,
 	}, profile.Flash(id.fid, policy), nil)
+	if n.unmatched != nil {
+		n.hellos = make(chan Hello, 256)
+		go n.serveHellos()
+	}
 	n.timer = time.AfterFunc(time.Hour, n.onTimer)
 	n.timer.Stop()
 	go n.readLoop()
@@ -191,7 +203,18 @@ func (n *Node) AddrPort() netip.AddrPort { return addrPortOf(n.conn.LocalAddr())
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.ep.Stats()
+	return Stats{Stats: n.ep.Stats(), HellosDropped: n.hellosDropped}
+}
+
+func (n *Node) serveHellos() {
+	for {
+		select {
+		case h := <-n.hellos:
+			n.unmatched(h)
+		case <-n.done:
+			return
+		}
+	}
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {
@@ -338,8 +361,13 @@ func (n *Node) dispatch() {
 			}
 		case core.EventUnmatchedIHello:
 			if n.unmatched != nil {
-				h := Hello{EPD: ev.EPD, Tag: ev.Tag, From: ev.From}
-				go n.unmatched(h)
+				// One goroutine serves the handler from a bounded queue: a
+				// flood of hellos costs a counted drop, not a goroutine each.
+				select {
+				case n.hellos <- Hello{EPD: ev.EPD, Tag: ev.Tag, From: ev.From}:
+				default:
+					n.hellosDropped++
+				}
 			}
 		}
 	}
