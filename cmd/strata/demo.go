@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/strata-net/strata/node"
 )
 
 var demoUsage = usage{
@@ -63,7 +65,7 @@ func runDemo(ctx context.Context, e *env, path string, args []string) int {
 
 	cliLog := log.With().Str("side", "ping").Logger()
 	cliCfg, _ := nodeConfig(*strict, "", cliLog)
-	cli, err := listenNode("127.0.0.1:0", cliCfg)
+	cli, err := node.Listen("127.0.0.1:0", cliCfg)
 	if err != nil {
 		stopServer()
 		<-served

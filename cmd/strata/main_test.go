@@ -193,9 +193,15 @@ func TestEchoAndPing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
+			start := time.Now()
 			code, stdout, stderr := runArgs(ctx, append([]string{"rtmfp", "ping"}, tc.args...)...)
 			if code != exitOK {
 				t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+			}
+			// The orderly close at the end is acknowledged at once on
+			// loopback; ping must not wait out its close grace period.
+			if d := time.Since(start); d > closeGrace/2 {
+				t.Errorf("ping took %s", d)
 			}
 			m := summaryRE.FindStringSubmatch(stdout)
 			if m == nil {

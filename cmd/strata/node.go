@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -44,31 +43,4 @@ func logStats(log zerolog.Logger, st node.Stats) {
 		Uint64("retransmits", st.Retransmits).Uint64("abandoned", st.Abandoned).
 		Uint64("drop_decrypt", st.DropDecrypt).Uint64("drop_malformed", st.DropMalformed).
 		Uint64("drop_unknown_session", st.DropUnknownSession).Msg("node stats")
-}
-
-// socketBuffer is the UDP receive and send buffer size asked of the kernel
-// (Linux caps it at net.core.rmem_max / wmem_max). The default (about
-// 208 KiB on Linux) holds fewer than a hundred full-size datagrams, so a
-// burst of one large message overflows it on loopback and the lost tail
-// costs a retransmission timeout; see docs/interop.md.
-const socketBuffer = 4 << 20
-
-// listenNode opens the UDP socket with enlarged buffers and starts a node
-// on it (node.Listen keeps the kernel defaults).
-func listenNode(addr string, cfg node.Config) (*node.Node, error) {
-	conn, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", addr, err)
-	}
-	if uc, ok := conn.(*net.UDPConn); ok {
-		// Best effort: a smaller buffer only costs performance.
-		_ = uc.SetReadBuffer(socketBuffer)
-		_ = uc.SetWriteBuffer(socketBuffer)
-	}
-	n, err := node.New(conn, cfg)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return n, nil
 }

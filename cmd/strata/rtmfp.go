@@ -109,7 +109,7 @@ type echoServer struct {
 }
 
 func startEcho(listen string, cfg node.Config, log zerolog.Logger) (*echoServer, error) {
-	n, err := listenNode(listen, cfg)
+	n, err := node.Listen(listen, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +325,7 @@ func runPing(ctx context.Context, e *env, path string, args []string) int {
 	if err != nil {
 		return failErr(e, path, err)
 	}
-	n, err := listenNode(localFor(target), cfg)
+	n, err := node.Listen(localFor(target), cfg)
 	if err != nil {
 		return failErr(e, path, err)
 	}
@@ -428,25 +428,7 @@ func ping(ctx context.Context, n *node.Node, opt pingOptions, log zerolog.Logger
 			break
 		}
 	}
-	closeSession(ctx, sess)
 	return res, nil
-}
-
-// closeSession closes sess in an orderly way and gives the peer's Close
-// Ack a few round trips to arrive, so that the node's own Close finds
-// nothing left to wait for. (Workaround: node.Node.Close stops processing
-// incoming packets, so an acknowledgement arriving after it started is
-// ignored and Close waits for its whole context; see docs/interop.md.)
-func closeSession(ctx context.Context, sess *node.Session) {
-	wait := 4*sess.RTT() + 20*time.Millisecond
-	wait = min(wait, 500*time.Millisecond)
-	sess.Close()
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
 
 // pingOne writes msg and reads one echo. The return flow is accepted on the
