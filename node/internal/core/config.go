@@ -1,20 +1,26 @@
 package core
 
-import "time"
+import (
+	"time"
+
+	"github.com/strata-net/strata/node/internal/congestion"
+	"github.com/strata-net/strata/node/internal/wire"
+)
 
 // Protocol constants, following RFC 7016 and the values the reference
 // implementation uses, so that timing interoperates.
 const (
 	// MaxSessionPacket is the largest plaintext packet we send in a session:
 	// room below 1280 for IPv6 + UDP + session ID + encryption overhead.
-	MaxSessionPacket = 1200
+	MaxSessionPacket = wire.MaxSessionPacketLength
 	// MaxStartupPacket is the largest plaintext startup packet.
-	MaxStartupPacket = 4256
-	tagLength        = 16
+	MaxStartupPacket = wire.MaxStartupPacketLength
+	tagLength        = wire.TagLength
 
-	// fragment size: a packet less header (5), chunk header (3), flags (1) and
-	// three VLUs (flow ID, sequence number, FSN offset) at their largest (10).
-	maxFragment = MaxSessionPacket - 5 - 3 - 1 - 3*10
+	// maxFragment is the data of one User Data chunk: a packet less header,
+	// chunk header, flags and three VLUs at their largest. The congestion
+	// controller counts in the same unit.
+	maxFragment = congestion.SenderMSS
 
 	maxMetadata = 512
 
@@ -27,7 +33,7 @@ const (
 	redirectThreshold   = 24
 	maxEarlyPackets     = 18
 
-	delackPeriod           = 200 * time.Millisecond
+	delackPeriod           = congestion.DelayedAckPeriod
 	obligatoryAckAfter     = 2
 	nearclosePeriod        = 90 * time.Second
 	nearcloseRTX           = 5 * time.Second
@@ -36,10 +42,10 @@ const (
 	fCompleteLinger        = 130 * time.Second
 	persistInitial         = 1 * time.Second
 	persistMax             = 60 * time.Second
-	maxTSEchoElapsed       = 128 * time.Second
-	timeCriticalTimeout    = 800 * time.Millisecond
+	maxTSEchoElapsed       = congestion.MaxTimestampEchoElapsed
+	timeCriticalTimeout    = congestion.TimeCriticalTimeout
 	maxMobilityLifetime    = 120 // seconds
-	naksForLoss            = 3
+	naksForLoss            = congestion.NaksForLoss
 	fragmentSizeBias       = 64
 )
 
