@@ -176,7 +176,7 @@ func (s *echoServer) serveSession(ctx context.Context, sess *node.Session) {
 	if err := sess.Err(); err != nil && !errors.Is(err, node.ErrSessionClosed) {
 		ev = log.Warn().Err(err)
 	}
-	ev.Int("flows", flows).Int64("messages", total.messages).Int64("bytes", total.bytes).Int64("echoed", total.echoed).Msg("session closed")
+	ev.Int("flows", flows).Int64("messages", total.messages).Int64("bytes", total.bytes).Int64("echoes_queued", total.echoed).Msg("session closed")
 }
 
 // echoFlow reads rf to its end, echoing each message on a return flow. If
@@ -199,7 +199,7 @@ func (s *echoServer) echoFlow(ctx context.Context, log zerolog.Logger, rf *node.
 			if !errors.Is(err, io.EOF) {
 				ev = log.Warn().Err(err)
 			}
-			ev.Int64("messages", st.messages).Int64("bytes", st.bytes).Int64("echoed", st.echoed).Msg("flow end")
+			ev.Int64("messages", st.messages).Int64("bytes", st.bytes).Int64("echoes_queued", st.echoed).Msg("flow end")
 			break
 		}
 		st.messages++
