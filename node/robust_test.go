@@ -557,4 +557,10 @@ func TestRobustUnmatchedHelloFloodIsBounded(t *testing.T) {
 	if grown > 100 {
 		t.Fatalf("the node holds %d extra goroutines after %d unmatched IHellos", grown, hellos)
 	}
+	// What the blocked handler could not take was dropped and counted.
+	st := srv.Stats()
+	if handled := calls.Load(); st.HellosDropped+uint64(handled)+512 < st.PacketsIn {
+		t.Fatalf("%d IHellos received, %d handled, only %d counted as dropped", st.PacketsIn, handled, st.HellosDropped)
+	}
+	t.Logf("HellosDropped %d", st.HellosDropped)
 }
