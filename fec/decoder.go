@@ -1,0 +1,394 @@
+package fec
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// DecoderConfig configures a Decoder.
+type DecoderConfig struct {
+	// Params must equal the publisher's. Pieces that claim more data
+	// fragments, other parity counts or larger shards are rejected, which
+	// bounds the memory a stream of forged pieces can take.
+	Params Params
+	// Window is how many blocks, from the oldest undelivered one, the
+	// decoder holds at once. Pieces of later blocks are dropped and
+	// counted. Default 64.
+	Window int
+	// Timeout is how long the decoder waits for a block, counted from the
+	// first piece of it (or of any later block) it sees, before giving up
+	// on it and reporting a gap. Default 1s.
+	Timeout time.Duration
+	// StartAnywhere makes the decoder start at the block of the first
+	// piece it receives, for a subscriber joining a running stream.
+	// Otherwise it starts at block 0, offset 0.
+	StartAnywhere bool
+}
+
+// Default decoder settings.
+const (
+	DefaultWindow  = 64
+	DefaultTimeout = time.Second
+	maxWindow      = 1 << 16
+)
+
+// Output is one in-order record of a Decoder: the fragments of one block,
+// or a gap of blocks given up on.
+type Output struct {
+	// Block is the sequence number of the (first) block of the record.
+	Block uint64
+	// Offset is the stream offset of the first byte of Fragments. For a
+	// gap it is where the missing bytes begin: the end of the last
+	// delivered data. The missing range ends at the Offset of the next
+	// data record.
+	Offset uint64
+	// Fragments are the block's data fragments in order, as the publisher
+	// wrote them. Concatenated they are the stream bytes
+	// [Offset, Offset+Len()). Nil for a gap.
+	Fragments [][]byte
+	// Lost is the number of blocks given up on, starting at Block; zero
+	// for data.
+	Lost uint64
+}
+
+// IsGap reports whether o reports lost blocks rather than data.
+func (o Output) IsGap() bool { return o.Lost > 0 }
+
+// Len returns the number of stream bytes in o (zero for a gap).
+func (o Output) Len() int {
+	n := 0
+	for _, f := range o.Fragments {
+		n += len(f)
+	}
+	return n
+}
+
+// DecoderStats counts what a Decoder has seen and produced.
+type DecoderStats struct {
+	Pieces     uint64 // pieces stored in a block
+	Duplicates uint64 // pieces already held, or of a block already rebuilt
+	Old        uint64 // pieces of blocks already delivered or given up
+	Future     uint64 // pieces of blocks beyond the window
+	Invalid    uint64 // pieces that fail Check, do not match Params, or contradict their block
+	Recovered  uint64 // data fragments rebuilt from parity
+
+	BlocksDelivered uint64
+	BlocksRecovered uint64 // delivered blocks that needed parity
+	BlocksLost      uint64 // blocks given up on (by timeout or window jump)
+	Corrupt         uint64 // blocks whose rebuilt fragments were inconsistent, counted in BlocksLost
+	BytesOut        uint64
+}
+
+// ErrPieceMismatch is wrapped by Add errors for pieces that do not fit the
+// decoder's Params or the block they claim to belong to.
+var ErrPieceMismatch = errors.New("fec: piece does not match")
+
+// Decoder rebuilds a publisher's byte stream from pieces received in any
+// order, with losses and duplicates, and returns it in block order with
+// explicit gaps. Like the Encoder it does no I/O and reads no clock.
+type Decoder struct {
+	cfg    DecoderConfig
+	codecs codecs
+
+	started bool
+	head    uint64 // oldest block not yet delivered or given up
+	pos     uint64 // stream offset where head begins, as far as known
+	ring    []*dblock
+
+	future      bool // a piece beyond the window was seen since the last jump
+	futureSeq   uint64
+	futureSince time.Time
+
+	out   []Output
+	outAt int
+	stats DecoderStats
+}
+
+type dblock struct {
+	seq, offset  uint64
+	k, m, ss     int
+	buf          []byte
+	have         [MaxShards / 64]uint64
+	count, data  int
+	firstSeen    time.Time
+	ready, fails bool
+	frags        [][]byte
+}
+
+// NewDecoder returns a Decoder for cfg, with defaults filled in.
+func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
+	if err := cfg.Params.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Window == 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Window < 1 || cfg.Window > maxWindow || cfg.Timeout < 0 {
+		return nil, fmt.Errorf("%w: window %d (want 1..%d), timeout %v", ErrInvalidParams, cfg.Window, maxWindow, cfg.Timeout)
+	}
+	return &Decoder{
+		cfg:     cfg,
+		codecs:  newCodecs(cfg.Params),
+		ring:    make([]*dblock, cfg.Window),
+		started: !cfg.StartAnywhere,
+	}, nil
+}
+
+// Stats returns the decoder's counters.
+func (d *Decoder) Stats() DecoderStats { return d.stats }
+
+// Head returns the sequence number of the oldest block not yet delivered
+// or given up on.
+func (d *Decoder) Head() uint64 { return d.head }
+
+// Add gives the decoder one piece received at now. The decoder copies what
+// it keeps, so p.Data may be reused. Pieces of old, far-future or already
+// complete blocks are counted and ignored; an error is returned only for a
+// piece that is malformed or contradicts the Params or its block. Add also
+// applies timeouts up to now, so Output records may become ready.
+func (d *Decoder) Add(p Piece, now time.Time) error {
+	if err := d.check(p); err != nil {
+		d.stats.Invalid++
+		return err
+	}
+	if !d.started {
+		d.started, d.head, d.pos = true, p.Block, p.Offset
+	}
+	switch {
+	case p.Block < d.head:
+		d.stats.Old++
+	case d.beyond(p.Block):
+		d.stats.Future++
+		if !d.future {
+			d.future, d.futureSince = true, now
+		}
+		d.futureSeq = max(d.futureSeq, p.Block)
+	default:
+		if err := d.store(p, now); err != nil {
+			d.stats.Invalid++
+			return err
+		}
+	}
+	d.Advance(now)
+	return nil
+}
+
+func (d *Decoder) check(p Piece) error {
+	if err := p.Check(); err != nil {
+		return err
+	}
+	pp := d.cfg.Params
+	if p.K > pp.K || p.M != pp.M || p.ShardSize > pp.FragmentSize+lengthPrefix {
+		return fmt.Errorf("%w: k=%d m=%d shard %d, params K=%d M=%d FragmentSize=%d",
+			ErrPieceMismatch, p.K, p.M, p.ShardSize, pp.K, pp.M, pp.FragmentSize)
+	}
+	return nil
+}
+
+func (d *Decoder) store(p Piece, now time.Time) error {
+	slot := &d.ring[p.Block%uint64(len(d.ring))]
+	b := *slot
+	if b == nil {
+		b = &dblock{seq: p.Block, offset: p.Offset, k: p.K, m: p.M, ss: p.ShardSize, firstSeen: now}
+		b.buf = make([]byte, (b.k+b.m)*b.ss)
+		*slot = b
+	}
+	if b.offset != p.Offset || b.k != p.K || b.ss != p.ShardSize {
+		return fmt.Errorf("%w: block %d is offset %d k=%d shard %d, piece says %d k=%d shard %d",
+			ErrPieceMismatch, b.seq, b.offset, b.k, b.ss, p.Offset, p.K, p.ShardSize)
+	}
+	word, bit := p.Index/64, uint64(1)<<(p.Index%64)
+	if b.ready || b.fails || b.have[word]&bit != 0 {
+		d.stats.Duplicates++
+		return nil
+	}
+	b.have[word] |= bit
+	b.count++
+	d.stats.Pieces++
+	s := b.buf[p.Index*b.ss : (p.Index+1)*b.ss]
+	if p.IsParity() {
+		copy(s, p.Data)
+	} else {
+		s[0], s[1] = byte(len(p.Data)>>8), byte(len(p.Data))
+		copy(s[lengthPrefix:], p.Data) // the rest is still zero
+		b.data++
+	}
+	if b.count >= b.k {
+		d.rebuild(b)
+	}
+	return nil
+}
+
+// rebuild fills in missing data shards from parity and cuts the block
+// into fragments. A rebuilt shard whose length field or padding is
+// impossible means forged or mismatched pieces: the block is given up.
+func (d *Decoder) rebuild(b *dblock) {
+	shards := make([][]byte, b.k+b.m)
+	missing := b.k - b.data
+	for i := range shards {
+		if b.have[i/64]&(1<<(i%64)) != 0 {
+			shards[i] = b.buf[i*b.ss : (i+1)*b.ss]
+		} else if i < b.k {
+			shards[i] = b.buf[i*b.ss : i*b.ss : (i+1)*b.ss] // empty: rebuild in place
+		}
+	}
+	if missing > 0 {
+		if err := d.codecs.get(b.k).ReconstructData(shards); err != nil {
+			b.fails = true
+			d.stats.Corrupt++
+			return
+		}
+	}
+	frags := make([][]byte, b.k)
+	for i := range frags {
+		s := b.buf[i*b.ss : (i+1)*b.ss]
+		n := int(s[0])<<8 | int(s[1])
+		if n > b.ss-lengthPrefix || !zero(s[lengthPrefix+n:]) {
+			b.fails = true
+			d.stats.Corrupt++
+			return
+		}
+		frags[i] = s[lengthPrefix : lengthPrefix+n : lengthPrefix+n]
+	}
+	b.frags, b.ready = frags, true
+	if missing > 0 {
+		d.stats.Recovered += uint64(missing)
+		d.stats.BlocksRecovered++
+	}
+}
+
+func zero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Deadline returns when the decoder will give up on its oldest undelivered
+// block, if it is waiting for one; the caller calls Advance then.
+func (d *Decoder) Deadline() (time.Time, bool) {
+	if b := d.ring[d.head%uint64(len(d.ring))]; b != nil && b.seq == d.head {
+		return b.firstSeen.Add(d.cfg.Timeout), true
+	}
+	// The head was never seen: it is known to exist since something
+	// after it was.
+	var first time.Time
+	ok := false
+	for _, b := range d.ring {
+		if b != nil && (!ok || b.firstSeen.Before(first)) {
+			first, ok = b.firstSeen, true
+		}
+	}
+	if d.future && (!ok || d.futureSince.Before(first)) {
+		first, ok = d.futureSince, true
+	}
+	return first.Add(d.cfg.Timeout), ok
+}
+
+// Advance delivers complete blocks in order and gives up on blocks whose
+// timeout has passed by now.
+func (d *Decoder) Advance(now time.Time) {
+	if !d.started {
+		return
+	}
+	// Every pass delivers or gives up on at least one block and a gap
+	// covers all untracked blocks up to the next tracked one, so passes
+	// are bounded by twice the window; the limit is a safety net.
+	for range 2*len(d.ring) + 2 {
+		slot := &d.ring[d.head%uint64(len(d.ring))]
+		b := *slot
+		if b != nil && b.seq != d.head {
+			b = nil // cannot happen: the ring holds only [head, head+window)
+		}
+		switch {
+		case b != nil && b.ready:
+			*slot = nil
+			d.out = append(d.out, Output{Block: b.seq, Offset: b.offset, Fragments: b.frags})
+			n := 0
+			for _, f := range b.frags {
+				n += len(f)
+			}
+			d.pos = b.offset + uint64(n)
+			d.stats.BlocksDelivered++
+			d.stats.BytesOut += uint64(n)
+			d.setHead(d.head + 1)
+			continue
+		case b != nil && b.fails:
+			*slot = nil
+			d.gap(d.head + 1)
+			continue
+		}
+		dl, ok := d.Deadline()
+		if !ok || now.Before(dl) {
+			return
+		}
+		if b != nil {
+			*slot = nil
+			d.gap(d.head + 1)
+			continue
+		}
+		// Untracked head: skip to the next tracked block, or, if none is
+		// in the window, far enough that the newest far-future block
+		// seen falls inside it.
+		next, found := d.head, false
+		for i := uint64(1); i < uint64(len(d.ring)); i++ {
+			if c := d.ring[(d.head+i)%uint64(len(d.ring))]; c != nil && c.seq == d.head+i {
+				next, found = d.head+i, true
+				break
+			}
+		}
+		if !found {
+			next = d.head + 1
+			if d.future && d.beyond(d.futureSeq) {
+				next = d.futureSeq - uint64(len(d.ring)) + 1
+			}
+		}
+		d.gap(next)
+	}
+}
+
+// gap gives up on blocks [head, next), merging with a gap record still
+// queued right before it.
+func (d *Decoder) gap(next uint64) {
+	lost := next - d.head
+	d.stats.BlocksLost += lost
+	if n := len(d.out); n > d.outAt && d.out[n-1].IsGap() && d.out[n-1].Block+d.out[n-1].Lost == d.head {
+		d.out[n-1].Lost += lost
+	} else {
+		d.out = append(d.out, Output{Block: d.head, Offset: d.pos, Lost: lost})
+	}
+	d.setHead(next)
+}
+
+// setHead moves the window; a far-future block that now falls inside it
+// no longer counts as evidence that the head is overdue.
+func (d *Decoder) setHead(h uint64) {
+	d.head = h
+	if d.future && !d.beyond(d.futureSeq) {
+		d.future, d.futureSeq = false, 0
+	}
+}
+
+// beyond reports whether seq lies past the window.
+func (d *Decoder) beyond(seq uint64) bool {
+	return seq >= d.head && seq-d.head >= uint64(len(d.ring))
+}
+
+// Next returns the next in-order Output record. Fragments stay valid: the
+// decoder never writes to a block's memory after delivering it.
+func (d *Decoder) Next() (Output, bool) {
+	if d.outAt == len(d.out) {
+		d.out, d.outAt = d.out[:0], 0
+		return Output{}, false
+	}
+	o := d.out[d.outAt]
+	d.out[d.outAt] = Output{}
+	d.outAt++
+	return o, true
+}

@@ -1,0 +1,240 @@
+package fec
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/klauspost/reedsolomon"
+)
+
+// Block is one closed FEC block as the encoder emits it: K data pieces
+// followed by M parity pieces, all sharing one buffer.
+type Block struct {
+	// Seq is the block's sequence number.
+	Seq uint64
+	// Offset is the stream offset of the block's first byte.
+	Offset uint64
+	// Length is the number of stream bytes in the block.
+	Length int
+	// Pieces holds the data pieces (Index 0..K-1) then the parity pieces.
+	Pieces []Piece
+}
+
+// EncoderStats counts what an Encoder has produced.
+type EncoderStats struct {
+	Blocks       uint64 // blocks closed
+	ShortBlocks  uint64 // blocks closed by deadline or Sync with fewer than K fragments
+	DataPieces   uint64
+	ParityPieces uint64
+	BytesIn      uint64 // stream bytes accepted
+}
+
+// ErrFragmentTooLarge is returned by WriteFragment for a fragment longer
+// than Params.FragmentSize.
+var ErrFragmentTooLarge = errors.New("fec: fragment larger than FragmentSize")
+
+// Encoder cuts a publisher's byte stream into blocks of data fragments and
+// adds Reed-Solomon parity. It does no I/O and reads no clock: the caller
+// passes the time with every call and asks Deadline when to call Flush.
+type Encoder struct {
+	p      Params
+	codecs codecs
+
+	stage   []byte // K fragments of FragmentSize bytes, the open block
+	lens    []int  // lengths of the fragments of the open block, the last may be partial
+	partial bool   // the last entry of lens is still being filled by Write
+	opened  time.Time
+	seq     uint64
+	offset  uint64 // stream offset of the open block
+	blkLen  int
+
+	out   []Block
+	outAt int
+	stats EncoderStats
+}
+
+// NewEncoder returns an Encoder for p, starting at block 0 and offset 0.
+func NewEncoder(p Params) (*Encoder, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &Encoder{
+		p:      p,
+		codecs: newCodecs(p),
+		stage:  make([]byte, p.K*p.FragmentSize),
+		lens:   make([]int, 0, p.K),
+	}, nil
+}
+
+// Params returns the encoder's parameters.
+func (e *Encoder) Params() Params { return e.p }
+
+// Stats returns the encoder's counters.
+func (e *Encoder) Stats() EncoderStats { return e.stats }
+
+// Write appends stream bytes received at now. Bytes are packed into
+// fragments of exactly FragmentSize; a block closes as soon as it holds K
+// full fragments. A block whose deadline passed before now is closed first.
+func (e *Encoder) Write(now time.Time, b []byte) {
+	e.Flush(now)
+	for len(b) > 0 {
+		if !e.partial {
+			e.open(now)
+			e.lens = append(e.lens, 0)
+			e.partial = true
+		}
+		i := len(e.lens) - 1
+		n := copy(e.stage[i*e.p.FragmentSize+e.lens[i]:(i+1)*e.p.FragmentSize], b)
+		e.lens[i] += n
+		e.blkLen += n
+		e.stats.BytesIn += uint64(n)
+		b = b[n:]
+		if e.lens[i] == e.p.FragmentSize {
+			e.partial = false
+			if len(e.lens) == e.p.K {
+				e.close()
+			}
+		}
+	}
+}
+
+// WriteFragment appends one whole fragment (at most FragmentSize bytes,
+// possibly empty) received at now. Bytes pending from Write become a
+// fragment of their own first, so fragment boundaries are kept: the decoder
+// returns exactly these fragments.
+func (e *Encoder) WriteFragment(now time.Time, f []byte) error {
+	if len(f) > e.p.FragmentSize {
+		return fmt.Errorf("%w: %d > %d bytes", ErrFragmentTooLarge, len(f), e.p.FragmentSize)
+	}
+	e.Flush(now)
+	e.partial = false
+	if len(e.lens) == e.p.K { // a partial fragment completed the block
+		e.close()
+	}
+	e.open(now)
+	i := len(e.lens)
+	copy(e.stage[i*e.p.FragmentSize:], f)
+	e.lens = append(e.lens, len(f))
+	e.blkLen += len(f)
+	e.stats.BytesIn += uint64(len(f))
+	if len(e.lens) == e.p.K {
+		e.close()
+	}
+	return nil
+}
+
+func (e *Encoder) open(now time.Time) {
+	if len(e.lens) == 0 {
+		e.opened = now
+	}
+}
+
+// Deadline returns when the open block must be closed, if there is an open
+// block with a deadline (Params.MaxDelay > 0).
+func (e *Encoder) Deadline() (time.Time, bool) {
+	if len(e.lens) == 0 || e.p.MaxDelay == 0 {
+		return time.Time{}, false
+	}
+	return e.opened.Add(e.p.MaxDelay), true
+}
+
+// Flush closes the open block if its deadline is not after now.
+func (e *Encoder) Flush(now time.Time) {
+	if d, ok := e.Deadline(); ok && !now.Before(d) {
+		e.close()
+	}
+}
+
+// Sync closes the open block now, whatever its size; use it at the end of
+// the stream or when the application wants its bytes on the wire at once.
+func (e *Encoder) Sync() {
+	if len(e.lens) > 0 {
+		e.close()
+	}
+}
+
+// Next returns the next closed block, oldest first. The block's buffers
+// belong to the caller.
+func (e *Encoder) Next() (Block, bool) {
+	if e.outAt == len(e.out) {
+		e.out, e.outAt = e.out[:0], 0
+		return Block{}, false
+	}
+	b := e.out[e.outAt]
+	e.out[e.outAt] = Block{}
+	e.outAt++
+	return b, true
+}
+
+// close turns the open block into pieces. Every data shard is the
+// fragment's length (2 bytes), the fragment and zero padding up to the
+// block's shard size, which is 2 + the longest fragment; parity is computed
+// over the k' shards actually present, so a short block costs k'+m pieces.
+func (e *Encoder) close() {
+	k, m := len(e.lens), e.p.M
+	longest := 0
+	for _, n := range e.lens {
+		longest = max(longest, n)
+	}
+	ss := lengthPrefix + longest
+	buf := make([]byte, (k+m)*ss)
+	shards := make([][]byte, k+m)
+	pieces := make([]Piece, k+m)
+	for i := range shards {
+		shards[i] = buf[i*ss : (i+1)*ss : (i+1)*ss]
+	}
+	for i, n := range e.lens {
+		s := shards[i]
+		s[0], s[1] = byte(n>>8), byte(n)
+		copy(s[lengthPrefix:], e.stage[i*e.p.FragmentSize:i*e.p.FragmentSize+n])
+		pieces[i] = Piece{Data: s[lengthPrefix : lengthPrefix+n]}
+	}
+	if m > 0 {
+		// Shards are equal-sized and non-empty, which is all Encode asks.
+		if err := e.codecs.get(k).Encode(shards); err != nil {
+			panic("fec: reedsolomon.Encode: " + err.Error())
+		}
+	}
+	for i := range pieces {
+		if i >= k {
+			pieces[i].Data = shards[i]
+		}
+		pieces[i].Block, pieces[i].Offset = e.seq, e.offset
+		pieces[i].K, pieces[i].M, pieces[i].Index, pieces[i].ShardSize = k, m, i, ss
+	}
+	e.out = append(e.out, Block{Seq: e.seq, Offset: e.offset, Length: e.blkLen, Pieces: pieces})
+	e.stats.Blocks++
+	if k < e.p.K {
+		e.stats.ShortBlocks++
+	}
+	e.stats.DataPieces += uint64(k)
+	e.stats.ParityPieces += uint64(m)
+	e.seq++
+	e.offset += uint64(e.blkLen)
+	e.blkLen = 0
+	e.lens = e.lens[:0]
+	e.partial = false
+}
+
+// codecs caches one Reed-Solomon codec per data-fragment count, created on
+// first use: short blocks need codecs for k' < K.
+type codecs struct {
+	m  int
+	rs []reedsolomon.Encoder // index k'
+}
+
+func newCodecs(p Params) codecs {
+	return codecs{m: p.M, rs: make([]reedsolomon.Encoder, p.K+1)}
+}
+
+func (c *codecs) get(k int) reedsolomon.Encoder {
+	if c.rs[k] == nil {
+		rs, err := reedsolomon.New(k, c.m)
+		if err != nil { // Params.Validate keeps k and m in range
+			panic("fec: reedsolomon.New: " + err.Error())
+		}
+		c.rs[k] = rs
+	}
+	return c.rs[k]
+}
