@@ -3,6 +3,7 @@ package node
 import (
 	"net"
 	"net/netip"
+	"sync"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -35,18 +36,19 @@ type datagramIO struct {
 	gro   bool
 	segs  []segment // the datagrams of the last read, split if coalesced
 
-	// send side (owned by whoever holds the node's mutex)
-	wmsgs  []ipv4.Message
-	wbufs  [][]byte
-	waddrs []net.UDPAddr
-	wn     int
-	onErr  func(error)
+	// send side: batches are filled under the node's mutex and sent after
+	// it is released, in the order they were filled, so that system calls
+	// overlap with protocol work on other goroutines.
+	cur     *sendBatch   // being filled (node mutex)
+	qmu     sync.Mutex   // guards pending and free
+	pending []*sendBatch // filled, waiting to be sent, in order
+	free    []*sendBatch
+	sendMu  sync.Mutex // serialises sending; guards gso
+	onErr   func(error)
 
 	// generic segmentation offload: runs of equal-sized datagrams to one
 	// destination go down as one message (disabled if the kernel refuses)
-	gso   bool
-	gmsgs []ipv4.Message
-	goob  [][]byte
+	gso bool
 }
 
 type segment struct {
@@ -85,15 +87,6 @@ func newDatagramIO(conn net.PacketConn, onErr func(error)) *datagramIO {
 		}
 	}
 	d.gso = d.batch != nil && gsoSupported
-	d.gmsgs = make([]ipv4.Message, batchSize)
-	d.goob = make([][]byte, batchSize)
-	d.wmsgs = make([]ipv4.Message, batchSize)
-	d.wbufs = make([][]byte, batchSize)
-	d.waddrs = make([]net.UDPAddr, batchSize)
-	for i := range d.wmsgs {
-		d.wbufs[i] = make([]byte, 0, 8192)
-		d.wmsgs[i].Buffers = [][]byte{nil}
-	}
 	return d
 }
 
@@ -144,7 +137,32 @@ func (d *datagramIO) datagram(i int) (netip.AddrPort, []byte) {
 	return d.segs[i].from, d.segs[i].data
 }
 
-// write queues one datagram (copied), flushing when the batch is full.
+// sendBatch is one batch of datagrams on its way to the socket.
+type sendBatch struct {
+	msgs  []ipv4.Message
+	bufs  [][]byte
+	addrs []net.UDPAddr
+	n     int
+	gmsgs []ipv4.Message // GSO-coalesced view of msgs
+	goob  [][]byte
+}
+
+func newSendBatch() *sendBatch {
+	b := &sendBatch{
+		msgs:  make([]ipv4.Message, batchSize),
+		bufs:  make([][]byte, batchSize),
+		addrs: make([]net.UDPAddr, batchSize),
+		gmsgs: make([]ipv4.Message, batchSize),
+		goob:  make([][]byte, batchSize),
+	}
+	for i := range b.msgs {
+		b.bufs[i] = make([]byte, 0, 2048)
+		b.msgs[i].Buffers = [][]byte{nil}
+	}
+	return b
+}
+
+// write queues one datagram (copied). Called with the node's mutex held.
 func (d *datagramIO) write(to netip.AddrPort, pkt []byte) {
 	if d.batch == nil {
 		if _, err := d.conn.WriteTo(pkt, net.UDPAddrFromAddrPort(to)); err != nil {
@@ -152,9 +170,21 @@ func (d *datagramIO) write(to netip.AddrPort, pkt []byte) {
 		}
 		return
 	}
-	i := d.wn
-	d.wbufs[i] = append(d.wbufs[i][:0], pkt...)
-	a := &d.waddrs[i]
+	if d.cur == nil {
+		d.qmu.Lock()
+		if n := len(d.free); n > 0 {
+			d.cur = d.free[n-1]
+			d.free = d.free[:n-1]
+		}
+		d.qmu.Unlock()
+		if d.cur == nil {
+			d.cur = newSendBatch()
+		}
+	}
+	b := d.cur
+	i := b.n
+	b.bufs[i] = append(b.bufs[i][:0], pkt...)
+	a := &b.addrs[i]
 	ip := to.Addr().Unmap()
 	if ip.Is4() && !d.v6 {
 		v := ip.As4()
@@ -165,25 +195,54 @@ func (d *datagramIO) write(to netip.AddrPort, pkt []byte) {
 	}
 	a.Port = int(to.Port())
 	a.Zone = ""
-	d.wmsgs[i].Buffers[0] = d.wbufs[i]
-	d.wmsgs[i].Addr = a
-	d.wn++
-	if d.wn == len(d.wmsgs) {
-		d.flush()
+	b.msgs[i].Buffers[0] = b.bufs[i]
+	b.msgs[i].Addr = a
+	b.n++
+	if b.n == len(b.msgs) {
+		d.commit()
 	}
 }
 
-// flush sends the queued datagrams.
+// commit queues the batch being filled for sending. Called with the node's
+// mutex held, so batches queue in the order their packets were made.
+func (d *datagramIO) commit() {
+	if d.cur == nil || d.cur.n == 0 {
+		return
+	}
+	d.qmu.Lock()
+	d.pending = append(d.pending, d.cur)
+	d.qmu.Unlock()
+	d.cur = nil
+}
+
+// flush sends every committed batch, in order. Called without the node's
+// mutex; concurrent callers take turns and the first sends all.
 func (d *datagramIO) flush() {
-	if d.wn == 0 {
+	if d.batch == nil {
 		return
 	}
-	if d.gso && d.flushGSO() {
-		d.wn = 0
-		return
+	d.sendMu.Lock()
+	defer d.sendMu.Unlock()
+	for {
+		d.qmu.Lock()
+		if len(d.pending) == 0 {
+			d.qmu.Unlock()
+			return
+		}
+		b := d.pending[0]
+		copy(d.pending, d.pending[1:])
+		d.pending[len(d.pending)-1] = nil
+		d.pending = d.pending[:len(d.pending)-1]
+		d.qmu.Unlock()
+
+		if !d.gso || !d.sendGSO(b) {
+			d.send(b.msgs[:b.n])
+		}
+		b.n = 0
+		d.qmu.Lock()
+		d.free = append(d.free, b)
+		d.qmu.Unlock()
 	}
-	d.send(d.wmsgs[:d.wn])
-	d.wn = 0
 }
 
 func (d *datagramIO) send(msgs []ipv4.Message) {
@@ -199,40 +258,40 @@ func (d *datagramIO) send(msgs []ipv4.Message) {
 	}
 }
 
-// flushGSO coalesces runs of datagrams to the same address where all but
+// sendGSO coalesces runs of datagrams to the same address where all but
 // the last have the same size (the kernel's rule for UDP_SEGMENT). It
 // reports false, having sent nothing, if the kernel rejects segmentation;
 // GSO is then off for good and the caller sends datagram by datagram.
-func (d *datagramIO) flushGSO() bool {
+func (d *datagramIO) sendGSO(b *sendBatch) bool {
 	const maxSegments, maxBytes = 64, 65000
 	g := 0
-	for i := 0; i < d.wn; {
-		size := len(d.wbufs[i])
+	for i := 0; i < b.n; {
+		size := len(b.bufs[i])
 		j, total := i+1, size
-		for j < d.wn && j-i < maxSegments && total+len(d.wbufs[j]) <= maxBytes &&
-			len(d.wbufs[j]) <= size && sameAddr(&d.waddrs[i], &d.waddrs[j]) {
-			total += len(d.wbufs[j])
+		for j < b.n && j-i < maxSegments && total+len(b.bufs[j]) <= maxBytes &&
+			len(b.bufs[j]) <= size && sameAddr(&b.addrs[i], &b.addrs[j]) {
+			total += len(b.bufs[j])
 			j++
-			if len(d.wbufs[j-1]) < size {
+			if len(b.bufs[j-1]) < size {
 				break // a short datagram ends the run
 			}
 		}
-		m := &d.gmsgs[g]
-		m.Buffers = d.wbufs[i:j]
-		m.Addr = &d.waddrs[i]
+		m := &b.gmsgs[g]
+		m.Buffers = b.bufs[i:j]
+		m.Addr = &b.addrs[i]
 		m.OOB = nil
 		if j-i > 1 {
-			d.goob[g] = appendGSOControl(d.goob[g][:0], size)
-			m.OOB = d.goob[g]
+			b.goob[g] = appendGSOControl(b.goob[g][:0], size)
+			m.OOB = b.goob[g]
 		}
 		g++
 		i = j
 	}
-	if g == d.wn {
-		d.send(d.wmsgs[:d.wn]) // nothing coalesced
+	if g == b.n {
+		d.send(b.msgs[:b.n]) // nothing coalesced
 		return true
 	}
-	msgs := d.gmsgs[:g]
+	msgs := b.gmsgs[:g]
 	for len(msgs) > 0 {
 		n, err := d.batch.WriteBatch(msgs, 0)
 		if err != nil && n <= 0 {

@@ -202,7 +202,7 @@ func (n *Node) AddrPort() netip.AddrPort { return addrPortOf(n.conn.LocalAddr())
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	defer n.unlock()
 	return Stats{Stats: n.ep.Stats(), HellosDropped: n.hellosDropped}
 }
 
@@ -252,19 +252,28 @@ func (n *Node) readLoop() {
 			n.ep.Receive(now, from, pkt)
 		}
 		n.service()
-		n.mu.Unlock()
+		n.unlock()
 	}
+}
+
+// unlock releases the node's mutex and then sends the datagrams the
+// critical section produced, so the system calls do not hold up other
+// goroutines' protocol work. Every section that may have called service
+// ends with it.
+func (n *Node) unlock() {
+	n.mu.Unlock()
+	n.io.flush()
 }
 
 func (n *Node) isClosed() bool {
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	defer n.unlock()
 	return n.closed
 }
 
 func (n *Node) onTimer() {
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	defer n.unlock()
 	n.timerAt = time.Time{}
 	n.ep.Tick(time.Now())
 	n.service()
@@ -282,9 +291,7 @@ func (n *Node) service() {
 		}
 	}
 	n.dispatch()
-	if n.io.batch != nil {
-		n.io.flush()
-	}
+	n.io.commit()
 	d := n.ep.NextDeadline()
 	if d.IsZero() {
 		if !n.timerAt.IsZero() {
@@ -410,19 +417,19 @@ func (n *Node) DialAny(ctx context.Context, addr netip.AddrPort) (*Session, erro
 func (n *Node) DialEPD(ctx context.Context, epd []byte, addrs ...netip.AddrPort) (*Session, error) {
 	n.mu.Lock()
 	if n.closed {
-		n.mu.Unlock()
+		n.unlock()
 		return nil, ErrClosed
 	}
 	cs := n.ep.Open(time.Now(), epd, addrs)
 	if cs.IsOpen() {
 		s := n.wrapSession(cs)
-		n.mu.Unlock()
+		n.unlock()
 		return s, nil
 	}
 	ch := make(chan struct{})
 	n.waitOpen[cs] = append(n.waitOpen[cs], ch)
 	n.service()
-	n.mu.Unlock()
+	n.unlock()
 	select {
 	case <-ch:
 	case <-ctx.Done():
@@ -431,13 +438,13 @@ func (n *Node) DialEPD(ctx context.Context, epd []byte, addrs ...netip.AddrPort)
 			cs.Close()
 			n.service()
 		}
-		n.mu.Unlock()
+		n.unlock()
 		return nil, ctx.Err()
 	case <-n.done:
 		return nil, ErrClosed
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	defer n.unlock()
 	// The opening session may have merged into an existing one.
 	if !cs.IsOpen() {
 		if err := cs.Err(); err != nil {
@@ -457,7 +464,7 @@ func (n *Node) DialEPD(ctx context.Context, epd []byte, addrs ...netip.AddrPort)
 // then answers the initiator directly: NAT traversal through a rendezvous.
 func (n *Node) Introduce(via *Session, h Hello) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	defer n.unlock()
 	n.ep.Introduce(via.cs, h.EPD, h.Tag, h.From)
 	n.service()
 }
@@ -465,7 +472,7 @@ func (n *Node) Introduce(via *Session, h Hello) {
 // Redirect tells the initiator of h to try addrs instead (RFC 7016 §3.5.1.4).
 func (n *Node) Redirect(h Hello, addrs []netip.AddrPort) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	defer n.unlock()
 	n.ep.Redirect(h.Tag, h.From, addrs)
 	n.service()
 }
@@ -473,7 +480,7 @@ func (n *Node) Redirect(h Hello, addrs []netip.AddrPort) {
 // Sessions returns the open sessions.
 func (n *Node) Sessions() []*Session {
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	defer n.unlock()
 	out := make([]*Session, 0, len(n.sessions))
 	for cs, s := range n.sessions {
 		if cs.IsOpen() {
@@ -488,20 +495,20 @@ func (n *Node) Sessions() []*Session {
 func (n *Node) Close(ctx context.Context) error {
 	n.mu.Lock()
 	if n.closed {
-		n.mu.Unlock()
+		n.unlock()
 		return nil
 	}
 	n.ep.Close(time.Now())
 	n.closed = true
 	n.service()
-	n.mu.Unlock()
+	n.unlock()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 wait:
 	for {
 		n.mu.Lock()
 		busy := n.ep.Busy()
-		n.mu.Unlock()
+		n.unlock()
 		if !busy {
 			break
 		}
@@ -514,7 +521,7 @@ wait:
 	close(n.done)
 	n.mu.Lock()
 	n.timer.Stop()
-	n.mu.Unlock()
+	n.unlock()
 	err := n.conn.Close()
 	<-n.readerDone
 	n.log.Info().Msg("rtmfp node closed")

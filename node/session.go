@@ -28,14 +28,14 @@ func (s *Session) PeerID() PeerID { return PeerID(s.cs.PeerID()) }
 // moves: address mobility, RFC 7016 §3.5.4.2).
 func (s *Session) RemoteAddr() netip.AddrPort {
 	s.n.mu.Lock()
-	defer s.n.mu.Unlock()
+	defer s.n.unlock()
 	return s.cs.Addr()
 }
 
 // RTT is the smoothed round-trip time estimate.
 func (s *Session) RTT() time.Duration {
 	s.n.mu.Lock()
-	defer s.n.mu.Unlock()
+	defer s.n.unlock()
 	return s.cs.SRTT()
 }
 
@@ -67,7 +67,7 @@ func (s *Session) markClosed(err error) {
 // bytes; the peer sees it when the flow arrives) and priority.
 func (s *Session) OpenFlow(metadata []byte, pri Priority) (*SendFlow, error) {
 	s.n.mu.Lock()
-	defer s.n.mu.Unlock()
+	defer s.n.unlock()
 	cf, err := s.cs.OpenFlow(metadata, pri)
 	if err != nil {
 		return nil, err
@@ -98,7 +98,7 @@ func (s *Session) AcceptFlow(ctx context.Context) (*RecvFlow, error) {
 // Ping sends a keepalive ping now (it also refreshes the RTT estimate).
 func (s *Session) Ping() {
 	s.n.mu.Lock()
-	defer s.n.mu.Unlock()
+	defer s.n.unlock()
 	s.cs.Ping()
 	s.n.service()
 }
@@ -106,7 +106,7 @@ func (s *Session) Ping() {
 // Close closes the session in an orderly way.
 func (s *Session) Close() error {
 	s.n.mu.Lock()
-	defer s.n.mu.Unlock()
+	defer s.n.unlock()
 	s.cs.Close()
 	s.n.service()
 	return nil
@@ -115,7 +115,7 @@ func (s *Session) Close() error {
 // Abort ends the session at once (abrupt close).
 func (s *Session) Abort() {
 	s.n.mu.Lock()
-	defer s.n.mu.Unlock()
+	defer s.n.unlock()
 	s.cs.Abort()
 	s.n.service()
 }
@@ -157,7 +157,7 @@ func (f *SendFlow) Write(ctx context.Context, msg []byte, opt WriteOptions) (*Re
 		f.n.mu.Lock()
 		if !f.cf.IsOpen() {
 			err := f.cf.Err()
-			f.n.mu.Unlock()
+			f.n.unlock()
 			if err == nil {
 				err = ErrFlowClosed
 			}
@@ -166,17 +166,17 @@ func (f *SendFlow) Write(ctx context.Context, msg []byte, opt WriteOptions) (*Re
 		if f.cf.Writable() {
 			cr, err := f.cf.Write(msg, opt)
 			if err != nil {
-				f.n.mu.Unlock()
+				f.n.unlock()
 				return nil, err
 			}
 			r := &Receipt{done: make(chan struct{}), cr: cr}
 			cr.Tag = r
 			f.n.service()
-			f.n.mu.Unlock()
+			f.n.unlock()
 			return r, nil
 		}
 		f.cf.NotifyWritable()
-		f.n.mu.Unlock()
+		f.n.unlock()
 		select {
 		case <-f.wake:
 		case <-ctx.Done():
@@ -203,7 +203,7 @@ func (f *SendFlow) AcceptReturn(ctx context.Context) (*RecvFlow, error) {
 // Close ends the flow once what was written is delivered.
 func (f *SendFlow) Close() error {
 	f.n.mu.Lock()
-	defer f.n.mu.Unlock()
+	defer f.n.unlock()
 	f.cf.Close()
 	f.n.service()
 	return nil
@@ -212,7 +212,7 @@ func (f *SendFlow) Close() error {
 // Err is why the flow ended (ErrFlowRejected if the peer refused it).
 func (f *SendFlow) Err() error {
 	f.n.mu.Lock()
-	defer f.n.mu.Unlock()
+	defer f.n.unlock()
 	return f.cf.Err()
 }
 
@@ -278,18 +278,18 @@ func (f *RecvFlow) Read(ctx context.Context) ([]byte, error) {
 		m, ok := f.cf.Read()
 		if ok {
 			f.n.service()
-			f.n.mu.Unlock()
+			f.n.unlock()
 			return m.Data, nil
 		}
 		if err := f.cf.Err(); err != nil {
-			f.n.mu.Unlock()
+			f.n.unlock()
 			return nil, err
 		}
 		if f.cf.Finished() {
-			f.n.mu.Unlock()
+			f.n.unlock()
 			return nil, io.EOF
 		}
-		f.n.mu.Unlock()
+		f.n.unlock()
 		select {
 		case <-f.wake:
 		case <-ctx.Done():
@@ -303,7 +303,7 @@ func (f *RecvFlow) Read(ctx context.Context) ([]byte, error) {
 // OpenReturnFlow opens a flow back to the sender, associated with this one.
 func (f *RecvFlow) OpenReturnFlow(metadata []byte, pri Priority) (*SendFlow, error) {
 	f.n.mu.Lock()
-	defer f.n.mu.Unlock()
+	defer f.n.unlock()
 	cf, err := f.cf.OpenReturnFlow(metadata, pri)
 	if err != nil {
 		return nil, err
@@ -316,7 +316,7 @@ func (f *RecvFlow) OpenReturnFlow(metadata []byte, pri Priority) (*SendFlow, err
 // Reject refuses the flow; the sender's flow fails with ErrFlowRejected.
 func (f *RecvFlow) Reject(code uint64) {
 	f.n.mu.Lock()
-	defer f.n.mu.Unlock()
+	defer f.n.unlock()
 	f.cf.Reject(code)
 	f.n.service()
 }
