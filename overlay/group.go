@@ -67,7 +67,8 @@ type Group struct {
 	closed    bool
 	links     map[node.PeerID]*link
 	pending   map[uint64]*request
-	estimates map[node.PeerID]float64
+	estimates map[node.PeerID]estimate
+	looked    map[int]time.Time // last lookup per bucket (common prefix length)
 	dedup     map[uint64]struct{}
 	dedupRing []uint64
 	dedupNext int
@@ -86,6 +87,12 @@ type link struct {
 	neighbour bool // we keep it as a neighbour
 	offered   bool // the peer keeps us as a neighbour
 	gone      bool
+}
+
+// estimate is a neighbour's member-count estimate and when it came.
+type estimate struct {
+	n  float64
+	at time.Time
 }
 
 type request struct {
@@ -108,7 +115,8 @@ func newGroup(h *Host, id GroupID, cfg Config) *Group {
 		kick:       make(chan struct{}, 1),
 		links:      make(map[node.PeerID]*link),
 		pending:    make(map[uint64]*request),
-		estimates:  make(map[node.PeerID]float64),
+		estimates:  make(map[node.PeerID]estimate),
+		looked:     make(map[int]time.Time),
 		dedup:      make(map[uint64]struct{}),
 		dedupRing:  make([]uint64, cfg.DedupWindow),
 	}
@@ -205,18 +213,25 @@ func (g *Group) Bootstrap(ctx context.Context, peers ...Peer) error {
 }
 
 // Refresh looks up this member's own address and a random address in every
-// bucket, repopulating the table, and tells the neighbours this member's
+// bucket not looked into during the last half RefreshPeriod, repopulating
+// the table, and tells the neighbours this member's
 // estimate of the group size. The refresh loop calls it every
 // RefreshPeriod.
 func (g *Group) Refresh(ctx context.Context) {
 	if _, err := g.Lookup(ctx, g.addr); err != nil {
 		return
 	}
-	for _, t := range g.table.RefreshTargets() {
+	recent := time.Now().Add(-g.cfg.RefreshPeriod / 2)
+	for cpl, t := range g.table.RefreshTargets() {
 		if ctx.Err() != nil {
 			return
 		}
-		g.Lookup(ctx, t)
+		g.mu.Lock()
+		skip := g.looked[cpl].After(recent)
+		g.mu.Unlock()
+		if !skip {
+			g.Lookup(ctx, t)
+		}
 	}
 	est := g.table.EstimateMembers()
 	for _, l := range g.neighbourLinks() {
@@ -425,6 +440,7 @@ func (g *Group) acceptFlow(rf *node.RecvFlow) {
 	s := rf.Session()
 	l, err := g.linkOn(s)
 	if err != nil {
+		g.log.Debug().Err(err).Msg("cannot link: rejecting flow")
 		rf.Reject(0)
 		return
 	}
@@ -474,8 +490,11 @@ func (g *Group) handle(l *link, m *Message) {
 	switch m.Type {
 	case MsgHello:
 		g.mu.Lock()
-		if m.Estimate > 0 {
-			g.estimates[l.peer] = float64(m.Estimate)
+		// Only neighbours' estimates count: they are refreshed every
+		// RefreshPeriod, while a first hello may come from a member
+		// that has barely joined.
+		if m.Estimate > 0 && m.Neighbour {
+			g.estimates[l.peer] = estimate{float64(m.Estimate), time.Now()}
 		}
 		l.offered = m.Neighbour
 		g.mu.Unlock()
@@ -531,13 +550,30 @@ func (g *Group) send(ctx context.Context, l *link, m *Message) (*node.Receipt, e
 
 // --- lookups ---
 
-// findNode asks c for the members it knows nearest target.
+// findNode asks c for the members it knows nearest target, trying a second
+// time over a fresh link if the first attempt fails: a link can break
+// without the member being dead (its flow rejected, its session closing
+// under it).
 func (g *Group) findNode(ctx context.Context, c Contact, target Address) ([]Contact, error) {
+	got, err := g.findNodeOnce(ctx, c, target)
+	if err == nil || ctx.Err() != nil {
+		return got, err
+	}
+	g.mu.Lock()
+	l := g.links[c.PeerID]
+	g.mu.Unlock()
+	if l != nil && l.isReady() {
+		g.dropLink(l)
+	}
+	return g.findNodeOnce(ctx, c, target)
+}
+
+func (g *Group) findNodeOnce(ctx context.Context, c Contact, target Address) ([]Contact, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.RequestTimeout)
 	defer cancel()
 	l, err := g.linkTo(ctx, c)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("link: %w", err)
 	}
 	var idb [8]byte
 	rand.Read(idb[:])
@@ -576,9 +612,13 @@ func (g *Group) findNode(ctx context.Context, c Contact, target Address) ([]Cont
 // is among them), nearest first, by asking Alpha members at a time for the
 // members they know nearer, until the K nearest heard of have all answered
 // or failed. Members that fail to answer are removed from the table; those
-// that answer are added.
+// that answer are added. Lookups also count as the refresh of the bucket
+// target falls in.
 func (g *Group) Lookup(ctx context.Context, target Address) ([]Contact, error) {
 	g.stats.lookups.Add(1)
+	g.mu.Lock()
+	g.looked[CommonPrefixLen(target, g.addr)] = time.Now()
+	g.mu.Unlock()
 	type state uint8
 	const (
 		fresh state = iota
@@ -634,6 +674,7 @@ func (g *Group) Lookup(ctx context.Context, target Address) ([]Contact, error) {
 			r := <-results
 			if r.err != nil {
 				seen[r.c.PeerID] = failed
+				g.log.Debug().Err(r.err).Str("peer", r.c.PeerID.String()[:8]).Msg("find_node failed")
 				g.stats.requestsFailed.Add(1)
 				if ctx.Err() == nil && g.ctx.Err() == nil {
 					g.evictDead(r.c.PeerID)
@@ -646,9 +687,11 @@ func (g *Group) Lookup(ctx context.Context, target Address) ([]Contact, error) {
 				if _, ok := seen[c.PeerID]; ok {
 					continue
 				}
+				// Contacts heard of enter the table only once they
+				// answer: a dead member others still list must not
+				// spread from table to table.
 				seen[c.PeerID] = fresh
 				short = append(short, c)
-				g.table.Add(c.PeerID, c.Addr, false)
 			}
 		}
 	}
@@ -667,13 +710,19 @@ func (g *Group) Lookup(ctx context.Context, target Address) ([]Contact, error) {
 
 // EstimateMembers estimates how many members the group has: the mean of
 // this member's estimate from its own table and the latest estimates its
-// links reported, which are nearly independent samples of the same number.
+// neighbours reported (within 3 RefreshPeriods), which are nearly
+// independent samples of the same number.
 func (g *Group) EstimateMembers() float64 {
 	sum := g.table.EstimateMembers()
 	n := 1.0
+	fresh := time.Now().Add(-3 * g.cfg.RefreshPeriod)
 	g.mu.Lock()
-	for _, e := range g.estimates {
-		sum += e
+	for p, e := range g.estimates {
+		if e.at.Before(fresh) {
+			delete(g.estimates, p)
+			continue
+		}
+		sum += e.n
 		n++
 	}
 	g.mu.Unlock()
@@ -933,9 +982,9 @@ func (g *Group) forward(ctx context.Context, m *Message) error {
 	for _, p := range m.Path {
 		onPath[node.PeerID(p)] = true
 	}
-	failed := map[node.PeerID]bool{}
-	excluded := func(c Contact) bool { return onPath[c.PeerID] || failed[c.PeerID] }
-	for attempt := 0; attempt < 2*g.cfg.Alpha; attempt++ {
+	failed := map[node.PeerID]int{}
+	excluded := func(c Contact) bool { return onPath[c.PeerID] || failed[c.PeerID] >= 2 }
+	for attempt := 0; attempt < 4*g.cfg.Alpha; attempt++ {
 		next, ok := NextHop(g.addr, target, g.table.Nearest(target, g.cfg.K), excluded)
 		if !ok {
 			g.deliverRouted(m, target)
@@ -953,8 +1002,12 @@ func (g *Group) forward(ctx context.Context, m *Message) error {
 				return err
 			}
 			g.log.Debug().Err(err).Str("hop", next.PeerID.String()[:8]).Msg("next hop failed")
-			failed[next.PeerID] = true
-			g.evictDead(next.PeerID)
+			// One more try over a fresh link (sendAcked dropped the
+			// old one) before the hop is taken for dead.
+			failed[next.PeerID]++
+			if failed[next.PeerID] >= 2 {
+				g.evictDead(next.PeerID)
+			}
 			continue
 		}
 		g.stats.forwarded.Add(1)
@@ -975,6 +1028,7 @@ func (g *Group) sendAcked(ctx context.Context, c Contact, m *Message) error {
 	}
 	r, err := g.send(ctx, l, m)
 	if err != nil {
+		g.dropLink(l)
 		return err
 	}
 	wctx, wcancel := context.WithTimeout(ctx, g.cfg.HopTimeout)

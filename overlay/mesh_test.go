@@ -1,0 +1,385 @@
+package overlay
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/strata-net/strata/node"
+	"github.com/strata-net/strata/node/memnet"
+)
+
+// testConfig has timeouts short enough for tests on a perfect in-memory
+// network.
+func testConfig() Config {
+	return Config{
+		RefreshPeriod:  5 * time.Second,
+		MaintainPeriod: 500 * time.Millisecond,
+		RequestTimeout: time.Second,
+		HopTimeout:     time.Second,
+		DialTimeout:    time.Second,
+	}
+}
+
+type member struct {
+	n    *node.Node
+	h    *Host
+	g    *Group
+	ip   netip.Addr
+	dead bool
+
+	mu   sync.Mutex
+	got  []Delivery
+	recv chan Delivery
+}
+
+type mesh struct {
+	t       testing.TB
+	net     *memnet.Network
+	gid     GroupID
+	members []*member
+}
+
+func newMesh(t testing.TB, n int, cfg Config) *mesh {
+	t.Helper()
+	m := &mesh{t: t, net: memnet.New(memnet.Config{Seed: 1, Link: memnet.Link{Delay: time.Millisecond}}), gid: GroupID{0x5a, 0x17}}
+	t.Cleanup(m.close)
+	for i := 0; i < n; i++ {
+		c, err := m.net.ListenAuto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd, err := node.New(c, node.Config{KeepalivePeriod: time.Second, RetransmitLimit: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := NewHost(nd, HostConfig{})
+		g, err := h.Join(m.gid, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mb := &member{n: nd, h: h, g: g, ip: nd.AddrPort().Addr(), recv: make(chan Delivery, 1024)}
+		m.members = append(m.members, mb)
+		go func() {
+			for {
+				d, err := g.Receive(context.Background())
+				if err != nil {
+					return
+				}
+				mb.recv <- d
+			}
+		}()
+	}
+	return m
+}
+
+func (m *mesh) close() {
+	var wg sync.WaitGroup
+	for _, mb := range m.members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mb.h.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			mb.n.Close(ctx)
+			cancel()
+		}()
+	}
+	wg.Wait()
+	m.net.Close()
+}
+
+// parallel runs f for every live member, at most width at once.
+func (m *mesh) parallel(width int, f func(i int, mb *member)) {
+	sem := make(chan struct{}, width)
+	var wg sync.WaitGroup
+	for i, mb := range m.members {
+		if mb.dead {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f(i, mb)
+		}()
+	}
+	wg.Wait()
+}
+
+// bootstrap joins every member through member 0, then refreshes everyone
+// once more so the tables converge.
+func (m *mesh) bootstrap(ctx context.Context) {
+	seed := m.members[0].h.Self()
+	m.parallel(8, func(i int, mb *member) {
+		if i == 0 {
+			return
+		}
+		if err := mb.g.Bootstrap(ctx, seed); err != nil {
+			m.t.Errorf("member %d bootstrap: %v", i, err)
+		}
+	})
+	m.parallel(16, func(i int, mb *member) { mb.g.Refresh(ctx) })
+}
+
+// nearest is the live member nearest target, by brute force.
+func (m *mesh) nearest(target Address) int {
+	best := -1
+	for i, mb := range m.members {
+		if mb.dead {
+			continue
+		}
+		if best < 0 || Closer(mb.g.Address(), m.members[best].g.Address(), target) {
+			best = i
+		}
+	}
+	return best
+}
+
+func (m *mesh) live() []int {
+	var out []int
+	for i, mb := range m.members {
+		if !mb.dead {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+type routeResult struct {
+	accuracy float64 // delivered to the true nearest
+	lost     int
+	hops     []int
+}
+
+// routeTrial routes count messages from random live members to random
+// addresses and checks who receives them.
+func (m *mesh) routeTrial(ctx context.Context, r *rand.Rand, count int) routeResult {
+	live := m.live()
+	type sent struct {
+		want int
+	}
+	want := make(map[uint64]int, count)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for k := 0; k < count; k++ {
+		target := randAddr(r)
+		from := m.members[live[r.IntN(len(live))]]
+		id := uint64(k + 1)
+		want[id] = m.nearest(target)
+		payload := binary.BigEndian.AppendUint64(nil, id)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := from.g.Route(ctx, target, payload); err != nil {
+				m.t.Logf("route %d: %v", id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	got := make(map[uint64]int, count)
+	var res routeResult
+	deadline := time.After(5 * time.Second)
+collect:
+	for len(got) < count {
+		progress := false
+		for _, i := range live {
+			select {
+			case d := <-m.members[i].recv:
+				if d.Kind != Routed || len(d.Payload) != 8 {
+					continue
+				}
+				id := binary.BigEndian.Uint64(d.Payload)
+				got[id] = i
+				res.hops = append(res.hops, d.Hops)
+				if d.Path[len(d.Path)-1] != m.members[i].n.PeerID() || len(d.Path) != d.Hops+1 {
+					m.t.Errorf("bad path %v hops %d", len(d.Path), d.Hops)
+				}
+				progress = true
+			default:
+			}
+		}
+		if !progress {
+			select {
+			case <-deadline:
+				break collect
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	ok := 0
+	for id, w := range want {
+		if g, found := got[id]; found && g == w {
+			ok++
+		} else if !found {
+			res.lost++
+		}
+	}
+	res.accuracy = float64(ok) / float64(count)
+	return res
+}
+
+func median(xs []int) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := append([]int(nil), xs...)
+	sort.Ints(s)
+	return float64(s[len(s)/2])
+}
+
+func (m *mesh) lookupAccuracy(ctx context.Context, r *rand.Rand, count int) float64 {
+	live := m.live()
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for k := 0; k < count; k++ {
+		target := randAddr(r)
+		from := m.members[live[r.IntN(len(live))]]
+		want := m.members[m.nearest(target)].n.PeerID()
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			res, err := from.g.Lookup(ctx, target)
+			if err == nil && len(res) > 0 && res[0].PeerID == want {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(ok.Load()) / float64(count)
+}
+
+func (m *mesh) estimateErrors() (medianErr float64, within25 float64) {
+	var errs []float64
+	truth := float64(len(m.live()))
+	bias := 0.0
+	for _, i := range m.live() {
+		e := m.members[i].g.EstimateMembers()
+		errs = append(errs, math.Abs(e-truth)/truth)
+		bias += (e - truth) / truth
+	}
+	m.t.Logf("estimate mean signed error %.3f", bias/float64(len(errs)))
+	sort.Float64s(errs)
+	in := 0
+	for _, e := range errs {
+		if e <= 0.25 {
+			in++
+		}
+	}
+	return errs[len(errs)/2], float64(in) / float64(len(errs))
+}
+
+// kill cuts a fraction of the members off the network at once (a crash,
+// from the others' point of view: nothing more is heard from them).
+func (m *mesh) kill(r *rand.Rand, frac float64) {
+	var alive, dead []netip.Addr
+	perm := r.Perm(len(m.members))
+	nd := int(frac * float64(len(m.members)))
+	for k, i := range perm {
+		if k < nd {
+			m.members[i].dead = true
+		}
+	}
+	for _, mb := range m.members {
+		if mb.dead {
+			dead = append(dead, mb.ip)
+		} else {
+			alive = append(alive, mb.ip)
+		}
+	}
+	m.net.Partition(alive, dead)
+}
+
+func meshSize(t *testing.T) int {
+	if s := os.Getenv("STRATA_OVERLAY_N"); s != "" && !testing.Short() {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 2 {
+			t.Fatalf("STRATA_OVERLAY_N=%q", s)
+		}
+		return n
+	}
+	return 32
+}
+
+// TestMeshConvergesAndRoutes is the acceptance scenario: N members
+// bootstrapped from one seed find the true nearest member by lookup and by
+// routing, in few hops, estimate the group's size, and keep routing to the
+// nearest live member after a fifth of them crash at once.
+func TestMeshConvergesAndRoutes(t *testing.T) {
+	n := meshSize(t)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cfg := testConfig()
+	m := newMesh(t, n, cfg)
+	r := rand.New(rand.NewPCG(42, uint64(n)))
+	m.bootstrap(ctx)
+	t.Logf("N=%d bootstrapped in %v", n, time.Since(start))
+	ns := m.net.Stats()
+	var failed uint64
+	for _, mb := range m.members {
+		failed += mb.g.Stats().RequestsFailed
+	}
+	t.Logf("network: sent %d, dropped buffer %d; failed requests %d", ns.Sent, ns.DroppedBuffer, failed)
+
+	look := m.lookupAccuracy(ctx, r, 200)
+	rt := m.routeTrial(ctx, r, 200)
+	medErr, within := m.estimateErrors()
+	hopLimit := math.Log2(float64(n)) / 2
+	t.Logf("N=%d lookup accuracy %.3f, route accuracy %.3f (lost %d), median hops %.1f (limit %.2f), estimate median error %.3f, within 25%% %.2f",
+		n, look, rt.accuracy, rt.lost, median(rt.hops), hopLimit, medErr, within)
+	if look < 0.99 {
+		t.Errorf("lookup accuracy %.3f < 0.99", look)
+	}
+	if rt.accuracy < 0.99 {
+		t.Errorf("route accuracy %.3f < 0.99", rt.accuracy)
+	}
+	if median(rt.hops) > hopLimit {
+		t.Errorf("median hops %.1f > %.2f", median(rt.hops), hopLimit)
+	}
+	if medErr > 0.25 {
+		t.Errorf("estimate median error %.3f > 0.25", medErr)
+	}
+
+	m.kill(r, 0.2)
+	killed := time.Now()
+	time.Sleep(cfg.RefreshPeriod)
+	rt = m.routeTrial(ctx, r, 200)
+	t.Logf("N=%d after killing 20%%: route accuracy %.3f (lost %d), median hops %.1f, %v after the kill", n, rt.accuracy, rt.lost, median(rt.hops), time.Since(killed))
+	if rt.accuracy < 0.99 {
+		t.Errorf("after kill: route accuracy %.3f < 0.99", rt.accuracy)
+	}
+	var st Stats
+	for _, i := range m.live() {
+		s := m.members[i].g.Stats()
+		st.DropMalformed += s.DropMalformed
+		st.DropLoop += s.DropLoop
+		st.DropTTL += s.DropTTL
+		st.DropNoRoute += s.DropNoRoute
+		st.DeadEvicted += s.DeadEvicted
+		st.Lookups += s.Lookups
+		st.RequestsFailed += s.RequestsFailed
+		st.Received += s.Received
+		st.Sent += s.Sent
+	}
+	if st.DropMalformed != 0 {
+		t.Errorf("%d malformed messages between honest members", st.DropMalformed)
+	}
+	t.Logf("N=%d totals: %s; run time %v", n, fmt.Sprintf("%+v", st), time.Since(start))
+}
