@@ -227,16 +227,16 @@ func (d *Decoder) store(p Piece, now time.Time) error {
 // into fragments. A rebuilt shard whose length field or padding is
 // impossible means forged or mismatched pieces: the block is given up.
 func (d *Decoder) rebuild(b *dblock) {
-	shards := make([][]byte, b.k+b.m)
 	missing := b.k - b.data
-	for i := range shards {
-		if b.have[i/64]&(1<<(i%64)) != 0 {
-			shards[i] = b.buf[i*b.ss : (i+1)*b.ss]
-		} else if i < b.k {
-			shards[i] = b.buf[i*b.ss : i*b.ss : (i+1)*b.ss] // empty: rebuild in place
-		}
-	}
 	if missing > 0 {
+		shards := make([][]byte, b.k+b.m)
+		for i := range shards {
+			if b.have[i/64]&(1<<(i%64)) != 0 {
+				shards[i] = b.buf[i*b.ss : (i+1)*b.ss]
+			} else if i < b.k {
+				shards[i] = b.buf[i*b.ss : i*b.ss : (i+1)*b.ss] // empty: rebuild in place
+			}
+		}
 		if err := d.codecs.get(b.k).ReconstructData(shards); err != nil {
 			b.fails = true
 			d.stats.Corrupt++
