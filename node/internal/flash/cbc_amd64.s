@@ -1,0 +1,182 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// AES-128-CBC with AES-NI. Round keys are loaded with MOVOU (the key array
+// need not be 16-byte aligned) and all memory operands go through MOVOU, so
+// neither the keys nor the data need any alignment.
+
+// Register use in cbcDecryptAESNI:
+//	AX	decryption round keys (FIPS-197 equivalent inverse cipher)
+//	SI, DI	source and destination, advanced block by block
+//	CX	blocks left
+//	X0-X7	blocks in flight
+//	X8	current round key, then the previous ciphertext block to XOR
+//	X14	the last ciphertext block of the group, the next group's IV
+//	X15	the IV for the first block of the group
+
+#define ROUND8(op, off) \
+	MOVOU off(AX), X8; \
+	op X8, X0; op X8, X1; op X8, X2; op X8, X3; \
+	op X8, X4; op X8, X5; op X8, X6; op X8, X7
+
+#define ROUND4(op, off) \
+	MOVOU off(AX), X8; \
+	op X8, X0; op X8, X1; op X8, X2; op X8, X3
+
+#define ROUND2(op, off) \
+	MOVOU off(AX), X8; \
+	op X8, X0; op X8, X1
+
+#define ROUND1(op, off) \
+	MOVOU off(AX), X8; \
+	op X8, X0
+
+#define DECRYPT(R) \
+	R(PXOR, 0); \
+	R(AESDEC, 16); R(AESDEC, 32); R(AESDEC, 48); R(AESDEC, 64); R(AESDEC, 80); \
+	R(AESDEC, 96); R(AESDEC, 112); R(AESDEC, 128); R(AESDEC, 144); \
+	R(AESDECLAST, 160)
+
+// UNCHAIN XORs block Xn with the ciphertext block before it, read from the
+// source (still intact: stores go from the last block of a group back to
+// the first, so an in-place store never clobbers a block not yet read), and
+// stores it.
+#define UNCHAIN(Xn, prev, off) \
+	MOVOU prev(SI), X8; \
+	PXOR X8, Xn; \
+	MOVOU Xn, off(DI)
+
+// func cbcDecryptAESNI(rk *aes128RoundKeys, iv *[16]byte, dst, src []byte)
+TEXT ·cbcDecryptAESNI(SB), NOSPLIT, $0-64
+	MOVQ rk+0(FP), AX
+	MOVQ iv+8(FP), BX
+	MOVQ dst_base+16(FP), DI
+	MOVQ src_base+40(FP), SI
+	MOVQ src_len+48(FP), CX
+	SHRQ $4, CX
+	MOVOU (BX), X15
+
+dec8:
+	CMPQ CX, $8
+	JB   dec4
+	MOVOU 0(SI), X0
+	MOVOU 16(SI), X1
+	MOVOU 32(SI), X2
+	MOVOU 48(SI), X3
+	MOVOU 64(SI), X4
+	MOVOU 80(SI), X5
+	MOVOU 96(SI), X6
+	MOVOU 112(SI), X7
+	MOVOU X7, X14
+	DECRYPT(ROUND8)
+	UNCHAIN(X7, 96, 112)
+	UNCHAIN(X6, 80, 96)
+	UNCHAIN(X5, 64, 80)
+	UNCHAIN(X4, 48, 64)
+	UNCHAIN(X3, 32, 48)
+	UNCHAIN(X2, 16, 32)
+	UNCHAIN(X1, 0, 16)
+	PXOR  X15, X0
+	MOVOU X0, 0(DI)
+	MOVOU X14, X15
+	ADDQ  $128, SI
+	ADDQ  $128, DI
+	SUBQ  $8, CX
+	JMP   dec8
+
+dec4:
+	CMPQ CX, $4
+	JB   dec2
+	MOVOU 0(SI), X0
+	MOVOU 16(SI), X1
+	MOVOU 32(SI), X2
+	MOVOU 48(SI), X3
+	MOVOU X3, X14
+	DECRYPT(ROUND4)
+	UNCHAIN(X3, 32, 48)
+	UNCHAIN(X2, 16, 32)
+	UNCHAIN(X1, 0, 16)
+	PXOR  X15, X0
+	MOVOU X0, 0(DI)
+	MOVOU X14, X15
+	ADDQ  $64, SI
+	ADDQ  $64, DI
+	SUBQ  $4, CX
+
+dec2:
+	CMPQ CX, $2
+	JB   dec1
+	MOVOU 0(SI), X0
+	MOVOU 16(SI), X1
+	MOVOU X1, X14
+	DECRYPT(ROUND2)
+	UNCHAIN(X1, 0, 16)
+	PXOR  X15, X0
+	MOVOU X0, 0(DI)
+	MOVOU X14, X15
+	ADDQ  $32, SI
+	ADDQ  $32, DI
+	SUBQ  $2, CX
+
+dec1:
+	TESTQ CX, CX
+	JZ    decdone
+	MOVOU 0(SI), X0
+	DECRYPT(ROUND1)
+	PXOR  X15, X0
+	MOVOU X0, 0(DI)
+
+decdone:
+	RET
+
+// func cbcEncryptAESNI(rk *aes128RoundKeys, iv *[16]byte, dst, src []byte)
+//
+// Encryption is a chain, one block after another, so the gain is in making
+// one call per packet with all eleven round keys (X1-X11) in registers. The
+// next plaintext block is XORed with the first round key (X12) off the
+// chain's critical path.
+TEXT ·cbcEncryptAESNI(SB), NOSPLIT, $0-64
+	MOVQ rk+0(FP), AX
+	MOVQ iv+8(FP), BX
+	MOVQ dst_base+16(FP), DI
+	MOVQ src_base+40(FP), SI
+	MOVQ src_len+48(FP), CX
+	SHRQ $4, CX
+	MOVOU 0(AX), X1
+	MOVOU 16(AX), X2
+	MOVOU 32(AX), X3
+	MOVOU 48(AX), X4
+	MOVOU 64(AX), X5
+	MOVOU 80(AX), X6
+	MOVOU 96(AX), X7
+	MOVOU 112(AX), X8
+	MOVOU 128(AX), X9
+	MOVOU 144(AX), X10
+	MOVOU 160(AX), X11
+	MOVOU (BX), X0
+
+enc1:
+	TESTQ CX, CX
+	JZ    encdone
+	MOVOU 0(SI), X12
+	PXOR  X1, X12
+	PXOR  X12, X0
+	AESENC X2, X0
+	AESENC X3, X0
+	AESENC X4, X0
+	AESENC X5, X0
+	AESENC X6, X0
+	AESENC X7, X0
+	AESENC X8, X0
+	AESENC X9, X0
+	AESENC X10, X0
+	AESENCLAST X11, X0
+	MOVOU X0, 0(DI)
+	ADDQ  $16, SI
+	ADDQ  $16, DI
+	DECQ  CX
+	JMP   enc1
+
+encdone:
+	RET
