@@ -133,9 +133,14 @@ decdone:
 // func cbcEncryptAESNI(rk *aes128RoundKeys, iv *[16]byte, dst, src []byte)
 //
 // Encryption is a chain, one block after another, so the gain is in making
-// one call per packet with all eleven round keys (X1-X11) in registers. The
-// next plaintext block is XORed with the first round key (X12) off the
-// chain's critical path.
+// one call per packet with all eleven round keys (X1-X11) in registers and
+// nothing but AES rounds on the chain's critical path: the next block's
+// plaintext and first round key are folded into the last round key of the
+// block before (AESENCLAST with k10^k0^P[i+1] answers C[i]^k0^P[i+1], the
+// next block's state after its first round key), and C[i] is recovered off
+// the chain by XORing k0^P[i+1] back out.
+//
+// Register use: X0 the chain; X12 k0^P[i+1]; X13 k10^k0^P[i+1]; X14 C[i].
 TEXT ·cbcEncryptAESNI(SB), NOSPLIT, $0-64
 	MOVQ rk+0(FP), AX
 	MOVQ iv+8(FP), BX
@@ -143,6 +148,8 @@ TEXT ·cbcEncryptAESNI(SB), NOSPLIT, $0-64
 	MOVQ src_base+40(FP), SI
 	MOVQ src_len+48(FP), CX
 	SHRQ $4, CX
+	TESTQ CX, CX
+	JZ    encdone
 	MOVOU 0(AX), X1
 	MOVOU 16(AX), X2
 	MOVOU 32(AX), X3
@@ -155,13 +162,12 @@ TEXT ·cbcEncryptAESNI(SB), NOSPLIT, $0-64
 	MOVOU 144(AX), X10
 	MOVOU 160(AX), X11
 	MOVOU (BX), X0
-
-enc1:
-	TESTQ CX, CX
-	JZ    encdone
 	MOVOU 0(SI), X12
 	PXOR  X1, X12
 	PXOR  X12, X0
+	DECQ  CX
+
+encloop:
 	AESENC X2, X0
 	AESENC X3, X0
 	AESENC X4, X0
@@ -171,12 +177,24 @@ enc1:
 	AESENC X8, X0
 	AESENC X9, X0
 	AESENC X10, X0
+	TESTQ  CX, CX
+	JZ     enclast
+	MOVOU  16(SI), X12
+	PXOR   X1, X12
+	MOVOU  X11, X13
+	PXOR   X12, X13
+	AESENCLAST X13, X0
+	MOVOU  X0, X14
+	PXOR   X12, X14
+	MOVOU  X14, 0(DI)
+	ADDQ   $16, SI
+	ADDQ   $16, DI
+	DECQ   CX
+	JMP    encloop
+
+enclast:
 	AESENCLAST X11, X0
 	MOVOU X0, 0(DI)
-	ADDQ  $16, SI
-	ADDQ  $16, DI
-	DECQ  CX
-	JMP   enc1
 
 encdone:
 	RET

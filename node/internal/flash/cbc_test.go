@@ -161,3 +161,16 @@ func FuzzCBC(f *testing.F) {
 		}
 	})
 }
+
+func benchmarkCBC(b *testing.B, encrypt bool) {
+	var c cbc
+	c.init(DefaultSessionKey[:], encrypt)
+	buf := make([]byte, 1200)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		c.crypt(buf, buf)
+	}
+}
+
+func BenchmarkCBCEncrypt1200(b *testing.B) { benchmarkCBC(b, true) }
+func BenchmarkCBCDecrypt1200(b *testing.B) { benchmarkCBC(b, false) }
