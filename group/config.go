@@ -1,0 +1,142 @@
+package group
+
+import (
+	"crypto/ed25519"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/strata-net/strata/overlay"
+)
+
+// Defaults of Config. They follow the spirit of Flash Player's multicast
+// settings (window of a few seconds, availability a few times a second,
+// pushes spread over a handful of neighbours) scaled to Strata's blocks.
+const (
+	DefaultWindowDuration           = 4 * time.Second
+	DefaultPushNeighbourLimit       = 5
+	DefaultAvailabilityUpdatePeriod = 250 * time.Millisecond
+	DefaultFetchPeriod              = 150 * time.Millisecond
+	DefaultRelayMargin              = 500 * time.Millisecond
+	DefaultK                        = 16
+	DefaultM                        = 4
+	DefaultFragmentSize             = 1024
+	DefaultBlockDelay               = 100 * time.Millisecond
+	DefaultSourcePushCopies         = 2
+	DefaultRelayPushCopies          = 4
+	DefaultPostTTL                  = 16
+	DefaultPostMemory               = 8192
+	DefaultQueue                    = 4096
+	DefaultLinkQueue                = 2048
+	DefaultLatencySamples           = 4096
+)
+
+// Config tunes one member of a group. Zero fields take the documented
+// defaults; every member of a stream must use the same K, M and
+// FragmentSize as the publisher (pieces that do not fit are rejected).
+type Config struct {
+	// Mux delivers this group's incoming flows: pass Mux.HandleFlow as
+	// the host's overlay.HostConfig.OnFlow. Required.
+	Mux *Mux
+	// Overlay configures the overlay membership under the group.
+	Overlay overlay.Config
+
+	// WindowDuration is how long a member keeps a block after it first
+	// saw it, relays and pulls its pieces, and waits for it before
+	// reporting a gap (default 4 s). It bounds end-to-end latency and
+	// memory (window × stream rate).
+	WindowDuration time.Duration
+	// PushNeighbourLimit is how many neighbours push new pieces to a
+	// member: piece i of a block comes from the neighbour for class
+	// i mod PushNeighbourLimit, so pushes never duplicate (default 5).
+	// With (K+M)/PushNeighbourLimit ≤ M a whole silent pusher is
+	// repaired by parity alone.
+	PushNeighbourLimit int
+	// AvailabilityUpdatePeriod is how often a member tells its neighbours
+	// which pieces it holds and reconsiders its pushers (default 250 ms).
+	AvailabilityUpdatePeriod time.Duration
+	// FetchPeriod is how long a member waits for pushes of a block before
+	// it pulls missing pieces, and between pull retries (default 150 ms).
+	FetchPeriod time.Duration
+	// RelayMargin stops relaying and pulling a block this long before its
+	// window ends, so late data does not load links for nothing
+	// (default 500 ms).
+	RelayMargin time.Duration
+	// K, M and FragmentSize are the FEC parameters: K data fragments of
+	// FragmentSize bytes and M parity pieces per block (defaults 16, 4,
+	// 1024).
+	K, M, FragmentSize int
+	// BlockDelay closes a publisher's block that is not full this long
+	// after its first byte (default 100 ms): the publisher's share of
+	// latency.
+	BlockDelay time.Duration
+
+	// SourcePushCopies bounds the push subscriptions the publisher
+	// accepts to this many copies of the stream (default 2), which
+	// bounds its upload at about SourcePushCopies × (1+M/K) × rate.
+	SourcePushCopies int
+	// RelayPushCopies bounds the push subscriptions any other member
+	// accepts, in copies of the stream (default 4).
+	RelayPushCopies int
+
+	// PublisherKey is the private key of the stream's publisher; a member
+	// that publishes in a group whose specifier names a publisher key
+	// must hold it.
+	PublisherKey ed25519.PrivateKey
+
+	// PostTTL is the hop limit of posts (default 16).
+	PostTTL int
+	// PostMemory is how many recent post IDs are remembered to drop
+	// duplicates (default 8192).
+	PostMemory int
+	// Queue bounds posts and stream records waiting for the application
+	// (default 4096 each); more are dropped and counted.
+	Queue int
+	// LinkQueue bounds messages waiting to be written on one neighbour
+	// link (default 2048); more are dropped and counted.
+	LinkQueue int
+	// LatencySamples bounds the reservoir behind latency percentiles
+	// (default 4096).
+	LatencySamples int
+	// Logger receives structured logs; the zero Logger discards them.
+	Logger zerolog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defi := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.WindowDuration, DefaultWindowDuration)
+	defi(&c.PushNeighbourLimit, DefaultPushNeighbourLimit)
+	def(&c.AvailabilityUpdatePeriod, DefaultAvailabilityUpdatePeriod)
+	def(&c.FetchPeriod, DefaultFetchPeriod)
+	def(&c.RelayMargin, DefaultRelayMargin)
+	if c.RelayMargin >= c.WindowDuration {
+		c.RelayMargin = c.WindowDuration / 4
+	}
+	defi(&c.K, DefaultK)
+	defi(&c.M, DefaultM)
+	defi(&c.FragmentSize, DefaultFragmentSize)
+	def(&c.BlockDelay, DefaultBlockDelay)
+	defi(&c.SourcePushCopies, DefaultSourcePushCopies)
+	defi(&c.RelayPushCopies, DefaultRelayPushCopies)
+	defi(&c.PostTTL, DefaultPostTTL)
+	if c.PostTTL > 255 {
+		c.PostTTL = 255
+	}
+	defi(&c.PostMemory, DefaultPostMemory)
+	defi(&c.Queue, DefaultQueue)
+	defi(&c.LinkQueue, DefaultLinkQueue)
+	defi(&c.LatencySamples, DefaultLatencySamples)
+	if c.PushNeighbourLimit > maxClasses {
+		c.PushNeighbourLimit = maxClasses
+	}
+	return c
+}

@@ -1,0 +1,581 @@
+package group
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	mrand "math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/strata-net/strata/fec"
+	"github.com/strata-net/strata/node"
+	"github.com/strata-net/strata/overlay"
+)
+
+// Errors of Group.
+var (
+	ErrClosed           = errors.New("group: closed")
+	ErrNoMux            = errors.New("group: Config.Mux is required")
+	ErrAlreadyJoined    = errors.New("group: group already joined on this mux")
+	ErrPostingDisabled  = errors.New("group: the specifier does not allow posting")
+	ErrMulticastOff     = errors.New("group: the specifier does not allow multicast")
+	ErrNotPublisher     = errors.New("group: Config.PublisherKey does not match the specifier's publisher key")
+	ErrAlreadyPublished = errors.New("group: this member already publishes")
+	ErrSubscribed       = errors.New("group: already subscribed")
+	ErrPostTooBig       = errors.New("group: post too big")
+)
+
+// Group is this node's membership of one group: the overlay membership
+// under it, a link (a control flow and a data flow each way) to every
+// neighbour, posting and the multicast stream.
+type Group struct {
+	id   [32]byte
+	spec Specifier
+	cfg  Config
+	host *overlay.Host
+	og   *overlay.Group
+	log  zerolog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	closed  bool
+	links   map[node.PeerID]*link
+	dialing map[node.PeerID]bool
+	banned  map[node.PeerID]bool
+	rnd     *mrand.Rand
+	stats   Stats
+
+	// posting
+	seen     map[[postIDSize]byte]struct{}
+	seenRing [][postIDSize]byte
+	seenNext int
+	posts    chan Post
+
+	// stream
+	st *stream
+}
+
+// Join joins the group named by spec on host: the overlay group with ID
+// spec.ID(), so members joined with other options are in other groups.
+// Bootstrap the returned Group to meet other members.
+func Join(host *overlay.Host, spec Specifier, cfg Config) (*Group, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Mux == nil {
+		return nil, ErrNoMux
+	}
+	cfg = cfg.withDefaults()
+	params := fec.Params{K: cfg.K, M: cfg.M, FragmentSize: cfg.FragmentSize, MaxDelay: cfg.BlockDelay}
+	if spec.Multicast {
+		if err := params.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var seed [16]byte
+	rand.Read(seed[:])
+	g := &Group{
+		id: spec.ID(), spec: spec, cfg: cfg, host: host, log: cfg.Logger,
+		ctx: ctx, cancel: cancel,
+		links:   make(map[node.PeerID]*link),
+		dialing: make(map[node.PeerID]bool),
+		banned:  make(map[node.PeerID]bool),
+		rnd:     mrand.New(mrand.NewPCG(leUint64(seed[:8]), leUint64(seed[8:]))),
+		seen:    make(map[[postIDSize]byte]struct{}),
+		posts:   make(chan Post, cfg.Queue),
+	}
+	if spec.Multicast {
+		st, err := newStream(g, params)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		g.st = st
+	}
+	if !cfg.Mux.add(g) {
+		cancel()
+		return nil, ErrAlreadyJoined
+	}
+	og, err := host.Join(overlay.GroupID(g.id), cfg.Overlay)
+	if err != nil {
+		cfg.Mux.remove(g)
+		cancel()
+		return nil, err
+	}
+	g.og = og
+	g.wg.Add(1)
+	go g.loop()
+	return g, nil
+}
+
+func leUint64(b []byte) uint64 {
+	var v uint64
+	for i := 7; i >= 0; i-- {
+		v = v<<8 | uint64(b[i])
+	}
+	return v
+}
+
+// ID is the group ID (the specifier's).
+func (g *Group) ID() [32]byte { return g.id }
+
+// Specifier is the group's specifier.
+func (g *Group) Specifier() Specifier { return g.spec }
+
+// Overlay is the overlay membership under the group.
+func (g *Group) Overlay() *overlay.Group { return g.og }
+
+// Bootstrap meets the group through the given members (see
+// overlay.Group.Bootstrap); links to neighbours follow within an
+// AvailabilityUpdatePeriod.
+func (g *Group) Bootstrap(ctx context.Context, peers ...overlay.Peer) error {
+	err := g.og.Bootstrap(ctx, peers...)
+	g.mu.Lock()
+	g.ensureLinks()
+	g.mu.Unlock()
+	return err
+}
+
+// Close leaves the group: closes the links, the overlay membership and
+// every goroutine of the group.
+func (g *Group) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	links := make([]*link, 0, len(g.links))
+	for _, l := range g.links {
+		links = append(links, l)
+	}
+	g.mu.Unlock()
+	g.cfg.Mux.remove(g)
+	g.cancel()
+	for _, l := range links {
+		l.close()
+	}
+	err := g.og.Close()
+	g.wg.Wait()
+	return err
+}
+
+// loop runs the group's timers: neighbour links, availability, pushers,
+// pulls, the publisher's block deadline and the subscriber's gaps.
+func (g *Group) loop() {
+	defer g.wg.Done()
+	tick := g.cfg.FetchPeriod / 3
+	if a := g.cfg.AvailabilityUpdatePeriod / 3; a < tick {
+		tick = a
+	}
+	tick = max(tick, 5*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var nextAvail time.Time
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case now := <-t.C:
+			g.mu.Lock()
+			if g.closed {
+				g.mu.Unlock()
+				return
+			}
+			periodic := !now.Before(nextAvail)
+			if periodic {
+				nextAvail = now.Add(g.cfg.AvailabilityUpdatePeriod)
+				g.ensureLinks()
+			}
+			if g.st != nil {
+				g.st.tick(now, periodic)
+			}
+			g.mu.Unlock()
+		}
+	}
+}
+
+// ensureLinks dials the overlay's neighbours this member has no link to.
+func (g *Group) ensureLinks() {
+	if g.closed {
+		return
+	}
+	for _, c := range g.og.Neighbours() {
+		if g.links[c.PeerID] != nil || g.dialing[c.PeerID] || g.banned[c.PeerID] {
+			continue
+		}
+		g.dialing[c.PeerID] = true
+		g.wg.Add(1)
+		go func(c overlay.Contact) {
+			defer g.wg.Done()
+			ctx, cancel := context.WithTimeout(g.ctx, 3*time.Second)
+			s, err := g.host.Node().Dial(ctx, c.Addr, c.PeerID)
+			cancel()
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			delete(g.dialing, c.PeerID)
+			if err != nil {
+				return
+			}
+			g.linkOn(s)
+		}(c)
+	}
+}
+
+// acceptFlow takes an incoming flow of this group from the Mux.
+func (g *Group) acceptFlow(rf *node.RecvFlow, role string) {
+	s := rf.Session()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed || g.banned[s.PeerID()] {
+		rf.Reject(0)
+		return
+	}
+	l := g.linkOn(s)
+	if l == nil {
+		rf.Reject(0)
+		return
+	}
+	g.wg.Add(1)
+	go g.readLoop(l, rf, role)
+}
+
+// linkOn returns the link to the peer of s, making it (and its outgoing
+// flows) if there is none. Called with g.mu held.
+func (g *Group) linkOn(s *node.Session) *link {
+	p := s.PeerID()
+	if l := g.links[p]; l != nil {
+		return l
+	}
+	if g.closed || g.banned[p] {
+		return nil
+	}
+	ctrl, err := s.OpenFlow(flowMetadata(g.id, roleControl), node.PriorityRoutine)
+	if err != nil {
+		return nil
+	}
+	data, err := s.OpenFlow(flowMetadata(g.id, roleData), node.PriorityData)
+	if err != nil {
+		ctrl.Close()
+		return nil
+	}
+	l := newLink(p, s, ctrl, data, g.cfg.LinkQueue)
+	g.links[p] = l
+	g.stats.Neighbours = len(g.links)
+	g.wg.Add(2)
+	go g.sendLoop(l)
+	go g.watch(l)
+	if g.st != nil {
+		g.st.linkAdded(l)
+	}
+	return l
+}
+
+// watch drops the link when its session ends.
+func (g *Group) watch(l *link) {
+	defer g.wg.Done()
+	select {
+	case <-l.sess.Done():
+	case <-l.done:
+	case <-g.ctx.Done():
+		return
+	}
+	g.mu.Lock()
+	g.dropLink(l)
+	g.mu.Unlock()
+}
+
+// dropLink forgets l. Called with g.mu held.
+func (g *Group) dropLink(l *link) {
+	if g.links[l.peer] != l {
+		return
+	}
+	delete(g.links, l.peer)
+	g.stats.Neighbours = len(g.links)
+	l.close()
+	if g.st != nil {
+		g.st.linkRemoved(l)
+	}
+}
+
+// ban drops a neighbour that sent forged data and refuses it from now on.
+// Called with g.mu held.
+func (g *Group) ban(l *link) {
+	if g.banned[l.peer] {
+		return
+	}
+	g.banned[l.peer] = true
+	g.stats.Banned++
+	g.log.Warn().Str("peer", fmt.Sprintf("%x", l.peer[:8])).Msg("group: neighbour sent forged data; dropped")
+	g.dropLink(l)
+}
+
+func (g *Group) readLoop(l *link, rf *node.RecvFlow, role string) {
+	defer g.wg.Done()
+	for {
+		msg, err := rf.Read(g.ctx)
+		if err != nil {
+			return
+		}
+		g.mu.Lock()
+		if g.closed || g.banned[l.peer] {
+			g.mu.Unlock()
+			return
+		}
+		now := time.Now()
+		if role == roleControl {
+			g.handleControl(l, msg, now)
+		} else {
+			g.handleData(l, msg, now)
+		}
+		g.mu.Unlock()
+	}
+}
+
+func (g *Group) handleControl(l *link, msg []byte, now time.Time) {
+	g.stats.Received.Control += uint64(len(msg))
+	c, err := decodeControl(msg)
+	if err != nil {
+		g.stats.MalformedDropped++
+		return
+	}
+	if c.Type == ctlPost {
+		g.handlePost(l, c)
+		return
+	}
+	if g.st == nil {
+		return
+	}
+	g.st.handleControl(l, c, now)
+}
+
+func (g *Group) handleData(l *link, msg []byte, now time.Time) {
+	if g.st == nil {
+		g.stats.Received.Control += uint64(len(msg))
+		g.stats.MalformedDropped++
+		return
+	}
+	sm, p, how, err := decodeData(msg)
+	if err != nil {
+		g.stats.Received.Control += uint64(len(msg))
+		g.stats.MalformedDropped++
+		return
+	}
+	if sm != nil {
+		g.stats.Received.Control += uint64(len(msg))
+		g.st.handleManifest(l, sm, now)
+		return
+	}
+	switch {
+	case p.IsParity():
+		g.stats.Received.Parity += uint64(len(msg))
+	case how == viaPull:
+		g.stats.Received.Pull += uint64(len(msg))
+	default:
+		g.stats.Received.Push += uint64(len(msg))
+	}
+	g.st.handlePiece(l, *p, now)
+}
+
+// sendControl queues a control message to l. Called with g.mu held.
+func (g *Group) sendControl(l *link, c *control) {
+	b, err := encodeControl(c)
+	if err != nil {
+		return
+	}
+	if l.enqueue(outMsg{b: b}) {
+		g.stats.Sent.Control += uint64(len(b))
+	} else {
+		g.stats.QueueDropped++
+	}
+}
+
+// sendData queues a data message to l, to be abandoned at deadline.
+func (g *Group) sendData(l *link, b []byte, deadline time.Time, t *uint64) {
+	if l.enqueue(outMsg{data: true, b: b, deadline: deadline}) {
+		*t += uint64(len(b))
+	} else {
+		g.stats.QueueDropped++
+	}
+}
+
+func (g *Group) sendLoop(l *link) {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-l.done:
+			return
+		case m := <-l.q:
+			f := l.ctrl
+			var opt node.WriteOptions
+			if m.data {
+				f = l.data
+				left := time.Until(m.deadline)
+				if left <= 0 {
+					g.mu.Lock()
+					g.stats.StaleDropped++
+					g.mu.Unlock()
+					continue
+				}
+				opt.FinishWithin = left
+			}
+			if _, err := f.Write(g.ctx, m.b, opt); err != nil {
+				if g.ctx.Err() != nil {
+					return
+				}
+				g.mu.Lock()
+				g.dropLink(l)
+				g.mu.Unlock()
+				return
+			}
+		}
+	}
+}
+
+// Stats returns the member's counters and measures now.
+func (g *Group) Stats() Stats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.stats
+	if g.st != nil {
+		g.st.fillStats(&s)
+	}
+	return s
+}
+
+// Post is a message posted to the group.
+type Post struct {
+	// ID is the post's random ID.
+	ID [postIDSize]byte
+	// From is the neighbour that passed the post on (not necessarily its
+	// author: posts are not signed).
+	From node.PeerID
+	// Payload is the poster's bytes.
+	Payload []byte
+}
+
+// Post floods payload to every member of the group, which receives it
+// once through ReceivePost. Delivery is best effort: a member that joins
+// or loses its links while the post floods may miss it.
+func (g *Group) Post(ctx context.Context, payload []byte) error {
+	if !g.spec.Posting {
+		return ErrPostingDisabled
+	}
+	if len(payload) > MaxPostSize {
+		return ErrPostTooBig
+	}
+	var id [postIDSize]byte
+	rand.Read(id[:])
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return ErrClosed
+	}
+	g.remember(id)
+	c := &control{Type: ctlPost, ID: id[:], TTL: uint8(g.cfg.PostTTL), Payload: payload}
+	for _, l := range g.links {
+		g.sendControl(l, c)
+	}
+	g.stats.PostsSent++
+	return ctx.Err()
+}
+
+// ReceivePost waits for the next post of another member.
+func (g *Group) ReceivePost(ctx context.Context) (Post, error) {
+	select {
+	case p := <-g.posts:
+		return p, nil
+	case <-ctx.Done():
+		return Post{}, ctx.Err()
+	case <-g.ctx.Done():
+		return Post{}, ErrClosed
+	}
+}
+
+// remember records a post ID; the oldest is forgotten beyond PostMemory.
+// It reports whether the ID is new.
+func (g *Group) remember(id [postIDSize]byte) bool {
+	if _, ok := g.seen[id]; ok {
+		return false
+	}
+	if len(g.seenRing) < g.cfg.PostMemory {
+		g.seenRing = append(g.seenRing, id)
+	} else {
+		delete(g.seen, g.seenRing[g.seenNext])
+		g.seenRing[g.seenNext] = id
+		g.seenNext = (g.seenNext + 1) % len(g.seenRing)
+	}
+	g.seen[id] = struct{}{}
+	return true
+}
+
+func (g *Group) handlePost(l *link, c *control) {
+	if !g.spec.Posting {
+		g.stats.MalformedDropped++
+		return
+	}
+	var id [postIDSize]byte
+	copy(id[:], c.ID)
+	if !g.remember(id) {
+		g.stats.PostDuplicates++
+		return
+	}
+	select {
+	case g.posts <- Post{ID: id, From: l.peer, Payload: c.Payload}:
+		g.stats.PostsReceived++
+	default:
+		g.stats.PostsDropped++
+	}
+	if c.TTL <= 1 {
+		return
+	}
+	fwd := &control{Type: ctlPost, ID: c.ID, TTL: c.TTL - 1, Payload: c.Payload}
+	for _, o := range g.links {
+		if o != l {
+			g.sendControl(o, fwd)
+		}
+	}
+}
+
+// stableRank orders candidates pseudo-randomly but stably per (member,
+// peer, salt), so members spread their choices and do not flap.
+func stableRank(self, peer node.PeerID, salt int) uint64 {
+	h := fnv.New64a()
+	h.Write(self[:])
+	h.Write(peer[:])
+	h.Write([]byte{byte(salt)})
+	return h.Sum64()
+}
+
+// signingBytes is what the publisher signs for a block: a domain, the
+// group ID (so a signature cannot be replayed in another group), the
+// stamp and the manifest.
+func signingBytes(gid [32]byte, stamp int64, manifest []byte) []byte {
+	b := make([]byte, 0, 64+len(manifest))
+	b = append(b, "strata group block v1\x00"...)
+	b = append(b, gid[:]...)
+	for i := 7; i >= 0; i-- {
+		b = append(b, byte(uint64(stamp)>>(8*i)))
+	}
+	return append(b, manifest...)
+}
+
+func verifyManifest(spec Specifier, gid [32]byte, sm *signedManifest) bool {
+	if len(spec.PublisherKey) == 0 {
+		return true
+	}
+	return len(sm.Sig) == ed25519.SignatureSize &&
+		ed25519.Verify(spec.PublisherKey, signingBytes(gid, sm.Stamp, sm.raw), sm.Sig)
+}

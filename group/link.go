@@ -1,0 +1,81 @@
+package group
+
+import (
+	"sync"
+	"time"
+
+	"github.com/strata-net/strata/node"
+)
+
+// outMsg is a message waiting to be written on a link.
+type outMsg struct {
+	data     bool
+	b        []byte
+	deadline time.Time
+}
+
+// link is this member's connection to one neighbour in the group: our
+// control and data flows to it (its flows to us are read separately) and
+// what the stream knows about it. Fields below the queue are guarded by
+// the group's mutex.
+type link struct {
+	peer       node.PeerID
+	sess       *node.Session
+	ctrl, data *node.SendFlow
+	q          chan outMsg
+	done       chan struct{}
+	closeOnce  sync.Once
+
+	// stream state
+	know         map[uint64][]byte // pieces the neighbour holds (advertised, sent or received)
+	manifestSent map[uint64]bool   // blocks whose manifest it has
+	newest       []int64           // per push class: newest block it holds a piece of (-1: none)
+	subs         []bool            // push classes it wants from us
+	refused      []time.Time       // per class: it refused to push to us until then
+	source       bool              // it says it is the publisher
+}
+
+func newLink(p node.PeerID, s *node.Session, ctrl, data *node.SendFlow, queue int) *link {
+	return &link{
+		peer: p, sess: s, ctrl: ctrl, data: data,
+		q:            make(chan outMsg, queue),
+		done:         make(chan struct{}),
+		know:         make(map[uint64][]byte),
+		manifestSent: make(map[uint64]bool),
+	}
+}
+
+// enqueue queues m without blocking; false if the queue is full or the
+// link closed.
+func (l *link) enqueue(m outMsg) bool {
+	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	select {
+	case l.q <- m:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *link) close() {
+	l.closeOnce.Do(func() {
+		close(l.done)
+		l.ctrl.Close()
+		l.data.Close()
+	})
+}
+
+func (l *link) knows(seq uint64, i int) bool { return bitSet(l.know[seq], i) }
+
+func (l *link) learn(seq uint64, i int) {
+	m := l.know[seq]
+	if m == nil {
+		m = make([]byte, 32)
+		l.know[seq] = m
+	}
+	setBit(m, i)
+}

@@ -1,0 +1,253 @@
+package group
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-net/strata/node"
+	"github.com/strata-net/strata/node/memnet"
+	"github.com/strata-net/strata/overlay"
+)
+
+// testOverlay has timeouts short enough for tests on an in-memory network.
+func testOverlay() overlay.Config {
+	return overlay.Config{
+		RefreshPeriod:  5 * time.Second,
+		MaintainPeriod: 500 * time.Millisecond,
+		RequestTimeout: time.Second,
+		HopTimeout:     time.Second,
+		DialTimeout:    time.Second,
+	}
+}
+
+type member struct {
+	n   *node.Node
+	h   *overlay.Host
+	mux *Mux
+	g   *Group
+	sub *Subscription
+
+	mu   sync.Mutex
+	out  bytes.Buffer
+	gaps uint64
+	err  error
+}
+
+type mesh struct {
+	t       testing.TB
+	net     *memnet.Network
+	link    memnet.Link
+	members []*member
+}
+
+// newMesh starts n members of the group spec on one memnet network; cfg
+// is each member's Config (Mux is filled in), and member 0 gets pubKey.
+func newMesh(t testing.TB, n int, link memnet.Link, spec Specifier, cfg Config, pubKey ed25519.PrivateKey) *mesh {
+	t.Helper()
+	// The mesh forms on a perfect network; link impairments start with
+	// the stream (startLinks), which is what the tests measure.
+	m := &mesh{t: t, net: memnet.New(memnet.Config{Seed: 1, Link: memnet.Link{Delay: time.Millisecond}}), link: link}
+	t.Cleanup(m.close)
+	for i := 0; i < n; i++ {
+		c, err := m.net.ListenAuto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd, err := node.New(c, node.Config{KeepalivePeriod: time.Second, RetransmitLimit: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := NewMux()
+		h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
+		mc := cfg
+		mc.Mux = mux
+		if mc.Overlay.RequestTimeout == 0 {
+			mc.Overlay = testOverlay()
+		}
+		if i == 0 {
+			mc.PublisherKey = pubKey
+		}
+		g, err := Join(h, spec, mc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.members = append(m.members, &member{n: nd, h: h, mux: mux, g: g})
+	}
+	return m
+}
+
+func (m *mesh) close() {
+	var wg sync.WaitGroup
+	for _, mb := range m.members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mb.g.Close()
+			mb.h.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			mb.n.Close(ctx)
+			cancel()
+		}()
+	}
+	wg.Wait()
+	m.net.Close()
+}
+
+func (m *mesh) parallel(width int, f func(i int, mb *member)) {
+	sem := make(chan struct{}, width)
+	var wg sync.WaitGroup
+	for i, mb := range m.members {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f(i, mb)
+		}()
+	}
+	wg.Wait()
+}
+
+// bootstrap joins everyone through member 0 and waits until every member
+// has a neighbour link.
+func (m *mesh) bootstrap(ctx context.Context) {
+	seed := m.members[0].h.Self()
+	m.parallel(8, func(i int, mb *member) {
+		if i == 0 {
+			return
+		}
+		if err := mb.g.Bootstrap(ctx, seed); err != nil {
+			m.t.Errorf("member %d bootstrap: %v", i, err)
+		}
+	})
+	m.parallel(16, func(i int, mb *member) { mb.g.Overlay().Refresh(ctx) })
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		ok := true
+		for _, mb := range m.members {
+			if mb.g.Stats().Neighbours == 0 {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m.t.Fatal("some member has no neighbour link")
+}
+
+// impair applies the mesh's link impairments from now on.
+func (m *mesh) impair() { m.net.SetDefaultLink(m.link) }
+
+// subscribe starts collecting every member's output but the publisher's.
+func (m *mesh) subscribe(ctx context.Context) {
+	for _, mb := range m.members[1:] {
+		sub, err := mb.g.Subscribe()
+		if err != nil {
+			m.t.Fatal(err)
+		}
+		mb.sub = sub
+		go func() {
+			for {
+				r, err := sub.Next(ctx)
+				if err != nil {
+					return
+				}
+				mb.mu.Lock()
+				if r.IsGap() {
+					mb.gaps += r.Lost
+				} else if uint64(mb.out.Len()) == r.Offset {
+					mb.out.Write(r.Data)
+				} else if mb.err == nil {
+					mb.err = fmt.Errorf("record at offset %d after %d bytes", r.Offset, mb.out.Len())
+				}
+				mb.mu.Unlock()
+			}
+		}()
+	}
+}
+
+// publish writes size random bytes at rate bytes/s in chunks and returns
+// them.
+func publish(t testing.TB, ctx context.Context, p *Publisher, size, rate, chunk int) []byte {
+	data := make([]byte, size)
+	r := rand.New(rand.NewPCG(7, 7))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	start := time.Now()
+	for off := 0; off < size; off += chunk {
+		end := min(off+chunk, size)
+		if _, err := p.Write(ctx, data[off:end]); err != nil {
+			t.Fatal(err)
+		}
+		due := start.Add(time.Duration(float64(end) / float64(rate) * float64(time.Second)))
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	p.Sync()
+	return data
+}
+
+type result struct {
+	missing      float64 // worst member's fraction of bytes not output
+	overhead     float64 // worst member's bytes received per useful byte
+	meanOverhead float64
+	upload       float64 // publisher bytes sent / bytes published
+	p50, p99     time.Duration
+}
+
+// collect waits until every subscriber output size bytes (or timeout) and
+// measures.
+func (m *mesh) collect(data []byte, timeout time.Duration) result {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		done := true
+		for _, mb := range m.members[1:] {
+			mb.mu.Lock()
+			if mb.out.Len() < len(data) && mb.g.Stats().BytesOut+mb.g.Stats().BytesLost < uint64(len(data)) {
+				done = false
+			}
+			mb.mu.Unlock()
+		}
+		if done {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var res result
+	var all []time.Duration
+	var sumOv float64
+	for i, mb := range m.members[1:] {
+		st := mb.g.Stats()
+		mb.mu.Lock()
+		got := mb.out.Bytes()
+		if mb.err != nil {
+			m.t.Errorf("member %d: %v", i+1, mb.err)
+		}
+		if !bytes.Equal(got, data[:len(got)]) {
+			m.t.Errorf("member %d: output differs from the published bytes", i+1)
+		}
+		miss := 1 - float64(len(got))/float64(len(data))
+		mb.mu.Unlock()
+		res.missing = max(res.missing, miss)
+		ov := float64(st.Received.Total()) / float64(max(len(got), 1))
+		sumOv += ov
+		res.overhead = max(res.overhead, ov)
+		all = append(all, st.LatencyP50, st.LatencyP99)
+		res.p99 = max(res.p99, st.LatencyP99)
+		res.p50 = max(res.p50, st.LatencyP50)
+	}
+	res.meanOverhead = sumOv / float64(len(m.members)-1)
+	pub := m.members[0].g.Stats()
+	res.upload = float64(pub.Sent.Total()) / float64(len(data))
+	return res
+}

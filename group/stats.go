@@ -1,0 +1,99 @@
+package group
+
+import (
+	"slices"
+	"time"
+)
+
+// Traffic counts bytes of group messages (RTMFP message payloads) by
+// purpose.
+type Traffic struct {
+	Push    uint64 // data pieces pushed
+	Pull    uint64 // data pieces pulled
+	Parity  uint64 // parity pieces, pushed or pulled
+	Control uint64 // availability, subscriptions, pull requests, manifests, posts
+}
+
+// Total is the sum of all purposes.
+func (t Traffic) Total() uint64 { return t.Push + t.Pull + t.Parity + t.Control }
+
+// Stats are one member's counters since it joined, and measures of its
+// stream output.
+type Stats struct {
+	// Neighbours is the number of neighbour links now.
+	Neighbours int
+	// Sent and Received count message bytes by purpose.
+	Sent, Received Traffic
+
+	// BytesPublished counts stream bytes this member published.
+	BytesPublished uint64
+	// BytesOut counts stream bytes output in order; BytesLost the bytes
+	// of blocks given up on (reported as gaps) before the latest output.
+	BytesOut, BytesLost uint64
+	// BlocksOut and BlocksLost count blocks output and given up on.
+	BlocksOut, BlocksLost uint64
+	// LatencyP50 and LatencyP99 are percentiles of the time from the
+	// publisher's stamp on a block to its output here, over a bounded
+	// random sample of blocks (LatencySamples of them).
+	LatencyP50, LatencyP99 time.Duration
+	LatencySamples         int
+
+	// Pieces: stored (verified and new), duplicates (already held),
+	// rebuilt locally from parity, and refused as old or out of range.
+	Pieces, Duplicates, Reconstructed, OutOfWindow uint64
+	// ForgedDropped counts manifests with a bad signature and pieces that
+	// do not match their signed manifest; Banned the neighbours dropped
+	// for sending them.
+	ForgedDropped, Banned uint64
+	// MalformedDropped counts undecodable or invalid messages.
+	MalformedDropped uint64
+	// QueueDropped counts messages not sent because a link's queue was
+	// full; StaleDropped those whose deadline passed in the queue.
+	QueueDropped, StaleDropped uint64
+	// PullsSent counts pull requests; PullsServed pieces sent for pulls.
+	PullsSent, PullsServed uint64
+	// OutputDropped counts stream records the application did not read
+	// in time (queue full).
+	OutputDropped uint64
+
+	// Posting.
+	PostsSent, PostsReceived, PostDuplicates, PostsDropped uint64
+}
+
+// DeliveryRatio is BytesOut over the bytes that should have been output
+// by now (BytesOut + BytesLost); 1 when nothing was due.
+func (s Stats) DeliveryRatio() float64 {
+	if s.BytesOut+s.BytesLost == 0 {
+		return 1
+	}
+	return float64(s.BytesOut) / float64(s.BytesOut+s.BytesLost)
+}
+
+// reservoir keeps a uniform random sample of at most cap(samples)
+// durations out of all those offered.
+type reservoir struct {
+	samples []time.Duration
+	seen    uint64
+}
+
+func (r *reservoir) add(d time.Duration, rnd func(uint64) uint64) {
+	r.seen++
+	if len(r.samples) < cap(r.samples) {
+		r.samples = append(r.samples, d)
+		return
+	}
+	if j := rnd(r.seen); j < uint64(len(r.samples)) {
+		r.samples[j] = d
+	}
+}
+
+// percentile returns the q-quantile (0..1) of the sample.
+func (r *reservoir) percentile(q float64) time.Duration {
+	if len(r.samples) == 0 {
+		return 0
+	}
+	s := slices.Clone(r.samples)
+	slices.Sort(s)
+	i := int(q * float64(len(s)-1))
+	return s[i]
+}

@@ -1,0 +1,826 @@
+package group
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"time"
+
+	"github.com/klauspost/reedsolomon"
+
+	"github.com/strata-net/strata/fec"
+	"github.com/strata-net/strata/node"
+)
+
+// maxAhead bounds how far past the oldest undelivered block a piece or
+// advertisement may name a block, which bounds the blocks a neighbour can
+// make a member track.
+const maxAhead = 256
+
+// block is one FEC block in a member's window.
+type block struct {
+	seq      uint64
+	sm       *signedManifest // nil until a verified manifest arrives
+	pieces   []fec.Piece     // by index, Data nil if not held
+	have     []byte          // bitmap of held pieces
+	count    int
+	pending  []pendingPiece // pieces received before the manifest
+	pendFrom *link
+	first    time.Time // first evidence of the block here
+	deadline time.Time // last moment to relay or pull it
+	expire   time.Time // end of its window
+	rebuilt  bool
+	nextPull time.Time
+	fed      bool // decoder has it fully
+}
+
+type pendingPiece struct {
+	p    fec.Piece
+	from *link
+}
+
+// stream is a member's share of the group's multicast stream. All fields
+// are guarded by the group's mutex.
+type stream struct {
+	g      *Group
+	params fec.Params
+	P      int
+
+	blocks map[uint64]*block
+	low    uint64 // blocks below are forgotten
+	dec    *fec.Decoder
+	rs     map[int]reedsolomon.Encoder
+
+	parents []*link // per class: the neighbour asked to push it
+
+	// publisher
+	enc    *fec.Encoder
+	source bool
+
+	// subscriber
+	out        chan Record
+	subscribed bool
+	gapFrom    uint64
+	inGap      bool
+	lat        reservoir
+}
+
+// Record is one in-order piece of a subscriber's output: stream bytes, or
+// a gap of blocks that could not be recovered before their deadline.
+type Record struct {
+	// Offset is the stream offset of Data; for a gap, where the missing
+	// bytes begin.
+	Offset uint64
+	// Data is the stream bytes [Offset, Offset+len(Data)); nil for a gap.
+	Data []byte
+	// Lost is the number of blocks given up on (gap records only).
+	Lost uint64
+	// Latency is the time from the publisher's stamp on the block to
+	// this output (data records only).
+	Latency time.Duration
+}
+
+// IsGap reports whether r reports lost blocks.
+func (r Record) IsGap() bool { return r.Lost > 0 }
+
+func newStream(g *Group, params fec.Params) (*stream, error) {
+	dec, err := fec.NewDecoder(fec.DecoderConfig{Params: params, Window: 128, Timeout: g.cfg.WindowDuration})
+	if err != nil {
+		return nil, err
+	}
+	return &stream{
+		g: g, params: params, P: g.cfg.PushNeighbourLimit,
+		blocks:  make(map[uint64]*block),
+		dec:     dec,
+		rs:      make(map[int]reedsolomon.Encoder),
+		parents: make([]*link, g.cfg.PushNeighbourLimit),
+		out:     make(chan Record, g.cfg.Queue),
+		lat:     reservoir{samples: make([]time.Duration, 0, g.cfg.LatencySamples)},
+	}, nil
+}
+
+func (s *stream) linkAdded(l *link) {
+	l.newest = make([]int64, s.P)
+	for i := range l.newest {
+		l.newest[i] = -1
+	}
+	l.subs = make([]bool, s.P)
+	l.refused = make([]time.Time, s.P)
+}
+
+func (s *stream) linkRemoved(l *link) {
+	for c, p := range s.parents {
+		if p == l {
+			s.parents[c] = nil
+		}
+	}
+	s.selectParents(time.Now())
+}
+
+// getBlock returns the block seq, making it if seq is in range.
+func (s *stream) getBlock(seq uint64, now time.Time) *block {
+	if b := s.blocks[seq]; b != nil {
+		return b
+	}
+	head := s.dec.Head()
+	if s.source {
+		head = s.low
+	}
+	if seq < s.low || seq < head || seq >= head+maxAhead {
+		return nil
+	}
+	w := s.g.cfg.WindowDuration
+	b := &block{seq: seq, first: now, deadline: now.Add(w - s.g.cfg.RelayMargin), expire: now.Add(w)}
+	s.blocks[seq] = b
+	return b
+}
+
+// handleManifest takes a block's manifest from l.
+func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
+	g := s.g
+	seq := sm.Manifest.Block
+	b := s.getBlock(seq, now)
+	l.manifestSent[seq] = true
+	if b == nil {
+		g.stats.OutOfWindow++
+		return
+	}
+	if b.sm != nil {
+		return
+	}
+	if !verifyManifest(g.spec, g.id, sm) {
+		g.stats.ForgedDropped++
+		g.ban(l)
+		return
+	}
+	mf := sm.Manifest
+	if mf.K > s.params.K || mf.M != s.params.M || mf.ShardSize > s.params.FragmentSize+2 {
+		g.stats.MalformedDropped++
+		return
+	}
+	b.sm = sm
+	b.pieces = make([]fec.Piece, mf.K+mf.M)
+	b.have = make([]byte, 32)
+	pend := b.pending
+	b.pending = nil
+	for _, pp := range pend {
+		if g.banned[pp.from.peer] {
+			continue
+		}
+		s.accept(b, pp.p, pp.from, now)
+	}
+}
+
+// handlePiece takes one piece from l.
+func (s *stream) handlePiece(l *link, p fec.Piece, now time.Time) {
+	g := s.g
+	l.learn(p.Block, p.Index)
+	b := s.getBlock(p.Block, now)
+	if b == nil {
+		g.stats.OutOfWindow++
+		return
+	}
+	if b.sm == nil {
+		if len(b.pending) >= fec.MaxShards {
+			g.stats.OutOfWindow++
+			return
+		}
+		p.Data = append([]byte(nil), p.Data...)
+		b.pending = append(b.pending, pendingPiece{p: p, from: l})
+		b.pendFrom = l
+		return
+	}
+	s.accept(b, p, l, now)
+}
+
+// accept verifies and stores a piece of a block whose manifest is known,
+// feeds the decoder, relays it and rebuilds the block's other pieces once
+// it can.
+func (s *stream) accept(b *block, p fec.Piece, from *link, now time.Time) {
+	g := s.g
+	if p.Index < len(b.pieces) && bitSet(b.have, p.Index) {
+		g.stats.Duplicates++
+		return
+	}
+	if err := b.sm.Manifest.Verify(p); err != nil {
+		g.stats.ForgedDropped++
+		if from != nil {
+			g.ban(from)
+		}
+		return
+	}
+	p.Data = append([]byte(nil), p.Data...)
+	s.store(b, p, from, now)
+	if !b.rebuilt && b.count >= b.sm.Manifest.K && b.count < len(b.pieces) {
+		s.rebuild(b, now)
+	}
+}
+
+func (s *stream) store(b *block, p fec.Piece, from *link, now time.Time) {
+	b.pieces[p.Index] = p
+	setBit(b.have, p.Index)
+	b.count++
+	s.g.stats.Pieces++
+	if !s.source {
+		s.dec.Add(p, now)
+		s.drain(now)
+	}
+	s.relay(b, p, from, now)
+}
+
+// relay pushes p to the neighbours that subscribed to its class.
+func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
+	if now.After(b.deadline) {
+		return
+	}
+	class := p.Index % s.P
+	var msg []byte
+	for _, l := range s.g.links {
+		if l == from || !l.subs[class] || l.knows(b.seq, p.Index) {
+			continue
+		}
+		if !l.manifestSent[b.seq] && class == int(b.seq%uint64(s.P)) {
+			s.sendManifest(l, b)
+		}
+		if msg == nil {
+			msg, _ = appendPieceMsg(nil, viaPush, p)
+		}
+		l.learn(b.seq, p.Index)
+		s.sendPiece(l, b, p, msg)
+	}
+}
+
+func (s *stream) sendPiece(l *link, b *block, p fec.Piece, msg []byte) {
+	st := &s.g.stats.Sent
+	t := &st.Push
+	switch {
+	case p.IsParity():
+		t = &st.Parity
+	case msg[1] == viaPull:
+		t = &st.Pull
+	}
+	s.g.sendData(l, msg, b.deadline, t)
+}
+
+func (s *stream) sendManifest(l *link, b *block) {
+	l.manifestSent[b.seq] = true
+	s.g.sendData(l, appendManifestMsg(nil, b.sm), b.expire, &s.g.stats.Sent.Control)
+}
+
+// rebuild recomputes the pieces of b it lacks from the k' it holds, checks
+// each against the manifest and stores and relays them as if received, so
+// a member that missed a pusher still serves its own subscribers.
+func (s *stream) rebuild(b *block, now time.Time) {
+	b.rebuilt = true
+	mf := b.sm.Manifest
+	rs := s.rs[mf.K]
+	if rs == nil {
+		var err error
+		rs, err = reedsolomon.New(mf.K, mf.M)
+		if err != nil {
+			return
+		}
+		s.rs[mf.K] = rs
+	}
+	shards := make([][]byte, len(b.pieces))
+	for i, p := range b.pieces {
+		if !bitSet(b.have, i) {
+			continue
+		}
+		if p.IsParity() {
+			shards[i] = p.Data
+			continue
+		}
+		sh := make([]byte, mf.ShardSize)
+		binary.BigEndian.PutUint16(sh, uint16(len(p.Data)))
+		copy(sh[2:], p.Data)
+		shards[i] = sh
+	}
+	if err := rs.Reconstruct(shards); err != nil {
+		return
+	}
+	for i := range b.pieces {
+		if bitSet(b.have, i) {
+			continue
+		}
+		p := fec.Piece{Block: mf.Block, Offset: mf.Offset, K: mf.K, M: mf.M, Index: i, ShardSize: mf.ShardSize, Data: shards[i]}
+		if i < mf.K {
+			n := int(binary.BigEndian.Uint16(shards[i]))
+			if n > mf.ShardSize-2 {
+				return
+			}
+			p.Data = shards[i][2 : 2+n]
+		}
+		if mf.Verify(p) != nil {
+			return
+		}
+		s.g.stats.Reconstructed++
+		s.store(b, p, nil, now)
+	}
+}
+
+// drain moves decoder output to the subscriber.
+func (s *stream) drain(now time.Time) {
+	g := s.g
+	for {
+		o, ok := s.dec.Next()
+		if !ok {
+			return
+		}
+		if o.IsGap() {
+			g.stats.BlocksLost += o.Lost
+			if !s.inGap {
+				s.inGap, s.gapFrom = true, o.Offset
+			}
+			s.emit(Record{Offset: o.Offset, Lost: o.Lost})
+			continue
+		}
+		if s.inGap {
+			g.stats.BytesLost += o.Offset - s.gapFrom
+			s.inGap = false
+		}
+		g.stats.BlocksOut++
+		g.stats.BytesOut += uint64(o.Len())
+		var lat time.Duration
+		if b := s.blocks[o.Block]; b != nil && b.sm != nil {
+			lat = now.Sub(time.Unix(0, b.sm.Stamp))
+			s.lat.add(lat, func(n uint64) uint64 { return g.rnd.Uint64N(n) })
+		}
+		data := make([]byte, 0, o.Len())
+		for _, f := range o.Fragments {
+			data = append(data, f...)
+		}
+		s.emit(Record{Offset: o.Offset, Data: data, Latency: lat})
+	}
+}
+
+func (s *stream) emit(r Record) {
+	if !s.subscribed {
+		return
+	}
+	select {
+	case s.out <- r:
+	default:
+		s.g.stats.OutputDropped++
+	}
+}
+
+// tick runs the stream's timers; periodic is true once per
+// AvailabilityUpdatePeriod.
+func (s *stream) tick(now time.Time, periodic bool) {
+	if s.enc != nil {
+		s.enc.Flush(now)
+		s.emitBlocks(now)
+	}
+	if !s.source {
+		s.dec.Advance(now)
+		s.drain(now)
+		s.pull(now)
+	}
+	if periodic {
+		s.prune(now)
+		s.advertise()
+		s.selectParents(now)
+	}
+}
+
+// prune forgets blocks whose window has passed.
+func (s *stream) prune(now time.Time) {
+	head := s.dec.Head()
+	for seq, b := range s.blocks {
+		if now.After(b.expire) && (s.source || seq < head) {
+			delete(s.blocks, seq)
+			if seq >= s.low {
+				s.low = seq + 1
+			}
+		}
+	}
+	for _, l := range s.g.links {
+		for seq := range l.know {
+			if seq < s.low {
+				delete(l.know, seq)
+			}
+		}
+		for seq := range l.manifestSent {
+			if seq < s.low {
+				delete(l.manifestSent, seq)
+			}
+		}
+	}
+}
+
+// advertise tells every neighbour which pieces this member holds.
+func (s *stream) advertise() {
+	var lo, hi uint64
+	first := true
+	for seq, b := range s.blocks {
+		if b.sm == nil || b.count == 0 {
+			continue
+		}
+		if first || seq < lo {
+			lo = seq
+		}
+		if first || seq > hi {
+			hi = seq
+		}
+		first = false
+	}
+	if first && !s.source {
+		return
+	}
+	c := &control{Type: ctlAvail, Block: lo, Source: s.source}
+	if !first {
+		if hi-lo >= maxAvailBlocks {
+			lo = hi - maxAvailBlocks + 1
+			c.Block = lo
+		}
+		for seq := lo; seq <= hi; seq++ {
+			b := s.blocks[seq]
+			if b == nil || b.sm == nil {
+				c.Maps = append(c.Maps, nil)
+				continue
+			}
+			n := (len(b.pieces) + 7) / 8
+			c.Maps = append(c.Maps, b.have[:n])
+		}
+	}
+	for _, l := range s.g.links {
+		s.g.sendControl(l, c)
+	}
+}
+
+func (s *stream) handleControl(l *link, c *control, now time.Time) {
+	switch c.Type {
+	case ctlAvail:
+		l.source = c.Source
+		for i, m := range c.Maps {
+			seq := c.Block + uint64(i)
+			for j := 0; j < len(m)*8; j++ {
+				if bitSet(m, j) {
+					l.learn(seq, j)
+					if cl := j % s.P; int64(seq) > l.newest[cl] {
+						l.newest[cl] = int64(seq)
+					}
+				}
+			}
+			if len(m) > 0 && !s.source {
+				s.getBlock(seq, now) // learn of blocks no piece of reached us yet
+			}
+		}
+	case ctlSubscribe:
+		s.handleSubscribe(l, c, now)
+	case ctlRefuse:
+		if int(c.Modulus) != s.P {
+			return
+		}
+		for _, k := range c.Classes {
+			l.refused[k] = now.Add(8 * s.g.cfg.AvailabilityUpdatePeriod)
+			if s.parents[k] == l {
+				s.parents[k] = nil
+			}
+		}
+		s.selectParents(now)
+	case ctlPull:
+		s.handlePull(l, c)
+	}
+}
+
+// handleSubscribe accepts the push classes l asks for as long as this
+// member's push load stays within its limit, and refuses the rest.
+func (s *stream) handleSubscribe(l *link, c *control, now time.Time) {
+	if int(c.Modulus) != s.P {
+		s.g.sendControl(l, &control{Type: ctlRefuse, Classes: c.Classes, Modulus: c.Modulus})
+		return
+	}
+	copies := s.g.cfg.RelayPushCopies
+	if s.source {
+		copies = s.g.cfg.SourcePushCopies
+	}
+	load := 0
+	for _, o := range s.g.links {
+		if o == l {
+			continue
+		}
+		for _, on := range o.subs {
+			if on {
+				load++
+			}
+		}
+	}
+	was := append([]bool(nil), l.subs...)
+	for i := range l.subs {
+		l.subs[i] = false
+	}
+	var refused []byte
+	for _, k := range c.Classes {
+		if load < copies*s.P {
+			l.subs[k] = true
+			load++
+		} else {
+			refused = append(refused, k)
+		}
+	}
+	if len(refused) > 0 {
+		s.g.sendControl(l, &control{Type: ctlRefuse, Classes: refused, Modulus: uint8(s.P)})
+	}
+	// Catch a new subscriber up on the pieces of its classes it lacks.
+	for _, b := range s.blocks {
+		if b.sm == nil || now.After(b.deadline) {
+			continue
+		}
+		for i, p := range b.pieces {
+			if !bitSet(b.have, i) || !l.subs[i%s.P] || was[i%s.P] || l.knows(b.seq, i) {
+				continue
+			}
+			if !l.manifestSent[b.seq] {
+				s.sendManifest(l, b)
+			}
+			msg, _ := appendPieceMsg(nil, viaPush, p)
+			l.learn(b.seq, i)
+			s.sendPiece(l, b, p, msg)
+		}
+	}
+}
+
+func (s *stream) handlePull(l *link, c *control) {
+	b := s.blocks[c.Block]
+	if b == nil || b.sm == nil {
+		return
+	}
+	if c.Manifest || !l.manifestSent[b.seq] {
+		s.sendManifest(l, b)
+	}
+	for i, p := range b.pieces {
+		if !bitSet(c.Want, i) || !bitSet(b.have, i) {
+			continue
+		}
+		msg, _ := appendPieceMsg(nil, viaPull, p)
+		l.learn(b.seq, i)
+		s.g.stats.PullsServed++
+		s.sendPiece(l, b, p, msg)
+	}
+}
+
+// pull asks neighbours for what blocks still lack once pushes had
+// FetchPeriod to arrive: the manifest, then just enough pieces to reach
+// k', from neighbours that advertised them (the publisher last).
+func (s *stream) pull(now time.Time) {
+	g := s.g
+	fp := g.cfg.FetchPeriod
+	for _, b := range s.blocks {
+		if now.Before(b.first.Add(fp)) || now.Before(b.nextPull) || now.After(b.deadline) || b.seq < s.dec.Head() {
+			continue
+		}
+		if b.sm == nil {
+			l := b.pendFrom
+			if l == nil || g.links[l.peer] != l {
+				l = s.holder(b.seq, -1)
+			}
+			if l != nil {
+				b.nextPull = now.Add(fp)
+				g.stats.PullsSent++
+				g.sendControl(l, &control{Type: ctlPull, Block: b.seq, Manifest: true})
+			}
+			continue
+		}
+		need := b.sm.Manifest.K - b.count
+		if need <= 0 {
+			continue
+		}
+		b.nextPull = now.Add(fp)
+		want := make(map[*link][]byte)
+		for i := 0; i < len(b.pieces) && need > 0; i++ {
+			if bitSet(b.have, i) {
+				continue
+			}
+			l := s.holder(b.seq, i)
+			if l == nil {
+				continue
+			}
+			w := want[l]
+			if w == nil {
+				w = make([]byte, (len(b.pieces)+7)/8)
+				want[l] = w
+			}
+			setBit(w, i)
+			need--
+		}
+		for l, w := range want {
+			g.stats.PullsSent++
+			g.sendControl(l, &control{Type: ctlPull, Block: b.seq, Want: w, Manifest: !l.manifestSent[b.seq]})
+		}
+	}
+}
+
+// holder picks a random neighbour known to hold piece i of block seq (any
+// piece if i < 0), preferring members other than the publisher.
+func (s *stream) holder(seq uint64, i int) *link {
+	var best *link
+	var bestScore uint64
+	for _, l := range s.g.links {
+		m := l.know[seq]
+		if m == nil || (i >= 0 && !bitSet(m, i)) {
+			continue
+		}
+		score := s.g.rnd.Uint64() >> 1
+		if !l.source {
+			score |= 1 << 63
+		}
+		if best == nil || score > bestScore {
+			best, bestScore = l, score
+		}
+	}
+	return best
+}
+
+// selectParents chooses, for every push class, the neighbour to push it:
+// the one holding the newest pieces of that class, keeping the current one
+// unless it falls behind, and tells the neighbours whose set changed.
+func (s *stream) selectParents(now time.Time) {
+	if s.source || s.g.closed {
+		return
+	}
+	self := s.g.host.Node().PeerID()
+	changed := make(map[*link]bool)
+	for c := 0; c < s.P; c++ {
+		cur := s.parents[c]
+		var best *link
+		var bestRank uint64
+		for _, l := range s.g.links {
+			if now.Before(l.refused[c]) {
+				continue
+			}
+			rank := stableRank(self, l.peer, c)
+			if best == nil || l.newest[c] > best.newest[c] || (l.newest[c] == best.newest[c] && rank > bestRank) {
+				best, bestRank = l, rank
+			}
+		}
+		if cur != nil && s.g.links[cur.peer] == cur && !now.Before(cur.refused[c]) {
+			if best == nil || cur.newest[c]+1 >= best.newest[c] {
+				continue
+			}
+		}
+		if best == cur {
+			continue
+		}
+		if cur != nil {
+			changed[cur] = true
+		}
+		if best != nil {
+			changed[best] = true
+		}
+		s.parents[c] = best
+	}
+	for l := range changed {
+		if s.g.links[l.peer] != l {
+			continue
+		}
+		var classes []byte
+		for c, p := range s.parents {
+			if p == l {
+				classes = append(classes, byte(c))
+			}
+		}
+		s.g.sendControl(l, &control{Type: ctlSubscribe, Classes: classes, Modulus: uint8(s.P)})
+	}
+}
+
+func (s *stream) fillStats(st *Stats) {
+	st.LatencySamples = len(s.lat.samples)
+	st.LatencyP50 = s.lat.percentile(0.50)
+	st.LatencyP99 = s.lat.percentile(0.99)
+	if s.inGap {
+		// Bytes of blocks given up on whose end is not known yet are
+		// counted once the next data arrives.
+		_ = s.gapFrom
+	}
+}
+
+// Publisher writes a stream into the group.
+type Publisher struct {
+	g *Group
+}
+
+// Publish makes this member the group's publisher. In a group whose
+// specifier names a publisher key, Config.PublisherKey must be its private
+// key: every block's manifest is signed with it.
+func (g *Group) Publish() (*Publisher, error) {
+	if g.st == nil {
+		return nil, ErrMulticastOff
+	}
+	if len(g.spec.PublisherKey) > 0 {
+		pk, ok := g.cfg.PublisherKey.Public().(ed25519.PublicKey)
+		if len(g.cfg.PublisherKey) != ed25519.PrivateKeySize || !ok || !pk.Equal(g.spec.PublisherKey) {
+			return nil, ErrNotPublisher
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.st
+	if s.enc != nil {
+		return nil, ErrAlreadyPublished
+	}
+	enc, err := fec.NewEncoder(s.params)
+	if err != nil {
+		return nil, err
+	}
+	s.enc, s.source = enc, true
+	return &Publisher{g: g}, nil
+}
+
+// Write publishes b. Bytes are sent when their block closes: when it holds
+// K fragments or BlockDelay after its first byte.
+func (p *Publisher) Write(ctx context.Context, b []byte) (int, error) {
+	g := p.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, ErrClosed
+	}
+	now := time.Now()
+	g.st.enc.Write(now, b)
+	g.stats.BytesPublished += uint64(len(b))
+	g.st.emitBlocks(now)
+	return len(b), ctx.Err()
+}
+
+// Sync closes the open block now and sends it.
+func (p *Publisher) Sync() {
+	g := p.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	g.st.enc.Sync()
+	g.st.emitBlocks(time.Now())
+}
+
+// emitBlocks signs and sends the encoder's closed blocks.
+func (s *stream) emitBlocks(now time.Time) {
+	g := s.g
+	for {
+		blk, ok := s.enc.Next()
+		if !ok {
+			return
+		}
+		mf, err := blk.Manifest()
+		if err != nil {
+			continue
+		}
+		raw, err := mf.MarshalBinary()
+		if err != nil {
+			continue
+		}
+		sm := &signedManifest{Stamp: now.UnixNano(), Manifest: mf, raw: raw}
+		if len(g.spec.PublisherKey) > 0 {
+			sm.Sig = ed25519.Sign(g.cfg.PublisherKey, signingBytes(g.id, sm.Stamp, raw))
+		}
+		b := s.getBlock(blk.Seq, now)
+		if b == nil {
+			continue
+		}
+		b.sm = sm
+		b.pieces = make([]fec.Piece, len(blk.Pieces))
+		b.have = make([]byte, 32)
+		b.rebuilt = true
+		for _, p := range blk.Pieces {
+			s.store(b, p, nil, now)
+		}
+	}
+}
+
+// Subscribe returns the stream's output at this member: records in stream
+// order, data or gaps. Records not read in time are dropped (counted in
+// Stats.OutputDropped). There is one subscription per member.
+func (g *Group) Subscribe() (*Subscription, error) {
+	if g.st == nil {
+		return nil, ErrMulticastOff
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.st.subscribed {
+		return nil, ErrSubscribed
+	}
+	g.st.subscribed = true
+	return &Subscription{g: g}, nil
+}
+
+// Subscription is a member's view of the stream's output.
+type Subscription struct {
+	g *Group
+}
+
+// Next waits for the next record.
+func (s *Subscription) Next(ctx context.Context) (Record, error) {
+	select {
+	case r := <-s.g.st.out:
+		return r, nil
+	case <-ctx.Done():
+		return Record{}, ctx.Err()
+	case <-s.g.ctx.Done():
+		return Record{}, ErrClosed
+	}
+}
+
+var _ = node.PriorityData

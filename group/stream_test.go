@@ -1,0 +1,44 @@
+package group
+
+import (
+	"context"
+	"crypto/ed25519"
+	"testing"
+	"time"
+
+	"github.com/strata-net/strata/node/memnet"
+)
+
+func mustSpec(t testing.TB, s string) Specifier {
+	t.Helper()
+	sp, err := ParseSpecifier(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+func TestStreamSmallMesh(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	spec := Specifier{Name: "small", Multicast: true, PublisherKey: pub}
+	m := newMesh(t, 20, memnet.Link{Delay: 10 * time.Millisecond, Jitter: 10 * time.Millisecond, Loss: 0.05}, spec, Config{}, priv)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m.bootstrap(ctx)
+	m.subscribe(ctx)
+	m.impair()
+	p, err := m.members[0].g.Publish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := publish(t, ctx, p, 500_000, 125_000, 1000)
+	res := m.collect(data, 6*time.Second)
+	t.Logf("missing %.4f%% overhead max %.3f mean %.3f upload %.2fx p50 %v p99 %v", res.missing*100, res.overhead, res.meanOverhead, res.upload, res.p50, res.p99)
+	for i, mb := range m.members {
+		st := mb.g.Stats()
+		t.Logf("member %d: %+v", i, st)
+		if i > 3 {
+			break
+		}
+	}
+}

@@ -1,0 +1,255 @@
+package group
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/strata-net/strata/fec"
+)
+
+// ProtocolVersion is the version of this package's control messages. A
+// message of another version is dropped and counted, so a later version
+// may change what fields mean without being misread.
+const ProtocolVersion = 1
+
+// Limits of the wire format: they bound what one message from a neighbour
+// can make a member allocate or do.
+const (
+	// MaxControlSize bounds an encoded control message.
+	MaxControlSize = 16 << 10
+	// MaxPostSize bounds a post's payload.
+	MaxPostSize = 8 << 10
+	// maxClasses bounds the push classes (PushNeighbourLimit).
+	maxClasses = 32
+	// maxAvailBlocks bounds the blocks one availability map describes.
+	maxAvailBlocks = 512
+	// postIDSize is the size of a post's random ID.
+	postIDSize = 16
+)
+
+// Errors of the codecs; decoders wrap them.
+var (
+	ErrMalformed = errors.New("group: malformed message")
+	ErrVersion   = errors.New("group: unsupported protocol version")
+	ErrTooBig    = errors.New("group: message too big")
+)
+
+// ctlType is the kind of a control message.
+type ctlType uint8
+
+const (
+	// ctlAvail: the pieces the sender holds, one bitmap per block from
+	// Base on.
+	ctlAvail ctlType = 1
+	// ctlSubscribe: the push classes the sender wants from the receiver
+	// (replacing any earlier set; empty cancels).
+	ctlSubscribe ctlType = 2
+	// ctlRefuse: the receiver will not push these classes.
+	ctlRefuse ctlType = 3
+	// ctlPull: send these pieces of Block (and its manifest if asked).
+	ctlPull ctlType = 4
+	// ctlPost: a posted message flooding the group.
+	ctlPost ctlType = 5
+)
+
+// control is one control message, msgpack-encoded as a map with short
+// keys; fields a type does not use are omitted, and unknown keys are
+// ignored so later versions can add some.
+type control struct {
+	Version uint8   `msgpack:"v"`
+	Type    ctlType `msgpack:"t"`
+	// Avail, Pull: first block described / the block wanted.
+	Block uint64 `msgpack:"b,omitempty"`
+	// Avail: one bitmap of held pieces per block from Block on.
+	Maps [][]byte `msgpack:"m,omitempty"`
+	// Avail: the sender is the stream's publisher.
+	Source bool `msgpack:"s,omitempty"`
+	// Subscribe, Refuse: push classes; Classes of Modulus.
+	Classes []byte `msgpack:"c,omitempty"`
+	Modulus uint8  `msgpack:"p,omitempty"`
+	// Pull: bitmap of wanted pieces; Manifest asks for the manifest too.
+	Want     []byte `msgpack:"w,omitempty"`
+	Manifest bool   `msgpack:"x,omitempty"`
+	// Post: random ID, remaining hops and the application's bytes.
+	ID      []byte `msgpack:"i,omitempty"`
+	TTL     uint8  `msgpack:"ttl,omitempty"`
+	Payload []byte `msgpack:"d,omitempty"`
+}
+
+func encodeControl(c *control) ([]byte, error) {
+	c.Version = ProtocolVersion
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseCompactInts(true)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	if buf.Len() > MaxControlSize {
+		return nil, ErrTooBig
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeControl decodes and validates one control message. Any input that
+// is not a well-formed message of this version is an error, never a panic.
+func decodeControl(b []byte) (*control, error) {
+	if len(b) > MaxControlSize {
+		return nil, ErrTooBig
+	}
+	var c control
+	dec := msgpack.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if c.Version != ProtocolVersion {
+		return nil, fmt.Errorf("%w: %d", ErrVersion, c.Version)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *control) validate() error {
+	bad := func(what string) error { return fmt.Errorf("%w: %s %s", ErrMalformed, c.Type, what) }
+	switch c.Type {
+	case ctlAvail:
+		if len(c.Maps) > maxAvailBlocks {
+			return bad("too many blocks")
+		}
+		for _, m := range c.Maps {
+			if len(m) > fec.MaxShards/8 {
+				return bad("bitmap too long")
+			}
+		}
+		if c.Block+uint64(len(c.Maps)) < c.Block {
+			return bad("block overflow")
+		}
+	case ctlSubscribe, ctlRefuse:
+		if c.Modulus == 0 || c.Modulus > maxClasses || len(c.Classes) > maxClasses {
+			return bad("bad classes")
+		}
+		for _, k := range c.Classes {
+			if k >= c.Modulus {
+				return bad("class out of range")
+			}
+		}
+	case ctlPull:
+		if len(c.Want) > fec.MaxShards/8 {
+			return bad("bitmap too long")
+		}
+	case ctlPost:
+		if len(c.ID) != postIDSize || len(c.Payload) > MaxPostSize {
+			return bad("bad id or payload")
+		}
+	default:
+		return bad("unknown type")
+	}
+	return nil
+}
+
+func (t ctlType) String() string {
+	switch t {
+	case ctlAvail:
+		return "avail"
+	case ctlSubscribe:
+		return "subscribe"
+	case ctlRefuse:
+		return "refuse"
+	case ctlPull:
+		return "pull"
+	case ctlPost:
+		return "post"
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// Messages of the data flow are binary: a type byte, then
+//
+//	manifest: stamp (8, publisher's send time in Unix ns), signature
+//	          length (1: 0 or 64), signature, fec manifest encoding
+//	piece:    how (1: push or pull), fec piece encoding
+const (
+	dataManifest = 1
+	dataPiece    = 2
+)
+
+// How a piece was sent, for per-purpose statistics.
+const (
+	viaPush = 1
+	viaPull = 2
+)
+
+// signedManifest is a block's manifest with the publisher's stamp and
+// signature over signingBytes.
+type signedManifest struct {
+	Stamp    int64
+	Sig      []byte
+	Manifest fec.Manifest
+	raw      []byte // manifest encoding
+}
+
+func appendManifestMsg(b []byte, sm *signedManifest) []byte {
+	b = append(b, dataManifest)
+	b = binary.BigEndian.AppendUint64(b, uint64(sm.Stamp))
+	b = append(b, byte(len(sm.Sig)))
+	b = append(b, sm.Sig...)
+	return append(b, sm.raw...)
+}
+
+func appendPieceMsg(b []byte, how byte, p fec.Piece) ([]byte, error) {
+	b = append(b, dataPiece, how)
+	return p.AppendBinary(b)
+}
+
+// decodeData decodes one data-flow message: exactly one of the results is
+// set. The piece's Data aliases b.
+func decodeData(b []byte) (*signedManifest, *fec.Piece, byte, error) {
+	if len(b) < 2 {
+		return nil, nil, 0, fmt.Errorf("%w: short data message", ErrMalformed)
+	}
+	switch b[0] {
+	case dataManifest:
+		if len(b) < 10 {
+			return nil, nil, 0, fmt.Errorf("%w: short manifest", ErrMalformed)
+		}
+		sm := &signedManifest{Stamp: int64(binary.BigEndian.Uint64(b[1:9]))}
+		n := int(b[9])
+		rest := b[10:]
+		if (n != 0 && n != 64) || len(rest) < n {
+			return nil, nil, 0, fmt.Errorf("%w: bad signature length", ErrMalformed)
+		}
+		if n > 0 {
+			sm.Sig = append([]byte(nil), rest[:n]...)
+		}
+		rest = rest[n:]
+		if len(rest) > fec.MaxManifestSize {
+			return nil, nil, 0, fmt.Errorf("%w: manifest too big", ErrMalformed)
+		}
+		if err := sm.Manifest.UnmarshalBinary(rest); err != nil {
+			return nil, nil, 0, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		sm.raw = append([]byte(nil), rest...)
+		return sm, nil, 0, nil
+	case dataPiece:
+		how := b[1]
+		if how != viaPush && how != viaPull {
+			return nil, nil, 0, fmt.Errorf("%w: bad piece origin", ErrMalformed)
+		}
+		p, err := fec.ParsePiece(b[2:])
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		return nil, &p, how, nil
+	}
+	return nil, nil, 0, fmt.Errorf("%w: unknown data type %d", ErrMalformed, b[0])
+}
+
+// bitmap helpers: bit i of a map is byte i/8, bit i%8 (LSB first).
+func bitSet(m []byte, i int) bool { return i/8 < len(m) && m[i/8]&(1<<(i%8)) != 0 }
+
+func setBit(m []byte, i int) { m[i/8] |= 1 << (i % 8) }
