@@ -322,6 +322,14 @@ func meshSize(t *testing.T) int {
 // routing, in few hops, estimate the group's size, and keep routing to the
 // nearest live member after a fifth of them crash at once.
 func TestMeshConvergesAndRoutes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("mesh scenario takes tens of seconds")
+	}
+	if raceEnabled && os.Getenv("STRATA_OVERLAY_N") == "" {
+		// Under the race detector node sessions stall for seconds (see
+		// docs/overlay.md) and the 1 s timeouts here evict live members.
+		t.Skip("set STRATA_OVERLAY_N to run the mesh scenario under -race")
+	}
 	n := meshSize(t)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
