@@ -71,6 +71,13 @@ type Config struct {
 	// latency.
 	BlockDelay time.Duration
 
+	// DataLanes is how many data flows carry pieces to one neighbour
+	// (default K+M, at most 64): piece i goes on lane i mod DataLanes,
+	// and manifests and pulled pieces on one more. A lost message holds
+	// up the later messages of its own flow until the sender gives up on
+	// it, so spreading pieces keeps one loss from delaying a whole block.
+	DataLanes int
+
 	// SourcePushCopies bounds the push subscriptions the publisher
 	// accepts to this many copies of the stream (default 2), which
 	// bounds its upload at about SourcePushCopies × (1+M/K) × rate.
@@ -125,6 +132,8 @@ func (c Config) withDefaults() Config {
 	defi(&c.M, DefaultM)
 	defi(&c.FragmentSize, DefaultFragmentSize)
 	def(&c.BlockDelay, DefaultBlockDelay)
+	defi(&c.DataLanes, c.K+c.M)
+	c.DataLanes = min(c.DataLanes, maxLanes)
 	defi(&c.SourcePushCopies, DefaultSourcePushCopies)
 	defi(&c.RelayPushCopies, DefaultRelayPushCopies)
 	defi(&c.PostTTL, DefaultPostTTL)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	mrand "math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -264,10 +265,19 @@ func (g *Group) linkOn(s *node.Session) *link {
 	if err != nil {
 		return nil
 	}
-	data, err := s.OpenFlow(flowMetadata(g.id, roleData), node.PriorityData)
-	if err != nil {
-		ctrl.Close()
-		return nil
+	var data []*node.SendFlow
+	if g.st != nil {
+		for i := 0; i <= g.cfg.DataLanes; i++ {
+			f, err := s.OpenFlow(flowMetadata(g.id, roleData+strconv.Itoa(i)), node.PriorityData)
+			if err != nil {
+				ctrl.Close()
+				for _, f := range data {
+					f.Close()
+				}
+				return nil
+			}
+			data = append(data, f)
+		}
 	}
 	l := newLink(p, s, ctrl, data, g.cfg.LinkQueue)
 	g.links[p] = l
@@ -401,8 +411,14 @@ func (g *Group) sendControl(l *link, c *control) {
 }
 
 // sendData queues a data message to l, to be abandoned at deadline.
-func (g *Group) sendData(l *link, b []byte, deadline time.Time, t *uint64) {
-	if l.enqueue(outMsg{data: true, b: b, deadline: deadline}) {
+// Pushed pieces are sent once (noRTX): a lost one is repaired by parity
+// or a pull, and a retransmission would hold up the pieces behind it on
+// the ordered flow.
+func (g *Group) sendData(l *link, lane int, b []byte, deadline time.Time, t *uint64, noRTX bool) {
+	if lane >= len(l.data) {
+		return
+	}
+	if l.enqueue(outMsg{data: true, lane: lane, b: b, deadline: deadline, noRTX: noRTX}) {
 		*t += uint64(len(b))
 	} else {
 		g.stats.QueueDropped++
@@ -421,7 +437,7 @@ func (g *Group) sendLoop(l *link) {
 			f := l.ctrl
 			var opt node.WriteOptions
 			if m.data {
-				f = l.data
+				f = l.data[m.lane]
 				left := time.Until(m.deadline)
 				if left <= 0 {
 					g.mu.Lock()
@@ -430,6 +446,7 @@ func (g *Group) sendLoop(l *link) {
 					continue
 				}
 				opt.FinishWithin = left
+				opt.NoRetransmit = m.noRTX
 			}
 			if _, err := f.Write(g.ctx, m.b, opt); err != nil {
 				if g.ctx.Err() != nil {

@@ -12,6 +12,8 @@ type outMsg struct {
 	data     bool
 	b        []byte
 	deadline time.Time
+	noRTX    bool
+	lane     int
 }
 
 // link is this member's connection to one neighbour in the group: our
@@ -19,12 +21,13 @@ type outMsg struct {
 // what the stream knows about it. Fields below the queue are guarded by
 // the group's mutex.
 type link struct {
-	peer       node.PeerID
-	sess       *node.Session
-	ctrl, data *node.SendFlow
-	q          chan outMsg
-	done       chan struct{}
-	closeOnce  sync.Once
+	peer      node.PeerID
+	sess      *node.Session
+	ctrl      *node.SendFlow
+	data      []*node.SendFlow // lanes, then the manifest and pull lane
+	q         chan outMsg
+	done      chan struct{}
+	closeOnce sync.Once
 
 	// stream state
 	know         map[uint64][]byte // pieces the neighbour holds (advertised, sent or received)
@@ -35,7 +38,7 @@ type link struct {
 	source       bool              // it says it is the publisher
 }
 
-func newLink(p node.PeerID, s *node.Session, ctrl, data *node.SendFlow, queue int) *link {
+func newLink(p node.PeerID, s *node.Session, ctrl *node.SendFlow, data []*node.SendFlow, queue int) *link {
 	return &link{
 		peer: p, sess: s, ctrl: ctrl, data: data,
 		q:            make(chan outMsg, queue),
@@ -65,7 +68,9 @@ func (l *link) close() {
 	l.closeOnce.Do(func() {
 		close(l.done)
 		l.ctrl.Close()
-		l.data.Close()
+		for _, f := range l.data {
+			f.Close()
+		}
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,8 @@ func testOverlay() overlay.Config {
 		DialTimeout:    time.Second,
 	}
 }
+
+var debugLat = os.Getenv("STRATA_DEBUGLAT") != ""
 
 type member struct {
 	n   *node.Node
@@ -161,6 +164,9 @@ func (m *mesh) subscribe(ctx context.Context) {
 					return
 				}
 				mb.mu.Lock()
+				if debugLat && mb == m.members[1] {
+					fmt.Printf("off %d lat %v gap %v\n", r.Offset, r.Latency, r.IsGap())
+				}
 				if r.IsGap() {
 					mb.gaps += r.Lost
 				} else if uint64(mb.out.Len()) == r.Offset {
@@ -247,6 +253,22 @@ func (m *mesh) collect(data []byte, timeout time.Duration) result {
 		res.p50 = max(res.p50, st.LatencyP50)
 	}
 	res.meanOverhead = sumOv / float64(len(m.members)-1)
+	var tot Traffic
+	var dups, rebuilt, pulls uint64
+	for _, mb := range m.members[1:] {
+		st := mb.g.Stats()
+		tot.Push += st.Received.Push
+		tot.Pull += st.Received.Pull
+		tot.Parity += st.Received.Parity
+		tot.Control += st.Received.Control
+		dups += st.Duplicates
+		rebuilt += st.Reconstructed
+		pulls += st.PullsSent
+	}
+	n := float64(len(data)) * float64(len(m.members)-1)
+	m.t.Logf("received per useful byte: push %.3f pull %.3f parity %.3f control %.3f; per member: duplicates %d rebuilt %d pulls %d",
+		float64(tot.Push)/n, float64(tot.Pull)/n, float64(tot.Parity)/n, float64(tot.Control)/n,
+		dups/uint64(len(m.members)-1), rebuilt/uint64(len(m.members)-1), pulls/uint64(len(m.members)-1))
 	pub := m.members[0].g.Stats()
 	res.upload = float64(pub.Sent.Total()) / float64(len(data))
 	return res

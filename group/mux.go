@@ -9,7 +9,10 @@ import (
 )
 
 // MetadataPrefix starts the metadata of every flow of this package; the
-// group ID in hex and the flow's role ("c" control, "d" data) follow.
+// group ID in hex and the flow's role follow: "c" for control, "d" and a
+// lane number for data. Pieces travel on several data lanes so that a
+// lost piece, which holds up the messages behind it on its ordered flow,
+// delays only its own lane.
 const MetadataPrefix = "strata/group/1 "
 
 const (
@@ -61,13 +64,35 @@ func parseMetadata(meta string) (gid [32]byte, role string, ok bool) {
 		return gid, "", false
 	}
 	h, role, found := strings.Cut(rest, " ")
-	if !found || (role != roleControl && role != roleData) || len(h) != 64 {
+	if !found || len(h) != 64 {
 		return gid, "", false
+	}
+	if role != roleControl {
+		n, ok := laneOf(role)
+		if !ok || n > maxLanes {
+			return gid, "", false
+		}
 	}
 	if _, err := hex.Decode(gid[:], []byte(h)); err != nil {
 		return gid, "", false
 	}
 	return gid, role, true
+}
+
+// laneOf parses a data role "d<n>".
+func laneOf(role string) (int, bool) {
+	rest, ok := strings.CutPrefix(role, roleData)
+	if !ok || rest == "" || len(rest) > 3 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 func (m *Mux) add(g *Group) bool {

@@ -30,8 +30,8 @@ type block struct {
 	deadline time.Time // last moment to relay or pull it
 	expire   time.Time // end of its window
 	rebuilt  bool
-	nextPull time.Time
-	fed      bool // decoder has it fully
+	nextPull time.Time   // next manifest pull
+	asked    []time.Time // when each piece was last pulled
 }
 
 type pendingPiece struct {
@@ -63,6 +63,8 @@ type stream struct {
 	gapFrom    uint64
 	inGap      bool
 	lat        reservoir
+
+	dbgMan, dbgFull []time.Duration
 }
 
 // Record is one in-order piece of a subscriber's output: stream bytes, or
@@ -159,6 +161,7 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 		return
 	}
 	b.sm = sm
+	s.dbgMan = append(s.dbgMan, now.Sub(b.first))
 	b.pieces = make([]fec.Piece, mf.K+mf.M)
 	b.have = make([]byte, 32)
 	pend := b.pending
@@ -211,6 +214,9 @@ func (s *stream) accept(b *block, p fec.Piece, from *link, now time.Time) {
 	}
 	p.Data = append([]byte(nil), p.Data...)
 	s.store(b, p, from, now)
+	if b.count == b.sm.Manifest.K {
+		s.dbgFull = append(s.dbgFull, now.Sub(b.first))
+	}
 	if !b.rebuilt && b.count >= b.sm.Manifest.K && b.count < len(b.pieces) {
 		s.rebuild(b, now)
 	}
@@ -259,12 +265,16 @@ func (s *stream) sendPiece(l *link, b *block, p fec.Piece, msg []byte) {
 	case msg[1] == viaPull:
 		t = &st.Pull
 	}
-	s.g.sendData(l, msg, b.deadline, t)
+	lane := p.Index % s.g.cfg.DataLanes
+	if msg[1] == viaPull {
+		lane = s.g.cfg.DataLanes
+	}
+	s.g.sendData(l, lane, msg, b.deadline, t, false)
 }
 
 func (s *stream) sendManifest(l *link, b *block) {
 	l.manifestSent[b.seq] = true
-	s.g.sendData(l, appendManifestMsg(nil, b.sm), b.expire, &s.g.stats.Sent.Control)
+	s.g.sendData(l, s.g.cfg.DataLanes, appendManifestMsg(nil, b.sm), b.expire, &s.g.stats.Sent.Control, false)
 }
 
 // rebuild recomputes the pieces of b it lacks from the k' it holds, checks
@@ -434,7 +444,16 @@ func (s *stream) advertise() {
 			lo = hi - maxAvailBlocks + 1
 			c.Block = lo
 		}
-		for seq := lo; seq <= hi; seq++ {
+		// Complete blocks at the start are one count, not bitmaps: in a
+		// healthy stream that is nearly every block.
+		for seq := lo; seq < hi; seq++ {
+			b := s.blocks[seq]
+			if b == nil || b.sm == nil || b.count < len(b.pieces) {
+				break
+			}
+			c.Full++
+		}
+		for seq := lo + c.Full; seq <= hi; seq++ {
 			b := s.blocks[seq]
 			if b == nil || b.sm == nil {
 				c.Maps = append(c.Maps, nil)
@@ -453,8 +472,23 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 	switch c.Type {
 	case ctlAvail:
 		l.source = c.Source
+		for seq := c.Block; seq < c.Block+c.Full; seq++ {
+			if seq+maxAhead < s.low {
+				continue // long gone here
+			}
+			if m := l.know[seq]; m == nil {
+				l.know[seq] = fullMap()
+			} else {
+				copy(m, fullMap())
+			}
+		}
+		if c.Full > 0 {
+			for cl := range l.newest {
+				l.newest[cl] = max(l.newest[cl], int64(c.Block+c.Full-1))
+			}
+		}
 		for i, m := range c.Maps {
-			seq := c.Block + uint64(i)
+			seq := c.Block + c.Full + uint64(i)
 			for j := 0; j < len(m)*8; j++ {
 				if bitSet(m, j) {
 					l.learn(seq, j)
@@ -563,21 +597,27 @@ func (s *stream) handlePull(l *link, c *control) {
 
 // pull asks neighbours for what blocks still lack once pushes had
 // FetchPeriod to arrive: the manifest, then just enough pieces to reach
-// k', from neighbours that advertised them (the publisher last).
+// k', from neighbours that advertised them. A piece asked for is not asked
+// again for 3 FetchPeriods, so a slow link is not answered with more load;
+// the publisher is asked only when nobody else has a piece.
 func (s *stream) pull(now time.Time) {
 	g := s.g
 	fp := g.cfg.FetchPeriod
+	retry := 3 * fp
 	for _, b := range s.blocks {
-		if now.Before(b.first.Add(fp)) || now.Before(b.nextPull) || now.After(b.deadline) || b.seq < s.dec.Head() {
+		if now.Before(b.first.Add(fp)) || now.After(b.deadline) || b.seq < s.dec.Head() {
 			continue
 		}
 		if b.sm == nil {
+			if now.Before(b.nextPull) {
+				continue
+			}
 			l := b.pendFrom
 			if l == nil || g.links[l.peer] != l {
 				l = s.holder(b.seq, -1)
 			}
 			if l != nil {
-				b.nextPull = now.Add(fp)
+				b.nextPull = now.Add(retry)
 				g.stats.PullsSent++
 				g.sendControl(l, &control{Type: ctlPull, Block: b.seq, Manifest: true})
 			}
@@ -587,15 +627,25 @@ func (s *stream) pull(now time.Time) {
 		if need <= 0 {
 			continue
 		}
-		b.nextPull = now.Add(fp)
-		want := make(map[*link][]byte)
+		if b.asked == nil {
+			b.asked = make([]time.Time, len(b.pieces))
+		}
+		for i, t := range b.asked {
+			if !bitSet(b.have, i) && !t.IsZero() && now.Sub(t) < retry {
+				need--
+			}
+		}
+		var want map[*link][]byte
 		for i := 0; i < len(b.pieces) && need > 0; i++ {
-			if bitSet(b.have, i) {
+			if bitSet(b.have, i) || (!b.asked[i].IsZero() && now.Sub(b.asked[i]) < retry) {
 				continue
 			}
 			l := s.holder(b.seq, i)
 			if l == nil {
 				continue
+			}
+			if want == nil {
+				want = make(map[*link][]byte)
 			}
 			w := want[l]
 			if w == nil {
@@ -603,6 +653,7 @@ func (s *stream) pull(now time.Time) {
 				want[l] = w
 			}
 			setBit(w, i)
+			b.asked[i] = now
 			need--
 		}
 		for l, w := range want {
@@ -610,6 +661,15 @@ func (s *stream) pull(now time.Time) {
 			g.sendControl(l, &control{Type: ctlPull, Block: b.seq, Want: w, Manifest: !l.manifestSent[b.seq]})
 		}
 	}
+}
+
+// fullMap is the bitmap of a neighbour holding every piece of a block.
+func fullMap() []byte {
+	m := make([]byte, 32)
+	for i := range m {
+		m[i] = 0xff
+	}
+	return m
 }
 
 // holder picks a random neighbour known to hold piece i of block seq (any
@@ -634,20 +694,31 @@ func (s *stream) holder(seq uint64, i int) *link {
 }
 
 // selectParents chooses, for every push class, the neighbour to push it:
-// the one holding the newest pieces of that class, keeping the current one
-// unless it falls behind, and tells the neighbours whose set changed.
+// the one holding the newest pieces of that class, spreading classes over
+// distinct neighbours while there are enough (one session cannot always
+// carry the whole stream under loss), and keeping the current pusher
+// unless it falls behind; it tells the neighbours whose set changed.
 func (s *stream) selectParents(now time.Time) {
 	if s.source || s.g.closed {
 		return
 	}
 	self := s.g.host.Node().PeerID()
+	perLink := (s.P + len(s.g.links) - 1) / max(len(s.g.links), 1)
+	load := make(map[*link]int)
+	for c, p := range s.parents {
+		if p != nil && s.g.links[p.peer] == p && !now.Before(p.refused[c]) {
+			load[p]++
+		} else {
+			s.parents[c] = nil
+		}
+	}
 	changed := make(map[*link]bool)
 	for c := 0; c < s.P; c++ {
 		cur := s.parents[c]
 		var best *link
 		var bestRank uint64
 		for _, l := range s.g.links {
-			if now.Before(l.refused[c]) {
+			if now.Before(l.refused[c]) || (l != cur && load[l] >= perLink) {
 				continue
 			}
 			rank := stableRank(self, l.peer, c)
@@ -655,20 +726,18 @@ func (s *stream) selectParents(now time.Time) {
 				best, bestRank = l, rank
 			}
 		}
-		if cur != nil && s.g.links[cur.peer] == cur && !now.Before(cur.refused[c]) {
-			if best == nil || cur.newest[c]+1 >= best.newest[c] {
-				continue
-			}
+		if cur != nil && (best == nil || cur.newest[c]+2 >= best.newest[c]) {
+			continue
 		}
-		if best == cur {
+		if best == cur || best == nil {
 			continue
 		}
 		if cur != nil {
 			changed[cur] = true
+			load[cur]--
 		}
-		if best != nil {
-			changed[best] = true
-		}
+		changed[best] = true
+		load[best]++
 		s.parents[c] = best
 	}
 	for l := range changed {
@@ -725,6 +794,13 @@ func (g *Group) Publish() (*Publisher, error) {
 		return nil, err
 	}
 	s.enc, s.source = enc, true
+	// A publisher needs no pushers: cancel any chosen before it published.
+	for c, l := range s.parents {
+		if l != nil {
+			s.parents[c] = nil
+			g.sendControl(l, &control{Type: ctlSubscribe, Modulus: uint8(s.P)})
+		}
+	}
 	return &Publisher{g: g}, nil
 }
 

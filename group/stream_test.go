@@ -3,6 +3,8 @@ package group
 import (
 	"context"
 	"crypto/ed25519"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -21,7 +23,15 @@ func mustSpec(t testing.TB, s string) Specifier {
 func TestStreamSmallMesh(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	spec := Specifier{Name: "small", Multicast: true, PublisherKey: pub}
-	m := newMesh(t, 20, memnet.Link{Delay: 10 * time.Millisecond, Jitter: 10 * time.Millisecond, Loss: 0.05}, spec, Config{}, priv)
+	link := memnet.Link{Delay: 10 * time.Millisecond, Jitter: 10 * time.Millisecond, Loss: 0.05}
+	if os.Getenv("STRATA_NOLOSS") != "" {
+		link.Loss = 0
+	}
+	cfg := Config{}
+	if v := os.Getenv("STRATA_LANES"); v != "" {
+		cfg.DataLanes, _ = strconv.Atoi(v)
+	}
+	m := newMesh(t, 20, link, spec, cfg, priv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	m.bootstrap(ctx)
@@ -31,9 +41,16 @@ func TestStreamSmallMesh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := publish(t, ctx, p, 500_000, 125_000, 1000)
+	data := publish(t, ctx, p, 1_000_000, 125_000, 1000)
 	res := m.collect(data, 6*time.Second)
 	t.Logf("missing %.4f%% overhead max %.3f mean %.3f upload %.2fx p50 %v p99 %v", res.missing*100, res.overhead, res.meanOverhead, res.upload, res.p50, res.p99)
+	{
+		st := m.members[1].g.st
+		m.members[1].g.mu.Lock()
+		t.Logf("manifest wait %v", st.dbgMan)
+		t.Logf("k' wait %v", st.dbgFull)
+		m.members[1].g.mu.Unlock()
+	}
 	for i, mb := range m.members {
 		st := mb.g.Stats()
 		t.Logf("member %d: %+v", i, st)

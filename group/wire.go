@@ -23,6 +23,8 @@ const (
 	MaxControlSize = 16 << 10
 	// MaxPostSize bounds a post's payload.
 	MaxPostSize = 8 << 10
+	// maxLanes bounds the data lanes of a link.
+	maxLanes = 64
 	// maxClasses bounds the push classes (PushNeighbourLimit).
 	maxClasses = 32
 	// maxAvailBlocks bounds the blocks one availability map describes.
@@ -64,7 +66,9 @@ type control struct {
 	Type    ctlType `msgpack:"t"`
 	// Avail, Pull: first block described / the block wanted.
 	Block uint64 `msgpack:"b,omitempty"`
-	// Avail: one bitmap of held pieces per block from Block on.
+	// Avail: the sender holds every piece of Full blocks from Block on,
+	// then Maps has one bitmap of held pieces per block.
+	Full uint64   `msgpack:"f,omitempty"`
 	Maps [][]byte `msgpack:"m,omitempty"`
 	// Avail: the sender is the stream's publisher.
 	Source bool `msgpack:"s,omitempty"`
@@ -126,7 +130,7 @@ func (c *control) validate() error {
 				return bad("bitmap too long")
 			}
 		}
-		if c.Block+uint64(len(c.Maps)) < c.Block {
+		if c.Full > maxAvailBlocks || c.Block+c.Full+uint64(len(c.Maps)) < c.Block {
 			return bad("block overflow")
 		}
 	case ctlSubscribe, ctlRefuse:
