@@ -95,6 +95,9 @@ type Stats struct {
 	// HellosDropped counts unmatched IHellos not given to
 	// Config.OnUnmatchedHello because its queue was full.
 	HellosDropped uint64
+	// FlowsRejected counts incoming flows refused because their session's
+	// queue of flows waiting to be accepted was full.
+	FlowsRejected uint64
 }
 
 // Node is one RTMFP endpoint.
@@ -117,6 +120,8 @@ type Node struct {
 	accepts  chan *Session
 	waitOpen map[*core.Session][]chan struct{}
 
+	flowSignal    chan struct{} // an incoming flow was queued on some session
+	flowsRejected uint64
 	unmatched     func(Hello)
 	hellos        chan Hello
 	hellosDropped uint64
@@ -160,6 +165,7 @@ func New(conn net.PacketConn, cfg Config) (*Node, error) {
 		sessions:   make(map[*core.Session]*Session),
 		accepts:    make(chan *Session, backlog),
 		waitOpen:   make(map[*core.Session][]chan struct{}),
+		flowSignal: make(chan struct{}, 1),
 		unmatched:  cfg.OnUnmatchedHello,
 	}
 	policy := flash.Policy{}
@@ -203,7 +209,7 @@ func (n *Node) AddrPort() netip.AddrPort { return addrPortOf(n.conn.LocalAddr())
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.unlock()
-	return Stats{Stats: n.ep.Stats(), HellosDropped: n.hellosDropped}
+	return Stats{Stats: n.ep.Stats(), HellosDropped: n.hellosDropped, FlowsRejected: n.flowsRejected}
 }
 
 func (n *Node) serveHellos() {
@@ -337,6 +343,20 @@ func (n *Node) dispatch() {
 				close(ch)
 			}
 			delete(n.waitOpen, ev.Session)
+		case core.EventSessionMerged:
+			// Waiters for the folded session wait for its successor now.
+			to := ev.Merged
+			for to.Merged() != nil {
+				to = to.Merged()
+			}
+			if to.IsOpen() || to.Closed() {
+				for _, ch := range n.waitOpen[ev.Session] {
+					close(ch)
+				}
+			} else {
+				n.waitOpen[to] = append(n.waitOpen[to], n.waitOpen[ev.Session]...)
+			}
+			delete(n.waitOpen, ev.Session)
 		case core.EventFlowIncoming:
 			s := n.wrapSession(ev.Session)
 			rf := newRecvFlow(n, s, ev.RecvFlow)
@@ -351,7 +371,12 @@ func (n *Node) dispatch() {
 			}
 			select {
 			case s.flows <- rf:
+				select {
+				case n.flowSignal <- struct{}{}:
+				default:
+				}
 			default:
+				n.flowsRejected++
 				ev.RecvFlow.Reject(0)
 			}
 		case core.EventFlowReadable, core.EventRecvFlowClosed:
@@ -401,6 +426,33 @@ func (n *Node) Accept(ctx context.Context) (*Session, error) {
 	}
 }
 
+// AcceptFlow waits for a peer to open a flow to us on any session, whether
+// the peer or we opened the session (as the reference implementation's
+// node-wide flow callback does). It competes with Session.AcceptFlow: each
+// flow goes to exactly one caller. Flows opened in return to one of ours
+// arrive on SendFlow.AcceptReturn instead.
+func (n *Node) AcceptFlow(ctx context.Context) (*RecvFlow, error) {
+	for {
+		n.mu.Lock()
+		for _, s := range n.sessions {
+			select {
+			case f := <-s.flows:
+				n.mu.Unlock()
+				return f, nil
+			default:
+			}
+		}
+		n.mu.Unlock()
+		select {
+		case <-n.flowSignal:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-n.done:
+			return nil, ErrClosed
+		}
+	}
+}
+
 // Dial opens a session to the node with the given peer ID at addr.
 func (n *Node) Dial(ctx context.Context, addr netip.AddrPort, peer PeerID) (*Session, error) {
 	return n.DialEPD(ctx, EPDForPeerID(peer), addr)
@@ -445,15 +497,14 @@ func (n *Node) DialEPD(ctx context.Context, epd []byte, addrs ...netip.AddrPort)
 	}
 	n.mu.Lock()
 	defer n.unlock()
-	// The opening session may have merged into an existing one.
+	// The opening session may have been folded into another session with
+	// the same peer (one already open, or a simultaneous open).
+	for cs.Merged() != nil {
+		cs = cs.Merged()
+	}
 	if !cs.IsOpen() {
 		if err := cs.Err(); err != nil {
 			return nil, fmt.Errorf("node: dial: %w", err)
-		}
-		for c, s := range n.sessions {
-			if c.IsOpen() && string(c.EPD()) != "" && cs.PeerID() != ([32]byte{}) && c.PeerID() == cs.PeerID() {
-				return s, nil
-			}
 		}
 		return nil, fmt.Errorf("node: dial: %w", ErrSessionClosed)
 	}

@@ -80,6 +80,9 @@ const (
 	// EventUnmatchedIHello: an IHello whose discriminator does not select
 	// us arrived; a rendezvous may forward it (Introduce) or redirect.
 	EventUnmatchedIHello
+	// EventSessionMerged: an opening Session was folded into Merged (the
+	// same peer was reached by another session); its flows moved there.
+	EventSessionMerged
 )
 
 // Event is one thing the caller may want to react to.
@@ -90,6 +93,8 @@ type Event struct {
 	RecvFlow *RecvFlow
 	Receipt  *Receipt
 	Err      error
+	// For EventSessionMerged.
+	Merged *Session
 	// For EventUnmatchedIHello.
 	EPD, Tag []byte
 	From     netip.AddrPort

@@ -451,6 +451,24 @@ func TestRFC7016_3_5_1_3_SimultaneousOpen(t *testing.T) {
 		if oa[0].PeerID() != idB.PeerID() || ob[0].PeerID() != idA.PeerID() {
 			t.Fatalf("seed %d: wrong peers", seed)
 		}
+		// An opening session that lost the tie says where it went, so a
+		// caller waiting on it can find the survivor.
+		folded := 0
+		for _, c := range []struct {
+			s    *core.Session
+			open *core.Session
+		}{{sa, oa[0]}, {sb, ob[0]}} {
+			if c.s == c.open {
+				continue
+			}
+			folded++
+			if c.s.Merged() != c.open {
+				t.Fatalf("seed %d: folded session points to %v, want the open one", seed, c.s.Merged())
+			}
+		}
+		if folded == 0 {
+			t.Fatalf("seed %d: both opening sessions survived, so there was no glare", seed)
+		}
 		// The surviving sessions carry data both ways.
 		fa, _ := oa[0].OpenFlow(nil, core.PriorityRoutine)
 		fa.Write([]byte("a->b"), core.WriteOptions{})

@@ -75,6 +75,7 @@ type Session struct {
 	iikeyingInterval time.Duration
 	early            [][]byte
 	waiters          []*SendFlow // flows opened before the session was
+	merged           *Session    // see Merged
 
 	// responder
 	skic     []byte
@@ -216,8 +217,15 @@ func (s *Session) mergeInto(other *Session) {
 	}
 	s.waiters = nil
 	s.state = stateClosed
+	s.merged = other
 	s.e.sessionDidClose(s, true)
+	s.e.emit(Event{Kind: EventSessionMerged, Session: s, Merged: other})
 }
+
+// Merged is the session this one was folded into, when two attempts to
+// reach the same peer met (an existing session, or a simultaneous open);
+// nil otherwise.
+func (s *Session) Merged() *Session { return s.merged }
 
 func (s *Session) setOpen(txID uint32) {
 	now := s.e.now
