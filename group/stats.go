@@ -52,6 +52,9 @@ type Stats struct {
 	QueueDropped, StaleDropped uint64
 	// PullsSent counts pull requests; PullsServed pieces sent for pulls.
 	PullsSent, PullsServed uint64
+	// PullsRefused counts pull requests the publisher did not serve
+	// (SourcePullShare spent).
+	PullsRefused uint64
 	// OutputDropped counts stream records the application did not read
 	// in time (queue full).
 	OutputDropped uint64

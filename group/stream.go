@@ -54,8 +54,9 @@ type stream struct {
 	parents []*link // per class: the neighbour asked to push it
 
 	// publisher
-	enc    *fec.Encoder
-	source bool
+	enc          *fec.Encoder
+	source       bool
+	pulledParity uint64 // parity bytes sent for pulls (counted as Parity)
 
 	// subscriber
 	out        chan Record
@@ -245,8 +246,8 @@ func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
 		if l == from || !l.subs[class] || l.knows(b.seq, p.Index) {
 			continue
 		}
-		if !l.manifestSent[b.seq] && class == int(b.seq%uint64(s.P)) {
-			s.sendManifest(l, b)
+		if !l.manifestSent[b.seq] && s.carriesManifest(b.seq, class) {
+			s.sendManifest(l, b, p.Index)
 		}
 		if msg == nil {
 			msg, _ = appendPieceMsg(nil, viaPush, p)
@@ -272,9 +273,24 @@ func (s *stream) sendPiece(l *link, b *block, p fec.Piece, msg []byte) {
 	s.g.sendData(l, lane, msg, b.deadline, t, false)
 }
 
-func (s *stream) sendManifest(l *link, b *block) {
+// carriesManifest reports whether the pushers of class send the manifest
+// of block seq with its pieces: two classes per block, so that one slow
+// pusher does not hold a block up, and not all, which would cost a
+// manifest per pusher.
+func (s *stream) carriesManifest(seq uint64, class int) bool {
+	c0 := int(seq % uint64(s.P))
+	return class == c0 || (s.g.cfg.ManifestCarriers > 1 && class == (c0+1)%s.P)
+}
+
+// sendManifest sends b's manifest to l ahead of piece index (on its lane;
+// index < 0 means the pull lane).
+func (s *stream) sendManifest(l *link, b *block, index int) {
 	l.manifestSent[b.seq] = true
-	s.g.sendData(l, s.g.cfg.DataLanes, appendManifestMsg(nil, b.sm), b.expire, &s.g.stats.Sent.Control, false)
+	lane := s.g.cfg.DataLanes
+	if index >= 0 {
+		lane = index % s.g.cfg.DataLanes
+	}
+	s.g.sendData(l, lane, appendManifestMsg(nil, b.sm), b.expire, &s.g.stats.Sent.Control, false)
 }
 
 // rebuild recomputes the pieces of b it lacks from the k' it holds, checks
@@ -559,15 +575,15 @@ func (s *stream) handleSubscribe(l *link, c *control, now time.Time) {
 	}
 	// Catch a new subscriber up on the pieces of its classes it lacks.
 	for _, b := range s.blocks {
-		if b.sm == nil || now.After(b.deadline) {
-			continue
+		if b.sm == nil || now.After(b.first.Add(s.g.cfg.FetchPeriod)) {
+			continue // older blocks are for pulls
 		}
 		for i, p := range b.pieces {
 			if !bitSet(b.have, i) || !l.subs[i%s.P] || was[i%s.P] || l.knows(b.seq, i) {
 				continue
 			}
 			if !l.manifestSent[b.seq] {
-				s.sendManifest(l, b)
+				s.sendManifest(l, b, i)
 			}
 			msg, _ := appendPieceMsg(nil, viaPush, p)
 			l.learn(b.seq, i)
@@ -582,7 +598,14 @@ func (s *stream) handlePull(l *link, c *control) {
 		return
 	}
 	if c.Manifest || !l.manifestSent[b.seq] {
-		s.sendManifest(l, b)
+		s.sendManifest(l, b, -1)
+	}
+	if s.source {
+		budget := s.g.cfg.SourcePullShare * float64(s.g.stats.BytesPublished)
+		if float64(s.g.stats.Sent.Pull+s.pulledParity) > budget {
+			s.g.stats.PullsRefused++
+			return
+		}
 	}
 	for i, p := range b.pieces {
 		if !bitSet(c.Want, i) || !bitSet(b.have, i) {
@@ -591,6 +614,9 @@ func (s *stream) handlePull(l *link, c *control) {
 		msg, _ := appendPieceMsg(nil, viaPull, p)
 		l.learn(b.seq, i)
 		s.g.stats.PullsServed++
+		if p.IsParity() {
+			s.pulledParity += uint64(len(msg))
+		}
 		s.sendPiece(l, b, p, msg)
 	}
 }
@@ -605,16 +631,17 @@ func (s *stream) pull(now time.Time) {
 	fp := g.cfg.FetchPeriod
 	retry := 3 * fp
 	for _, b := range s.blocks {
-		if now.Before(b.first.Add(fp)) || now.After(b.deadline) || b.seq < s.dec.Head() {
+		if now.After(b.deadline) || b.seq < s.dec.Head() {
 			continue
 		}
 		if b.sm == nil {
-			if now.Before(b.nextPull) {
+			// Pieces wait for the manifest, so it is pulled early.
+			if now.Before(b.first.Add(fp/3)) || now.Before(b.nextPull) {
 				continue
 			}
-			l := b.pendFrom
-			if l == nil || g.links[l.peer] != l {
-				l = s.holder(b.seq, -1)
+			l := s.holder(b.seq, -1, false)
+			if l == nil {
+				l = s.holder(b.seq, -1, true)
 			}
 			if l != nil {
 				b.nextPull = now.Add(retry)
@@ -624,7 +651,7 @@ func (s *stream) pull(now time.Time) {
 			continue
 		}
 		need := b.sm.Manifest.K - b.count
-		if need <= 0 {
+		if need <= 0 || now.Before(b.first.Add(fp)) {
 			continue
 		}
 		if b.asked == nil {
@@ -635,12 +662,15 @@ func (s *stream) pull(now time.Time) {
 				need--
 			}
 		}
+		// The publisher's upload is the scarcest: ask it only for blocks
+		// that are late.
+		late := now.After(b.first.Add(retry))
 		var want map[*link][]byte
 		for i := 0; i < len(b.pieces) && need > 0; i++ {
 			if bitSet(b.have, i) || (!b.asked[i].IsZero() && now.Sub(b.asked[i]) < retry) {
 				continue
 			}
-			l := s.holder(b.seq, i)
+			l := s.holder(b.seq, i, late)
 			if l == nil {
 				continue
 			}
@@ -673,13 +703,14 @@ func fullMap() []byte {
 }
 
 // holder picks a random neighbour known to hold piece i of block seq (any
-// piece if i < 0), preferring members other than the publisher.
-func (s *stream) holder(seq uint64, i int) *link {
+// piece if i < 0), preferring members other than the publisher, which it
+// picks only if source is true.
+func (s *stream) holder(seq uint64, i int, source bool) *link {
 	var best *link
 	var bestScore uint64
 	for _, l := range s.g.links {
 		m := l.know[seq]
-		if m == nil || (i >= 0 && !bitSet(m, i)) {
+		if m == nil || (i >= 0 && !bitSet(m, i)) || (l.source && !source) {
 			continue
 		}
 		score := s.g.rnd.Uint64() >> 1

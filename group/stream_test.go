@@ -44,6 +44,19 @@ func TestStreamSmallMesh(t *testing.T) {
 	data := publish(t, ctx, p, 1_000_000, 125_000, 1000)
 	res := m.collect(data, 6*time.Second)
 	t.Logf("missing %.4f%% overhead max %.3f mean %.3f upload %.2fx p50 %v p99 %v", res.missing*100, res.overhead, res.meanOverhead, res.upload, res.p50, res.p99)
+	if res.missing > 0.1 {
+		for _, mb := range m.members[1:3] {
+			mb.g.mu.Lock()
+			st := mb.g.st
+			t.Logf("decoder %+v head %d low %d parents %v links %d", st.dec.Stats(), st.dec.Head(), st.low, st.parents, len(mb.g.links))
+			for seq := st.dec.Head(); seq < st.dec.Head()+6; seq++ {
+				if b := st.blocks[seq]; b != nil {
+					t.Logf("block %d sm %v count %d pending %d first %v", seq, b.sm != nil, b.count, len(b.pending), time.Since(b.first))
+				}
+			}
+			mb.g.mu.Unlock()
+		}
+	}
 	{
 		st := m.members[1].g.st
 		m.members[1].g.mu.Lock()
