@@ -104,6 +104,9 @@ func decodeControl(b []byte) (*control, error) {
 	if len(b) > MaxControlSize {
 		return nil, ErrTooBig
 	}
+	if err := checkMsgpack(b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
 	var c control
 	dec := msgpack.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&c); err != nil {

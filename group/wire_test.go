@@ -1,0 +1,213 @@
+package group
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/strata-net/strata/fec"
+)
+
+func TestControlRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		c    control
+	}{
+		{"avail", control{Type: ctlAvail, Block: 7, Full: 3, Maps: [][]byte{{0xff, 0x0f}, nil, {1}}, Source: true}},
+		{"avail empty", control{Type: ctlAvail}},
+		{"subscribe", control{Type: ctlSubscribe, Classes: []byte{0, 3}, Modulus: 5}},
+		{"unsubscribe", control{Type: ctlSubscribe, Modulus: 5}},
+		{"refuse", control{Type: ctlRefuse, Classes: []byte{4}, Modulus: 5}},
+		{"pull", control{Type: ctlPull, Block: 1 << 40, Want: []byte{0x81, 0, 1}, Manifest: true}},
+		{"post", control{Type: ctlPost, ID: bytes.Repeat([]byte{9}, postIDSize), TTL: 3, Payload: []byte("hello")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.c
+			b, err := encodeControl(&c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := decodeControl(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tt.c
+			want.Version = ProtocolVersion
+			if !reflect.DeepEqual(normalise(*got), normalise(want)) {
+				t.Fatalf("got %+v, want %+v", *got, want)
+			}
+		})
+	}
+}
+
+// normalise makes empty and nil slices equal for comparison.
+func normalise(c control) control {
+	for i, m := range c.Maps {
+		if len(m) == 0 {
+			c.Maps[i] = nil
+		}
+	}
+	if len(c.Maps) == 0 {
+		c.Maps = nil
+	}
+	if len(c.Classes) == 0 {
+		c.Classes = nil
+	}
+	return c
+}
+
+func rawControl(t testing.TB, v any) []byte {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDecodeControlRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"empty", nil, ErrMalformed},
+		{"not msgpack", []byte{0xc1}, ErrMalformed},
+		{"wrong version", rawControl(t, map[string]any{"v": 2, "t": 1}), ErrVersion},
+		{"no version", rawControl(t, map[string]any{"t": 1}), ErrVersion},
+		{"unknown type", rawControl(t, map[string]any{"v": 1, "t": 99}), ErrMalformed},
+		{"class out of range", rawControl(t, map[string]any{"v": 1, "t": 2, "p": 5, "c": []byte{5}}), ErrMalformed},
+		{"zero modulus", rawControl(t, map[string]any{"v": 1, "t": 2, "p": 0}), ErrMalformed},
+		{"bitmap too long", rawControl(t, map[string]any{"v": 1, "t": 4, "w": make([]byte, 33)}), ErrMalformed},
+		{"avail too many blocks", rawControl(t, map[string]any{"v": 1, "t": 1, "m": make([][]byte, maxAvailBlocks+1)}), ErrMalformed},
+		{"avail overflow", rawControl(t, map[string]any{"v": 1, "t": 1, "b": uint64(1<<64 - 1), "m": [][]byte{{1}, {1}}}), ErrMalformed},
+		{"post short id", rawControl(t, map[string]any{"v": 1, "t": 5, "i": []byte{1}}), ErrMalformed},
+		{"post too big", rawControl(t, map[string]any{"v": 1, "t": 5, "i": make([]byte, 16), "d": make([]byte, MaxPostSize+1)}), ErrMalformed},
+		{"too big", make([]byte, MaxControlSize+1), ErrTooBig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := decodeControl(tt.in); !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func testManifestMsg(t testing.TB) ([]byte, fec.Piece) {
+	enc, err := fec.NewEncoder(fec.Params{K: 4, M: 2, FragmentSize: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.Write(testNow, bytes.Repeat([]byte("abcdefgh"), 8))
+	blk, ok := enc.Next()
+	if !ok {
+		t.Fatal("no block")
+	}
+	mf, _ := blk.Manifest()
+	raw, _ := mf.MarshalBinary()
+	sm := &signedManifest{Stamp: 42, Sig: make([]byte, 64), Manifest: mf, raw: raw}
+	return appendManifestMsg(nil, sm), blk.Pieces[1]
+}
+
+func TestDataRoundTrip(t *testing.T) {
+	mb, p := testManifestMsg(t)
+	sm, gp, _, err := decodeData(mb)
+	if err != nil || sm == nil || gp != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	if sm.Stamp != 42 || len(sm.Sig) != 64 || sm.Manifest.Verify(p) != nil {
+		t.Fatalf("manifest decoded wrong: %+v", sm)
+	}
+	pb, _ := appendPieceMsg(nil, viaPull, p)
+	sm, gp, how, err := decodeData(pb)
+	if err != nil || sm != nil || gp == nil || how != viaPull || !bytes.Equal(gp.Data, p.Data) || gp.Index != p.Index {
+		t.Fatalf("piece: %v %+v", err, gp)
+	}
+	bad := [][]byte{nil, {dataPiece}, {dataPiece, 9}, {7, 1}, mb[:9], append([]byte{dataManifest}, make([]byte, 9)...)}
+	for i, b := range bad {
+		if _, _, _, err := decodeData(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("bad input %d: %v", i, err)
+		}
+	}
+}
+
+func TestParseMetadata(t *testing.T) {
+	gid := [32]byte{1, 2, 3}
+	tests := []struct {
+		in   string
+		role string
+		ok   bool
+	}{
+		{string(flowMetadata(gid, roleControl)), roleControl, true},
+		{string(flowMetadata(gid, "d0")), "d0", true},
+		{string(flowMetadata(gid, "d64")), "d64", true},
+		{string(flowMetadata(gid, "d65")), "", false},
+		{string(flowMetadata(gid, "d")), "", false},
+		{string(flowMetadata(gid, "dx")), "", false},
+		{string(flowMetadata(gid, "e")), "", false},
+		{"strata/overlay/1 " + string(flowMetadata(gid, "c")[len(MetadataPrefix):]), "", false},
+		{MetadataPrefix + "zz c", "", false},
+	}
+	for _, tt := range tests {
+		g, role, ok := parseMetadata(tt.in)
+		if ok != tt.ok || role != tt.role || (ok && g != gid) {
+			t.Errorf("%q: got %v %q %v", tt.in, g, role, ok)
+		}
+	}
+}
+
+func FuzzDecodeControl(f *testing.F) {
+	for _, c := range []control{
+		{Type: ctlAvail, Block: 7, Full: 3, Maps: [][]byte{{0xff}}},
+		{Type: ctlSubscribe, Classes: []byte{0, 3}, Modulus: 5},
+		{Type: ctlPull, Block: 9, Want: []byte{3}, Manifest: true},
+		{Type: ctlPost, ID: make([]byte, postIDSize), TTL: 3, Payload: []byte("x")},
+	} {
+		b, _ := encodeControl(&c)
+		f.Add(b)
+	}
+	f.Add([]byte{0x80})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := decodeControl(b)
+		if err != nil {
+			return
+		}
+		// A valid message re-encodes and decodes to a valid message.
+		out, err := encodeControl(c)
+		if err != nil {
+			return
+		}
+		if _, err := decodeControl(out); err != nil {
+			t.Fatalf("re-encoded message invalid: %v", err)
+		}
+	})
+}
+
+func FuzzDecodeData(f *testing.F) {
+	mb, p := testManifestMsg(f)
+	pb, _ := appendPieceMsg(nil, viaPush, p)
+	f.Add(mb)
+	f.Add(pb)
+	f.Add([]byte{dataPiece, viaPull})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sm, gp, _, err := decodeData(b)
+		if err != nil {
+			return
+		}
+		if (sm == nil) == (gp == nil) {
+			t.Fatal("exactly one of manifest and piece must be set")
+		}
+		if gp != nil {
+			if err := gp.Check(); err != nil {
+				t.Fatalf("accepted piece fails Check: %v", err)
+			}
+		}
+	})
+}
+
+var testNow = time.Unix(1700000000, 0)
