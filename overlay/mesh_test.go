@@ -38,8 +38,6 @@ type member struct {
 	ip   netip.Addr
 	dead bool
 
-	mu   sync.Mutex
-	got  []Delivery
 	recv chan Delivery
 }
 
@@ -167,9 +165,6 @@ type routeResult struct {
 // addresses and checks who receives them.
 func (m *mesh) routeTrial(ctx context.Context, r *rand.Rand, count int) routeResult {
 	live := m.live()
-	type sent struct {
-		want int
-	}
 	want := make(map[uint64]int, count)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
