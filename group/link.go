@@ -33,6 +33,8 @@ type link struct {
 	know         map[uint64][]byte // pieces the neighbour holds (advertised, sent or received)
 	manifestSent map[uint64]bool   // blocks whose manifest it has
 	newest       []int64           // per push class: newest block it holds a piece of (-1: none)
+	depth        []int             // per push class: its advertised hops from the publisher
+	late         []time.Duration   // per push class: smoothed lateness of its pushes to us
 	subs         []bool            // push classes it wants from us
 	refused      []time.Time       // per class: it refused to push to us until then
 	source       bool              // it says it is the publisher

@@ -1,9 +1,12 @@
 package group
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/klauspost/reedsolomon"
@@ -19,19 +22,20 @@ const maxAhead = 256
 
 // block is one FEC block in a member's window.
 type block struct {
-	seq      uint64
-	sm       *signedManifest // nil until a verified manifest arrives
-	pieces   []fec.Piece     // by index, Data nil if not held
-	have     []byte          // bitmap of held pieces
-	count    int
-	pending  []pendingPiece // pieces received before the manifest
-	pendFrom *link
-	first    time.Time // first evidence of the block here
-	deadline time.Time // last moment to relay or pull it
-	expire   time.Time // end of its window
-	rebuilt  bool
-	nextPull time.Time   // next manifest pull
-	asked    []time.Time // when each piece was last pulled
+	seq        uint64
+	sm         *signedManifest // nil until a verified manifest arrives
+	pieces     []fec.Piece     // by index, Data nil if not held
+	have       []byte          // bitmap of held pieces
+	count      int
+	pending    []pendingPiece // pieces received before the manifest
+	pendFrom   *link
+	first      time.Time // first evidence of the block here
+	firstPiece time.Time // first piece of it here
+	deadline   time.Time // last moment to relay or pull it
+	expire     time.Time // end of its window
+	rebuilt    bool
+	nextPull   time.Time   // next manifest pull
+	asked      []time.Time // when each piece was last pulled
 }
 
 type pendingPiece struct {
@@ -65,7 +69,10 @@ type stream struct {
 	inGap      bool
 	lat        reservoir
 
-	dbgMan, dbgFull []time.Duration
+	// tamper, set by tests only, alters every piece this member sends and
+	// makes it push to every neighbour: a forging member.
+	tamper func([]byte) []byte
+	debug  func(string)
 }
 
 // Record is one in-order piece of a subscriber's output: stream bytes, or
@@ -104,8 +111,11 @@ func newStream(g *Group, params fec.Params) (*stream, error) {
 
 func (s *stream) linkAdded(l *link) {
 	l.newest = make([]int64, s.P)
+	l.depth = make([]int, s.P)
+	l.late = make([]time.Duration, s.P)
 	for i := range l.newest {
 		l.newest[i] = -1
+		l.depth[i] = noRoute
 	}
 	l.subs = make([]bool, s.P)
 	l.refused = make([]time.Time, s.P)
@@ -162,7 +172,6 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 		return
 	}
 	b.sm = sm
-	s.dbgMan = append(s.dbgMan, now.Sub(b.first))
 	b.pieces = make([]fec.Piece, mf.K+mf.M)
 	b.have = make([]byte, 32)
 	pend := b.pending
@@ -178,8 +187,24 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 // handlePiece takes one piece from l.
 func (s *stream) handlePiece(l *link, p fec.Piece, now time.Time) {
 	g := s.g
+	if s.debug != nil {
+		if b := s.blocks[p.Block]; b != nil {
+			s.debug(fmt.Sprintf("blk %d idx %d from %x at %v sm %v", p.Block, p.Index, l.peer[:2], now.Sub(b.first).Round(time.Millisecond), b.sm != nil))
+		} else {
+			s.debug(fmt.Sprintf("blk %d idx %d from %x first", p.Block, p.Index, l.peer[:2]))
+		}
+	}
 	l.learn(p.Block, p.Index)
 	b := s.getBlock(p.Block, now)
+	if b != nil && b.firstPiece.IsZero() {
+		b.firstPiece = now
+	}
+	if b != nil && s.parents[p.Index%s.P] == l {
+		// Smoothed lateness of this pusher against the block's first
+		// piece here: a pusher much later than the others is replaced.
+		k := p.Index % s.P
+		l.late[k] += (now.Sub(b.firstPiece) - l.late[k]) / 8
+	}
 	if b == nil {
 		g.stats.OutOfWindow++
 		return
@@ -215,9 +240,6 @@ func (s *stream) accept(b *block, p fec.Piece, from *link, now time.Time) {
 	}
 	p.Data = append([]byte(nil), p.Data...)
 	s.store(b, p, from, now)
-	if b.count == b.sm.Manifest.K {
-		s.dbgFull = append(s.dbgFull, now.Sub(b.first))
-	}
 	if !b.rebuilt && b.count >= b.sm.Manifest.K && b.count < len(b.pieces) {
 		s.rebuild(b, now)
 	}
@@ -242,11 +264,34 @@ func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
 	}
 	class := p.Index % s.P
 	var msg []byte
+	targets := 0
 	for _, l := range s.g.links {
-		if l == from || !l.subs[class] || l.knows(b.seq, p.Index) {
+		if l.subs[class] {
+			targets++
+		}
+	}
+	// The publisher sends every piece to SourcePushCopies neighbours even
+	// while subscriptions change: a piece only the publisher holds could
+	// otherwise be recovered only by pulls from it.
+	var extra map[*link]bool
+	if s.source && targets < s.g.cfg.SourcePushCopies && len(s.g.links) > 0 {
+		extra = make(map[*link]bool)
+		peers := make([]*link, 0, len(s.g.links))
+		for _, l := range s.g.links {
+			if !l.subs[class] {
+				peers = append(peers, l)
+			}
+		}
+		slices.SortFunc(peers, func(a, b *link) int { return bytes.Compare(a.peer[:], b.peer[:]) })
+		for i := 0; i < len(peers) && targets+len(extra) < s.g.cfg.SourcePushCopies; i++ {
+			extra[peers[(int(b.seq)*s.P+class+i)%len(peers)]] = true
+		}
+	}
+	for _, l := range s.g.links {
+		if l == from || (!l.subs[class] && !extra[l] && s.tamper == nil) || l.knows(b.seq, p.Index) {
 			continue
 		}
-		if !l.manifestSent[b.seq] && s.carriesManifest(b.seq, class) {
+		if !l.manifestSent[b.seq] && (s.carriesManifest(b.seq, class) || extra[l]) {
 			s.sendManifest(l, b, p.Index)
 		}
 		if msg == nil {
@@ -269,6 +314,9 @@ func (s *stream) sendPiece(l *link, b *block, p fec.Piece, msg []byte) {
 	lane := p.Index % s.g.cfg.DataLanes
 	if msg[1] == viaPull {
 		lane = s.g.cfg.DataLanes
+	}
+	if s.tamper != nil {
+		msg = s.tamper(msg)
 	}
 	s.g.sendData(l, lane, msg, b.deadline, t, false)
 }
@@ -451,10 +499,10 @@ func (s *stream) advertise() {
 		}
 		first = false
 	}
-	if first && !s.source {
-		return
+	c := &control{Type: ctlAvail, Block: lo, Source: s.source, Depth: make([]byte, s.P)}
+	for k := range c.Depth {
+		c.Depth[k] = byte(s.myDepth(k))
 	}
-	c := &control{Type: ctlAvail, Block: lo, Source: s.source}
 	if !first {
 		if hi-lo >= maxAvailBlocks {
 			lo = hi - maxAvailBlocks + 1
@@ -480,7 +528,19 @@ func (s *stream) advertise() {
 		}
 	}
 	for _, l := range s.g.links {
-		s.g.sendControl(l, c)
+		// Poison reverse: a member never offers its own pusher a route
+		// through itself, which would make a two-member loop.
+		lc := *c
+		lc.Depth = c.Depth
+		for k, p := range s.parents {
+			if p == l {
+				if &lc.Depth[0] == &c.Depth[0] {
+					lc.Depth = slices.Clone(c.Depth)
+				}
+				lc.Depth[k] = noRoute
+			}
+		}
+		s.g.sendControl(l, &lc)
 	}
 }
 
@@ -488,6 +548,12 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 	switch c.Type {
 	case ctlAvail:
 		l.source = c.Source
+		for k := range l.depth {
+			l.depth[k] = noRoute
+			if k < len(c.Depth) {
+				l.depth[k] = min(int(c.Depth[k]), noRoute)
+			}
+		}
 		for seq := c.Block; seq < c.Block+c.Full; seq++ {
 			if seq+maxAhead < s.low {
 				continue // long gone here
@@ -724,11 +790,24 @@ func (s *stream) holder(seq uint64, i int, source bool) *link {
 	return best
 }
 
+// myDepth is this member's hops from the publisher in class k's tree.
+func (s *stream) myDepth(k int) int {
+	if s.source {
+		return 0
+	}
+	if p := s.parents[k]; p != nil {
+		return min(p.depth[k]+1, noRoute)
+	}
+	return noRoute
+}
+
 // selectParents chooses, for every push class, the neighbour to push it:
-// the one holding the newest pieces of that class, spreading classes over
-// distinct neighbours while there are enough (one session cannot always
-// carry the whole stream under loss), and keeping the current pusher
-// unless it falls behind; it tells the neighbours whose set changed.
+// the one nearest the publisher in that class's tree (fewest hops, as
+// neighbours advertise), spreading classes over distinct neighbours while
+// there are enough (one session cannot always carry the whole stream
+// under loss). It keeps the current pusher unless another is nearer by two
+// hops or the current one's pushes come late (then it is shunned for a
+// while), and tells the neighbours whose set changed.
 func (s *stream) selectParents(now time.Time) {
 	if s.source || s.g.closed {
 		return
@@ -736,28 +815,55 @@ func (s *stream) selectParents(now time.Time) {
 	self := s.g.host.Node().PeerID()
 	perLink := (s.P + len(s.g.links) - 1) / max(len(s.g.links), 1)
 	load := make(map[*link]int)
+	var lates []time.Duration
+	worst := -1
 	for c, p := range s.parents {
-		if p != nil && s.g.links[p.peer] == p && !now.Before(p.refused[c]) {
-			load[p]++
-		} else {
+		switch {
+		case p == nil:
+		case s.g.links[p.peer] != p || now.Before(p.refused[c]):
 			s.parents[c] = nil
+		default:
+			load[p]++
+			lates = append(lates, p.late[c])
+			if worst < 0 || p.late[c] > s.parents[worst].late[c] {
+				worst = c
+			}
+		}
+	}
+	// Shun the latest pusher for a while if it is much later than the
+	// others: it is deep in its tree or its path is slow.
+	if len(lates) >= 3 {
+		slices.Sort(lates)
+		med := lates[len(lates)/2]
+		if p := s.parents[worst]; p.late[worst] > s.g.cfg.FetchPeriod/2 && p.late[worst] > 2*med {
+			p.refused[worst] = now.Add(10 * s.g.cfg.AvailabilityUpdatePeriod)
+			p.late[worst] = 0
+			load[p]--
+			s.parents[worst] = nil
 		}
 	}
 	changed := make(map[*link]bool)
 	for c := 0; c < s.P; c++ {
 		cur := s.parents[c]
+		// Candidates hold the newest pieces of the class (within a
+		// block); among them the nearest the publisher wins.
+		newest := int64(-1)
+		for _, l := range s.g.links {
+			newest = max(newest, l.newest[c])
+		}
+		fresh := func(l *link) bool { return l.newest[c]+1 >= newest }
 		var best *link
 		var bestRank uint64
 		for _, l := range s.g.links {
-			if now.Before(l.refused[c]) || (l != cur && load[l] >= perLink) {
+			if now.Before(l.refused[c]) || !fresh(l) || (l != cur && load[l] >= perLink) {
 				continue
 			}
 			rank := stableRank(self, l.peer, c)
-			if best == nil || l.newest[c] > best.newest[c] || (l.newest[c] == best.newest[c] && rank > bestRank) {
+			if best == nil || l.depth[c] < best.depth[c] || (l.depth[c] == best.depth[c] && rank > bestRank) {
 				best, bestRank = l, rank
 			}
 		}
-		if cur != nil && (best == nil || cur.newest[c]+2 >= best.newest[c]) {
+		if cur != nil && (best == nil || (cur.newest[c]+2 >= newest && cur.depth[c] <= best.depth[c]+1)) {
 			continue
 		}
 		if best == cur || best == nil {
@@ -769,6 +875,7 @@ func (s *stream) selectParents(now time.Time) {
 		}
 		changed[best] = true
 		load[best]++
+		best.late[c] = 0
 		s.parents[c] = best
 	}
 	for l := range changed {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"os"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -28,6 +29,10 @@ func TestStreamSmallMesh(t *testing.T) {
 		link.Loss = 0
 	}
 	cfg := Config{}
+	if v := os.Getenv("STRATA_FETCH"); v != "" {
+		d, _ := time.ParseDuration(v)
+		cfg.FetchPeriod = d
+	}
 	if v := os.Getenv("STRATA_LANES"); v != "" {
 		cfg.DataLanes, _ = strconv.Atoi(v)
 	}
@@ -36,6 +41,9 @@ func TestStreamSmallMesh(t *testing.T) {
 	defer cancel()
 	m.bootstrap(ctx)
 	m.subscribe(ctx)
+	if debugLat {
+		m.members[1].g.st.debug = func(s string) { fmt.Println(s) }
+	}
 	m.impair()
 	p, err := m.members[0].g.Publish()
 	if err != nil {
@@ -48,7 +56,13 @@ func TestStreamSmallMesh(t *testing.T) {
 		for _, mb := range m.members[1:3] {
 			mb.g.mu.Lock()
 			st := mb.g.st
-			t.Logf("decoder %+v head %d low %d parents %v links %d", st.dec.Stats(), st.dec.Head(), st.low, st.parents, len(mb.g.links))
+			t.Logf("decoder %+v head %d low %d links %d", st.dec.Stats(), st.dec.Head(), st.low, len(mb.g.links))
+			for k := 0; k < st.P; k++ {
+				t.Logf("class %d my depth %d", k, st.myDepth(k))
+			}
+			for _, l := range mb.g.links {
+				t.Logf("link %x depth %v newest %v refused %v subs %v late %v", l.peer[:2], l.depth, l.newest, l.refused[0].Sub(time.Now()), l.subs, l.late)
+			}
 			for seq := st.dec.Head(); seq < st.dec.Head()+6; seq++ {
 				if b := st.blocks[seq]; b != nil {
 					t.Logf("block %d sm %v count %d pending %d first %v", seq, b.sm != nil, b.count, len(b.pending), time.Since(b.first))
@@ -56,13 +70,6 @@ func TestStreamSmallMesh(t *testing.T) {
 			}
 			mb.g.mu.Unlock()
 		}
-	}
-	{
-		st := m.members[1].g.st
-		m.members[1].g.mu.Lock()
-		t.Logf("manifest wait %v", st.dbgMan)
-		t.Logf("k' wait %v", st.dbgFull)
-		m.members[1].g.mu.Unlock()
 	}
 	for i, mb := range m.members {
 		st := mb.g.Stats()

@@ -29,6 +29,10 @@ const (
 	maxClasses = 32
 	// maxAvailBlocks bounds the blocks one availability map describes.
 	maxAvailBlocks = 512
+	// noRoute is the depth of a class a member has no pusher for; depths
+	// at or above it are treated alike, which ends counting to infinity
+	// when a tree breaks.
+	noRoute = 32
 	// postIDSize is the size of a post's random ID.
 	postIDSize = 16
 )
@@ -72,6 +76,9 @@ type control struct {
 	Maps [][]byte `msgpack:"m,omitempty"`
 	// Avail: the sender is the stream's publisher.
 	Source bool `msgpack:"s,omitempty"`
+	// Avail: per push class, the sender's hops from the publisher
+	// (0 for the publisher, noRoute when it has no pusher).
+	Depth []byte `msgpack:"h,omitempty"`
 	// Subscribe, Refuse: push classes; Classes of Modulus.
 	Classes []byte `msgpack:"c,omitempty"`
 	Modulus uint8  `msgpack:"p,omitempty"`
@@ -132,6 +139,9 @@ func (c *control) validate() error {
 			if len(m) > fec.MaxShards/8 {
 				return bad("bitmap too long")
 			}
+		}
+		if len(c.Depth) > maxClasses {
+			return bad("too many depths")
 		}
 		if c.Full > maxAvailBlocks || c.Block+c.Full+uint64(len(c.Maps)) < c.Block {
 			return bad("block overflow")
