@@ -128,6 +128,60 @@ func (s *SessionCrypto) Overhead() int {
 // Seal does not allocate when dst has Overhead()+len(plaintext) spare
 // capacity. plaintext may overlap dst's spare capacity.
 func (s *SessionCrypto) Seal(dst, plaintext []byte) []byte {
+	dst, start, padded := s.sealBegin(dst, plaintext)
+	buf := dst[start : start+padded]
+	s.enc.crypt(buf, buf)
+	s.sealEnd(dst, start, padded)
+	return dst
+}
+
+// maxBatch is how many packets SealBatch lays out before encrypting them
+// together; larger batches are taken this many at a time.
+const maxBatch = 8
+
+// SealBatch seals len(plain) packets exactly as len(plain) successive calls
+// dst[i] = s.Seal(dst[i], plain[i]) would, byte for byte and with the same
+// session sequence numbers in the same order, but faster: CBC encryption is
+// a chain within a packet, so a single packet leaves most of the AES unit
+// idle, while the chains of different packets are independent and run
+// interleaved (on amd64 with AES-NI; elsewhere SealBatch is a loop over Seal).
+// Use it when a sender has several packets ready for one session.
+//
+// SealBatch does not allocate when each dst[i] has Overhead()+len(plain[i])
+// spare capacity (Overhead grows by at most one byte per packet with session
+// sequence numbers; MaxOverhead always suffices). plain[i] may overlap
+// dst[i]'s spare capacity but no other dst[j]. It panics if len(dst) !=
+// len(plain).
+func (s *SessionCrypto) SealBatch(dst, plain [][]byte) {
+	if len(dst) != len(plain) {
+		panic("flash: SealBatch with len(dst) != len(plain)")
+	}
+	if !s.enc.hw.ok() {
+		for i := range plain {
+			dst[i] = s.Seal(dst[i], plain[i])
+		}
+		return
+	}
+	for len(plain) > 0 {
+		n := min(len(plain), maxBatch)
+		var start, padded [maxBatch]int
+		var bufs [maxBatch][]byte
+		for i := range n {
+			dst[i], start[i], padded[i] = s.sealBegin(dst[i], plain[i])
+			bufs[i] = dst[i][start[i] : start[i]+padded[i]]
+		}
+		s.enc.hw.encryptBatch(&bufs, n)
+		for i := range n {
+			s.sealEnd(dst[i], start[i], padded[i])
+		}
+		dst, plain = dst[n:], plain[n:]
+	}
+}
+
+// sealBegin grows dst by the sealed packet's length and lays out its
+// plaintext (sequence number, checksum, plaintext, padding) at dst[start:],
+// padded bytes long, ready to encrypt in place, consuming a sequence number.
+func (s *SessionCrypto) sealBegin(dst, plaintext []byte) (out []byte, start, padded int) {
 	head := 0
 	if s.p.SSeqSend {
 		head += vluLen(s.txSeq)
@@ -136,7 +190,7 @@ func (s *SessionCrypto) Seal(dst, plaintext []byte) []byte {
 		head += 2
 	}
 	n := head + len(plaintext)
-	padded := (n + aes.BlockSize - 1) &^ (aes.BlockSize - 1)
+	padded = (n + aes.BlockSize - 1) &^ (aes.BlockSize - 1)
 	if padded == 0 {
 		padded = aes.BlockSize
 	}
@@ -144,7 +198,7 @@ func (s *SessionCrypto) Seal(dst, plaintext []byte) []byte {
 	if s.p.HMACSend {
 		hmacLen = s.p.HMACSendLength
 	}
-	start := len(dst)
+	start = len(dst)
 	dst = grow(dst, padded+hmacLen)
 	buf := dst[start : start+padded]
 	copy(buf[head:], plaintext) // first, in case plaintext overlaps buf
@@ -160,13 +214,18 @@ func (s *SessionCrypto) Seal(dst, plaintext []byte) []byte {
 		c := checksum(buf[h+2:])
 		buf[h], buf[h+1] = byte(c>>8), byte(c)
 	}
-	s.enc.crypt(buf, buf)
-	if hmacLen > 0 {
-		s.txMAC.Reset()
-		s.txMAC.Write(buf)
-		copy(dst[start+padded:], s.txMAC.Sum(s.sum[:0])[:hmacLen])
+	return dst, start, padded
+}
+
+// sealEnd appends the HMAC, when one is sent, over the encrypted
+// dst[start:start+padded], into the room sealBegin left after it.
+func (s *SessionCrypto) sealEnd(dst []byte, start, padded int) {
+	if !s.p.HMACSend {
+		return
 	}
-	return dst
+	s.txMAC.Reset()
+	s.txMAC.Write(dst[start : start+padded])
+	copy(dst[start+padded:], s.txMAC.Sum(s.sum[:0])[:s.p.HMACSendLength])
 }
 
 // Open verifies and decrypts packet (the bytes after the scrambled session
