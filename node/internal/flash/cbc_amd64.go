@@ -65,32 +65,33 @@ func cbcDecryptAESNI(rk *aes128RoundKeys, iv *[16]byte, dst, src []byte)
 
 // encryptBatch CBC-encrypts bufs[:n] in place, each from a zero IV, as n
 // crypt calls would. A packet's blocks form a chain, but the chains of
-// different packets are independent, so up to four run interleaved: AESENC
-// has a latency of several cycles and a throughput of one or more per cycle,
+// different packets are independent, so up to eight run interleaved: AESENC
+// has a latency of several cycles and a throughput of one or two per cycle,
 // so a lone chain leaves the AES unit mostly idle. Each pass takes the (up
-// to) four packets with the most blocks left and runs them together for as
+// to) eight packets with the most blocks left and runs them together for as
 // many blocks as the shortest of them has left; that packet is then done,
-// so there are at most n passes. A packet left alone finishes with the
-// single-chain routine. Call only when ok answers true.
+// so there are at most n passes. Two to four packets go through the 4-way
+// routine, five to eight through the 8-way one, and a packet left alone
+// finishes with the single-chain routine. Call only when ok answers true.
 func (h *hwCBC) encryptBatch(bufs *[maxBatch][]byte, n int) {
 	var done [maxBatch]int    // bytes encrypted so far
 	var iv [maxBatch][16]byte // each chain's last ciphertext block
 	for range n {
-		// The up to four packets with the most bytes left.
-		var lane [4]int
+		// The packets with blocks left, most first.
+		var lane [8]int
+		var chosen uint
 		k := 0
-		for ; k < 4; k++ {
+		for ; k < 8; k++ {
 			best, most := -1, 0
 			for i := range n {
-				left := len(bufs[i]) - done[i]
-				if left > most && (k < 1 || lane[0] != i) && (k < 2 || lane[1] != i) && (k < 3 || lane[2] != i) {
+				if left := len(bufs[i]) - done[i]; left > most && chosen&(1<<i) == 0 {
 					best, most = i, left
 				}
 			}
 			if best < 0 {
 				break
 			}
-			lane[k] = best
+			lane[k], chosen = best, chosen|1<<best
 		}
 		if k == 0 {
 			return
@@ -106,16 +107,21 @@ func (h *hwCBC) encryptBatch(bufs *[maxBatch][]byte, n int) {
 		// Fill unused lanes with copies of the last: a copy computes the same
 		// blocks from the same chain value and stores the same bytes, after
 		// every lane has loaded its plaintext block for the step.
-		for j := k; j < 4; j++ {
-			lane[j] = lane[k-1]
+		w := 4
+		if k > 4 {
+			w = 8
 		}
-		var chain [4][16]byte
-		for j := range 4 {
-			chain[j] = iv[lane[j]]
+		var chain [8][16]byte
+		var ptr [8]*byte
+		for j := range w {
+			l := lane[min(j, k-1)]
+			chain[j], ptr[j] = iv[l], &bufs[l][done[l]]
 		}
-		cbcEncrypt4AESNI(&h.rk, &chain,
-			&bufs[lane[0]][done[lane[0]]], &bufs[lane[1]][done[lane[1]]],
-			&bufs[lane[2]][done[lane[2]]], &bufs[lane[3]][done[lane[3]]], m/16)
+		if w == 4 {
+			cbcEncrypt4AESNI(&h.rk, (*[4][16]byte)(chain[:4]), ptr[0], ptr[1], ptr[2], ptr[3], m/16)
+		} else {
+			cbcEncrypt8AESNI(&h.rk, &chain, &ptr, m/16)
+		}
 		for j := range k {
 			iv[lane[j]] = chain[j]
 			done[lane[j]] += m
@@ -130,3 +136,8 @@ func (h *hwCBC) encryptBatch(bufs *[maxBatch][]byte, n int) {
 //
 //go:noescape
 func cbcEncrypt4AESNI(rk *aes128RoundKeys, iv *[4][16]byte, p0, p1, p2, p3 *byte, blocks int)
+
+// cbcEncrypt8AESNI is cbcEncrypt4AESNI with eight lanes, at p[0..7].
+//
+//go:noescape
+func cbcEncrypt8AESNI(rk *aes128RoundKeys, iv *[8][16]byte, p *[8]*byte, blocks int)

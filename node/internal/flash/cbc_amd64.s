@@ -273,3 +273,98 @@ enc4loop:
 
 enc4done:
 	RET
+
+// func cbcEncrypt8AESNI(rk *aes128RoundKeys, iv *[8][16]byte, p *[8]*byte, blocks int)
+//
+// Eight chains interleaved, for CPUs with more than one AES unit or a
+// latency above four cycles, where four chains do not fill the pipeline.
+// Registers do not hold all eleven round keys beside eight chains: k0-k5
+// stay in registers and k6-k10 are loaded each step (loads are off the
+// chains' critical path).
+//
+// Register use: X0-X7 the chains; X8 a loaded round key; X9-X13 round keys
+// 1-5; X14 P^k0; X15 round key 0; SI the array of lane pointers; R8 one
+// lane's pointer; DX the offset into the buffers; CX blocks left.
+
+#define LOAD8(off, Xs) \
+	MOVQ  off(SI), R8; \
+	MOVOU (R8)(DX*1), X14; \
+	PXOR  X15, X14; \
+	PXOR  X14, Xs
+
+#define STORE8(off, Xs) \
+	MOVQ  off(SI), R8; \
+	MOVOU Xs, (R8)(DX*1)
+
+#define ENC8(op, Xk) \
+	op Xk, X0; op Xk, X1; op Xk, X2; op Xk, X3; \
+	op Xk, X4; op Xk, X5; op Xk, X6; op Xk, X7
+
+#define ENC8M(op, off) \
+	MOVOU off(AX), X8; \
+	ENC8(op, X8)
+
+TEXT ·cbcEncrypt8AESNI(SB), NOSPLIT, $0-32
+	MOVQ rk+0(FP), AX
+	MOVQ iv+8(FP), BX
+	MOVQ p+16(FP), SI
+	MOVQ blocks+24(FP), CX
+	TESTQ CX, CX
+	JZ    enc8done
+	MOVOU 0(AX), X15
+	MOVOU 16(AX), X9
+	MOVOU 32(AX), X10
+	MOVOU 48(AX), X11
+	MOVOU 64(AX), X12
+	MOVOU 80(AX), X13
+	MOVOU 0(BX), X0
+	MOVOU 16(BX), X1
+	MOVOU 32(BX), X2
+	MOVOU 48(BX), X3
+	MOVOU 64(BX), X4
+	MOVOU 80(BX), X5
+	MOVOU 96(BX), X6
+	MOVOU 112(BX), X7
+	XORQ  DX, DX
+
+enc8loop:
+	LOAD8(0, X0)
+	LOAD8(8, X1)
+	LOAD8(16, X2)
+	LOAD8(24, X3)
+	LOAD8(32, X4)
+	LOAD8(40, X5)
+	LOAD8(48, X6)
+	LOAD8(56, X7)
+	ENC8(AESENC, X9)
+	ENC8(AESENC, X10)
+	ENC8(AESENC, X11)
+	ENC8(AESENC, X12)
+	ENC8(AESENC, X13)
+	ENC8M(AESENC, 96)
+	ENC8M(AESENC, 112)
+	ENC8M(AESENC, 128)
+	ENC8M(AESENC, 144)
+	ENC8M(AESENCLAST, 160)
+	STORE8(0, X0)
+	STORE8(8, X1)
+	STORE8(16, X2)
+	STORE8(24, X3)
+	STORE8(32, X4)
+	STORE8(40, X5)
+	STORE8(48, X6)
+	STORE8(56, X7)
+	ADDQ  $16, DX
+	DECQ  CX
+	JNZ   enc8loop
+	MOVOU X0, 0(BX)
+	MOVOU X1, 16(BX)
+	MOVOU X2, 32(BX)
+	MOVOU X3, 48(BX)
+	MOVOU X4, 64(BX)
+	MOVOU X5, 80(BX)
+	MOVOU X6, 96(BX)
+	MOVOU X7, 112(BX)
+
+enc8done:
+	RET
