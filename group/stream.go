@@ -852,15 +852,39 @@ func (s *stream) selectParents(now time.Time) {
 			newest = max(newest, l.newest[c])
 		}
 		fresh := func(l *link) bool { return l.newest[c]+1 >= newest }
+		// score orders candidates: fresh first, then within the load
+		// limit, then nearest the publisher, then a stable random rank.
+		score := func(l *link) (int, int, int, uint64) {
+			f, over := 0, 0
+			if !fresh(l) {
+				f = 1
+			}
+			if l != cur && load[l] >= perLink {
+				over = 1
+			}
+			return f, over, l.depth[c], ^stableRank(self, l.peer, c)
+		}
+		better := func(a, b *link) bool {
+			a1, a2, a3, a4 := score(a)
+			b1, b2, b3, b4 := score(b)
+			if a1 != b1 {
+				return a1 < b1
+			}
+			if a2 != b2 {
+				return a2 < b2
+			}
+			if a3 != b3 {
+				return a3 < b3
+			}
+			return a4 < b4
+		}
 		var best *link
-		var bestRank uint64
 		for _, l := range s.g.links {
-			if now.Before(l.refused[c]) || !fresh(l) || (l != cur && load[l] >= perLink) {
+			if now.Before(l.refused[c]) {
 				continue
 			}
-			rank := stableRank(self, l.peer, c)
-			if best == nil || l.depth[c] < best.depth[c] || (l.depth[c] == best.depth[c] && rank > bestRank) {
-				best, bestRank = l, rank
+			if best == nil || better(l, best) {
+				best = l
 			}
 		}
 		if cur != nil && (best == nil || (cur.newest[c]+2 >= newest && cur.depth[c] <= best.depth[c]+1)) {
