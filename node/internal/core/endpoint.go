@@ -127,9 +127,11 @@ type Endpoint struct {
 	stats       Stats
 
 	// scratch buffers for the packet path
-	plain  []byte
-	cipher []byte
-	rxbuf  []byte
+	plain   []byte
+	cipher  []byte
+	rxbuf   []byte
+	plains  [burstPackets][]byte
+	ciphers [burstPackets][]byte
 
 	// time-critical bookkeeping shared by all sessions (§3.5.4)
 	tcSessionReporting *Session
@@ -162,6 +164,10 @@ func NewEndpoint(cfg Config, profile Profile, rnd io.Reader) *Endpoint {
 		plain:      make([]byte, 0, MaxStartupPacket+64),
 		cipher:     make([]byte, 0, MaxStartupPacket+128),
 		rxbuf:      make([]byte, 0, 8192),
+	}
+	for i := range e.plains {
+		e.plains[i] = make([]byte, 0, MaxSessionPacket+64)
+		e.ciphers[i] = make([]byte, 0, MaxSessionPacket+128)
 	}
 	_, _ = io.ReadFull(rnd, e.secret[:])
 	return e
@@ -577,8 +583,8 @@ func (e *Endpoint) Transmit(now time.Time, write WriteFunc, budget int) bool {
 				e.ready = keep
 				return true
 			}
-			if s.transmitOne(write) {
-				sent++
+			if k := s.transmitBurst(write); k > 0 {
+				sent += k
 				keep = append(keep, s)
 			} else {
 				s.queued = false
@@ -588,6 +594,36 @@ func (e *Endpoint) Transmit(now time.Time, write WriteFunc, budget int) bool {
 		e.ready = keep
 	}
 	return len(e.startupOut) > 0
+}
+
+// BatchSealer is a SessionKey that can seal several packets in one call
+// (faster where the cipher can interleave them); the result must equal
+// sealing them one by one, in order.
+type BatchSealer interface {
+	SealBatch(dst [][]byte, plain [][]byte)
+}
+
+// sealMany seals and sends packets of one session, in order.
+func (e *Endpoint) sealMany(key SessionKey, sessionID uint32, to netip.AddrPort, plains [][]byte, write WriteFunc) {
+	bs, ok := key.(BatchSealer)
+	if !ok || len(plains) == 1 {
+		for _, p := range plains {
+			e.seal(key, sessionID, to, p, write)
+		}
+		return
+	}
+	outs := e.ciphers[:len(plains)]
+	for i := range outs {
+		outs[i] = append(outs[i][:0], 0, 0, 0, 0)
+	}
+	bs.SealBatch(outs, plains)
+	for i, out := range outs {
+		binary.BigEndian.PutUint32(out[:4], wire.ScrambleSessionID(sessionID, out[4:]))
+		e.stats.PacketsOut++
+		e.stats.BytesOut += uint64(len(out))
+		write(to, out)
+		outs[i] = out[:0]
+	}
 }
 
 func (e *Endpoint) seal(key SessionKey, sessionID uint32, to netip.AddrPort, plain []byte, write WriteFunc) {

@@ -852,11 +852,35 @@ func (s *Session) timestampEcho() (uint16, bool) {
 	return uint16(echo), true
 }
 
-// transmitOne assembles and sends at most one packet; false if nothing to send.
-func (s *Session) transmitOne(write WriteFunc) bool {
+// burstPackets is how many packets one session assembles per turn: they are
+// sealed together when the key can seal several packets at once.
+const burstPackets = 8
+
+// transmitBurst assembles and sends up to burstPackets packets and returns
+// how many.
+func (s *Session) transmitBurst(write WriteFunc) int {
+	e := s.e
+	n := 0
+	for n < burstPackets {
+		p, ok := s.assemble(e.plains[n][:0])
+		if !ok {
+			break
+		}
+		e.plains[n] = p
+		n++
+	}
+	if n > 0 {
+		e.sealMany(s.key, s.txID, s.addr, e.plains[:n], write)
+	}
+	return n
+}
+
+// assemble builds the next packet of the session into b; false if there is
+// nothing to send.
+func (s *Session) assemble(b []byte) ([]byte, bool) {
 	if s.state != stateOpen && s.state != stateNearClose && s.state != stateFarCloseLinger {
 		s.control = nil
-		return false
+		return b, false
 	}
 	e := s.e
 	h := wire.Header{Mode: uint8(s.role)}
@@ -869,7 +893,7 @@ func (s *Session) transmitOne(write WriteFunc) bool {
 	if e.shouldReportTCR(s) {
 		h.TimeCriticalReverse = true
 	}
-	b := wire.AppendHeader(e.plain[:0], h)
+	b = wire.AppendHeader(b, h)
 	start := len(b)
 	limit := MaxSessionPacket
 	for len(s.control) > 0 && len(b)+len(s.control[0]) <= limit {
@@ -891,7 +915,7 @@ func (s *Session) transmitOne(write WriteFunc) bool {
 		}
 	}
 	if len(b) == start {
-		return false
+		return b, false
 	}
 	if h.HasTimestamp {
 		s.tsTx, s.haveTSTx = int32(h.Timestamp), true
@@ -900,9 +924,7 @@ func (s *Session) transmitOne(write WriteFunc) bool {
 		s.tsEchoTx = int32(echo)
 	}
 	s.lastKeepaliveTx = e.now
-	e.seal(s.key, s.txID, s.addr, b, write)
-	e.plain = b[:0]
-	return true
+	return b, true
 }
 
 // appendFlowData adds data from the highest-priority ready flow (flows of
