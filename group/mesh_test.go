@@ -261,6 +261,12 @@ func (m *mesh) collect(data []byte, timeout time.Duration) result {
 		res.missing = max(res.missing, miss)
 		useful := len(data) - lost
 		ov := float64(st.Received.Total()) / float64(max(useful, 1))
+		if ov > res.overhead && ov > 1.5 {
+			m.t.Logf("member %d overhead %.3f: %+v", i+1, ov, st)
+		}
+		mb.g.mu.Lock()
+		m.t.Logf("member %d dups from parent %d (rebuilt %d) from other %d; new from non-parent %d", i+1, mb.g.st.dbg[0], mb.g.st.dbg[2], mb.g.st.dbg[1], mb.g.st.dbg[3])
+		mb.g.mu.Unlock()
 		sumOv += ov
 		res.overhead = max(res.overhead, ov)
 		all = append(all, st.LatencyP50, st.LatencyP99)
@@ -269,7 +275,7 @@ func (m *mesh) collect(data []byte, timeout time.Duration) result {
 	}
 	res.meanOverhead = sumOv / float64(len(m.members)-1)
 	var tot Traffic
-	var dups, rebuilt, pulls uint64
+	var dups, rebuilt, pulls, changes, shunned uint64
 	for _, mb := range m.members[1:] {
 		st := mb.g.Stats()
 		tot.Push += st.Received.Push
@@ -279,12 +285,18 @@ func (m *mesh) collect(data []byte, timeout time.Duration) result {
 		dups += st.Duplicates
 		rebuilt += st.Reconstructed
 		pulls += st.PullsSent
+		changes += st.PusherChanges
+		shunned += st.PushersShunned
 	}
 	n := float64(len(data)) * float64(len(m.members)-1)
-	m.t.Logf("received per useful byte: push %.3f pull %.3f parity %.3f control %.3f; per member: duplicates %d rebuilt %d pulls %d",
+	m.t.Logf("received per useful byte: push %.3f pull %.3f parity %.3f control %.3f; per member: duplicates %d rebuilt %d pulls %d pusher changes %d shunned %d",
 		float64(tot.Push)/n, float64(tot.Pull)/n, float64(tot.Parity)/n, float64(tot.Control)/n,
-		dups/uint64(len(m.members)-1), rebuilt/uint64(len(m.members)-1), pulls/uint64(len(m.members)-1))
+		dups/uint64(len(m.members)-1), rebuilt/uint64(len(m.members)-1), pulls/uint64(len(m.members)-1),
+		changes/uint64(len(m.members)-1), shunned/uint64(len(m.members)-1))
 	pub := m.members[0].g.Stats()
 	res.upload = float64(pub.Sent.Total()) / float64(len(data))
+	d := float64(len(data))
+	m.t.Logf("publisher sent per published byte: push %.3f pull %.3f parity %.3f control %.3f (pulls served %d refused %d)",
+		float64(pub.Sent.Push)/d, float64(pub.Sent.Pull)/d, float64(pub.Sent.Parity)/d, float64(pub.Sent.Control)/d, pub.PullsServed, pub.PullsRefused)
 	return res
 }

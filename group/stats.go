@@ -50,6 +50,9 @@ type Stats struct {
 	// QueueDropped counts messages not sent because a link's queue was
 	// full; StaleDropped those whose deadline passed in the queue.
 	QueueDropped, StaleDropped uint64
+	// PusherChanges counts push classes moved to another neighbour;
+	// PushersShunned the pushers dropped for being late.
+	PusherChanges, PushersShunned uint64
 	// PullsSent counts pull requests; PullsServed pieces sent for pulls.
 	PullsSent, PullsServed uint64
 	// PullsRefused counts pull requests the publisher did not serve

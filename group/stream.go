@@ -73,6 +73,7 @@ type stream struct {
 	// makes it push to every neighbour: a forging member.
 	tamper func([]byte) []byte
 	debug  func(string)
+	dbg    [4]int
 }
 
 // Record is one in-order piece of a subscriber's output: stream bytes, or
@@ -187,6 +188,18 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 // handlePiece takes one piece from l.
 func (s *stream) handlePiece(l *link, p fec.Piece, now time.Time) {
 	g := s.g
+	if bb := s.blocks[p.Block]; bb != nil && bb.have != nil && bitSet(bb.have, p.Index) {
+		if s.parents[p.Index%s.P] == l {
+			s.dbg[0]++
+			if bb.rebuilt {
+				s.dbg[2]++
+			}
+		} else {
+			s.dbg[1]++
+		}
+	} else if s.parents[p.Index%s.P] != l {
+		s.dbg[3]++
+	}
 	if s.debug != nil {
 		if b := s.blocks[p.Block]; b != nil {
 			s.debug(fmt.Sprintf("blk %d idx %d from %x at %v sm %v", p.Block, p.Index, l.peer[:2], now.Sub(b.first).Round(time.Millisecond), b.sm != nil))
@@ -612,14 +625,18 @@ func (s *stream) handleSubscribe(l *link, c *control, now time.Time) {
 	if s.source {
 		copies = s.g.cfg.SourcePushCopies
 	}
+	// The publisher bounds each class to its copies, so every class
+	// leaves it equally often; relays bound their total.
 	load := 0
+	perClass := make([]int, s.P)
 	for _, o := range s.g.links {
 		if o == l {
 			continue
 		}
-		for _, on := range o.subs {
+		for k, on := range o.subs {
 			if on {
 				load++
+				perClass[k]++
 			}
 		}
 	}
@@ -629,9 +646,10 @@ func (s *stream) handleSubscribe(l *link, c *control, now time.Time) {
 	}
 	var refused []byte
 	for _, k := range c.Classes {
-		if load < copies*s.P {
+		if load < copies*s.P && (!s.source || perClass[k] < copies) {
 			l.subs[k] = true
 			load++
+			perClass[k]++
 		} else {
 			refused = append(refused, k)
 		}
@@ -639,23 +657,8 @@ func (s *stream) handleSubscribe(l *link, c *control, now time.Time) {
 	if len(refused) > 0 {
 		s.g.sendControl(l, &control{Type: ctlRefuse, Classes: refused, Modulus: uint8(s.P)})
 	}
-	// Catch a new subscriber up on the pieces of its classes it lacks.
-	for _, b := range s.blocks {
-		if b.sm == nil || now.After(b.first.Add(s.g.cfg.FetchPeriod)) {
-			continue // older blocks are for pulls
-		}
-		for i, p := range b.pieces {
-			if !bitSet(b.have, i) || !l.subs[i%s.P] || was[i%s.P] || l.knows(b.seq, i) {
-				continue
-			}
-			if !l.manifestSent[b.seq] {
-				s.sendManifest(l, b, i)
-			}
-			msg, _ := appendPieceMsg(nil, viaPush, p)
-			l.learn(b.seq, i)
-			s.sendPiece(l, b, p, msg)
-		}
-	}
+	_ = was
+	_ = now
 }
 
 func (s *stream) handlePull(l *link, c *control) {
@@ -814,6 +817,7 @@ func (s *stream) selectParents(now time.Time) {
 	}
 	self := s.g.host.Node().PeerID()
 	perLink := (s.P + len(s.g.links) - 1) / max(len(s.g.links), 1)
+	before := slices.Clone(s.parents)
 	load := make(map[*link]int)
 	var lates []time.Duration
 	worst := -1
@@ -837,6 +841,7 @@ func (s *stream) selectParents(now time.Time) {
 		med := lates[len(lates)/2]
 		if p := s.parents[worst]; p.late[worst] > s.g.cfg.FetchPeriod/2 && p.late[worst] > 2*med {
 			p.refused[worst] = now.Add(10 * s.g.cfg.AvailabilityUpdatePeriod)
+			s.g.stats.PushersShunned++
 			p.late[worst] = 0
 			load[p]--
 			s.parents[worst] = nil
@@ -851,7 +856,7 @@ func (s *stream) selectParents(now time.Time) {
 		for _, l := range s.g.links {
 			newest = max(newest, l.newest[c])
 		}
-		fresh := func(l *link) bool { return l.newest[c]+1 >= newest }
+		fresh := func(l *link) bool { return l.newest[c]+2 >= newest }
 		// score orders candidates: fresh first, then within the load
 		// limit, then nearest the publisher, then a stable random rank.
 		score := func(l *link) (int, int, int, uint64) {
@@ -887,7 +892,7 @@ func (s *stream) selectParents(now time.Time) {
 				best = l
 			}
 		}
-		if cur != nil && (best == nil || (cur.newest[c]+2 >= newest && cur.depth[c] <= best.depth[c]+1)) {
+		if cur != nil && (best == nil || (cur.newest[c]+4 >= newest && cur.depth[c] <= best.depth[c]+1)) {
 			continue
 		}
 		if best == cur || best == nil {
@@ -901,6 +906,19 @@ func (s *stream) selectParents(now time.Time) {
 		load[best]++
 		best.late[c] = 0
 		s.parents[c] = best
+		s.g.stats.PusherChanges++
+	}
+	// Every neighbour whose set of classes changed is told, including
+	// one dropped above for refusing or for being late.
+	for c, p := range before {
+		if p != s.parents[c] {
+			if p != nil {
+				changed[p] = true
+			}
+			if s.parents[c] != nil {
+				changed[s.parents[c]] = true
+			}
+		}
 	}
 	for l := range changed {
 		if s.g.links[l.peer] != l {
