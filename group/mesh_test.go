@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +40,7 @@ type member struct {
 	mu    sync.Mutex
 	out   bytes.Buffer
 	holes [][2]int // byte ranges of out reported lost (zero-filled)
+	lats  []time.Duration
 	gaps  uint64
 	err   error
 }
@@ -173,12 +175,14 @@ func (m *mesh) subscribe(ctx context.Context) {
 					mb.gaps += r.Lost
 				case uint64(mb.out.Len()) == r.Offset:
 					mb.out.Write(r.Data)
+					mb.lats = append(mb.lats, r.Latency)
 				case uint64(mb.out.Len()) < r.Offset && mb.gaps > 0:
 					// The bytes between are what the gap lost.
 					from := mb.out.Len()
 					mb.out.Write(make([]byte, int(r.Offset)-from))
 					mb.holes = append(mb.holes, [2]int{from, int(r.Offset)})
 					mb.out.Write(r.Data)
+					mb.lats = append(mb.lats, r.Latency)
 				case mb.err == nil:
 					mb.err = fmt.Errorf("record at offset %d after %d bytes", r.Offset, mb.out.Len())
 				}
@@ -216,7 +220,9 @@ type result struct {
 	overhead     float64 // worst member's bytes received per useful byte
 	meanOverhead float64
 	upload       float64 // publisher bytes sent / bytes published
-	p50, p99     time.Duration
+	p50, p99     time.Duration // worst member's
+	poolP50      time.Duration // over every block at every member
+	poolP99      time.Duration
 }
 
 // collect waits until every subscriber output size bytes (or timeout) and
@@ -239,6 +245,7 @@ func (m *mesh) collect(data []byte, timeout time.Duration) result {
 	}
 	var res result
 	var all []time.Duration
+	var pool []time.Duration
 	var sumOv float64
 	for i, mb := range m.members[1:] {
 		st := mb.g.Stats()
@@ -257,6 +264,7 @@ func (m *mesh) collect(data []byte, timeout time.Duration) result {
 			m.t.Errorf("member %d: output differs from the published bytes", i+1)
 		}
 		miss := float64(lost) / float64(len(data))
+		pool = append(pool, mb.lats...)
 		mb.mu.Unlock()
 		res.missing = max(res.missing, miss)
 		useful := len(data) - lost
@@ -274,6 +282,11 @@ func (m *mesh) collect(data []byte, timeout time.Duration) result {
 		res.p50 = max(res.p50, st.LatencyP50)
 	}
 	res.meanOverhead = sumOv / float64(len(m.members)-1)
+	if len(pool) > 0 {
+		slices.Sort(pool)
+		res.poolP50 = pool[len(pool)/2]
+		res.poolP99 = pool[len(pool)*99/100]
+	}
 	var tot Traffic
 	var dups, rebuilt, pulls, changes, shunned uint64
 	for _, mb := range m.members[1:] {

@@ -69,6 +69,8 @@ type stream struct {
 	inGap      bool
 	lat        reservoir
 
+	dirty bool // a neighbour's hops changed since the last choice
+
 	// tamper, set by tests only, alters every piece this member sends and
 	// makes it push to every neighbour: a forging member.
 	tamper func([]byte) []byte
@@ -464,10 +466,28 @@ func (s *stream) tick(now time.Time, periodic bool) {
 		s.drain(now)
 		s.pull(now)
 	}
-	if periodic {
+	switch {
+	case periodic:
 		s.prune(now)
-		s.advertise()
 		s.selectParents(now)
+		s.advertise()
+		s.dirty = false
+	case s.dirty:
+		// Routes changed: choose again at once and, if this member's own
+		// hops changed, tell the neighbours now, so trees form in a tick
+		// per hop rather than an availability period.
+		s.dirty = false
+		before := make([]int, s.P)
+		for k := range before {
+			before[k] = s.myDepth(k)
+		}
+		s.selectParents(now)
+		for k := range before {
+			if s.myDepth(k) != before[k] {
+				s.advertise()
+				break
+			}
+		}
 	}
 }
 
@@ -562,10 +582,14 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 	case ctlAvail:
 		l.source = c.Source
 		for k := range l.depth {
-			l.depth[k] = noRoute
+			d := noRoute
 			if k < len(c.Depth) {
-				l.depth[k] = min(int(c.Depth[k]), noRoute)
+				d = min(int(c.Depth[k]), noRoute)
 			}
+			if d != l.depth[k] {
+				s.dirty = true
+			}
+			l.depth[k] = d
 		}
 		for seq := c.Block; seq < c.Block+c.Full; seq++ {
 			if seq+maxAhead < s.low {
@@ -693,12 +717,12 @@ func (s *stream) handlePull(l *link, c *control) {
 // pull asks neighbours for what blocks still lack once pushes had
 // FetchPeriod to arrive: the manifest, then just enough pieces to reach
 // k', from neighbours that advertised them. A piece asked for is not asked
-// again for 3 FetchPeriods, so a slow link is not answered with more load;
+// again for 2 FetchPeriods, so a slow link is not answered with more load;
 // the publisher is asked only when nobody else has a piece.
 func (s *stream) pull(now time.Time) {
 	g := s.g
 	fp := g.cfg.FetchPeriod
-	retry := 3 * fp
+	retry := 2 * fp
 	for _, b := range s.blocks {
 		if now.After(b.deadline) || b.seq < s.dec.Head() {
 			continue

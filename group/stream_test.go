@@ -51,7 +51,7 @@ func TestStreamSmallMesh(t *testing.T) {
 	}
 	data := publish(t, ctx, p, 1_000_000, 125_000, 1000)
 	res := m.collect(data, 6*time.Second)
-	t.Logf("missing %.4f%% overhead max %.3f mean %.3f upload %.2fx p50 %v p99 %v", res.missing*100, res.overhead, res.meanOverhead, res.upload, res.p50, res.p99)
+	t.Logf("missing %.4f%% overhead max %.3f mean %.3f upload %.2fx p50 %v p99 %v (worst member) pooled p50 %v p99 %v", res.missing*100, res.overhead, res.meanOverhead, res.upload, res.p50, res.p99, res.poolP50, res.poolP99)
 	if res.missing > 0.1 {
 		for _, mb := range m.members[1:3] {
 			mb.g.mu.Lock()
