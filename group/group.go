@@ -335,6 +335,13 @@ func (g *Group) readLoop(l *link, rf *node.RecvFlow, role string) {
 	for {
 		msg, err := rf.Read(g.ctx)
 		if err != nil {
+			if role == roleControl && g.ctx.Err() == nil {
+				// The neighbour closed its side (it left the group or
+				// dropped us): drop ours.
+				g.mu.Lock()
+				g.dropLink(l)
+				g.mu.Unlock()
+			}
 			return
 		}
 		g.mu.Lock()

@@ -242,15 +242,17 @@ func (s *stream) handlePiece(l *link, p fec.Piece, now time.Time) {
 // it can.
 func (s *stream) accept(b *block, p fec.Piece, from *link, now time.Time) {
 	g := s.g
-	if p.Index < len(b.pieces) && bitSet(b.have, p.Index) {
-		g.stats.Duplicates++
-		return
-	}
+	// Duplicates are checked too: a forger is caught even when what it
+	// sends is redundant here.
 	if err := b.sm.Manifest.Verify(p); err != nil {
 		g.stats.ForgedDropped++
 		if from != nil {
 			g.ban(from)
 		}
+		return
+	}
+	if bitSet(b.have, p.Index) {
+		g.stats.Duplicates++
 		return
 	}
 	p.Data = append([]byte(nil), p.Data...)

@@ -1,0 +1,126 @@
+package group
+
+import (
+	"context"
+	"crypto/ed25519"
+	"testing"
+	"time"
+
+	"github.com/strata-net/strata/node/memnet"
+)
+
+// A member that alters the pieces it relays (and pushes them to every
+// neighbour, asked or not) is dropped by every neighbour it reaches, and
+// nothing it altered is output anywhere.
+func TestForgedPiecesAreDropped(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	spec := Specifier{Name: "forged", Multicast: true, PublisherKey: pub}
+	m := newMesh(t, 12, memnet.Link{Delay: 5 * time.Millisecond, Jitter: 5 * time.Millisecond}, spec, Config{}, priv)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m.bootstrap(ctx)
+	const evil = 5
+	bad := m.members[evil]
+	badID := bad.n.PeerID()
+	bad.g.mu.Lock()
+	bad.g.st.tamper = func(msg []byte) []byte {
+		out := append([]byte(nil), msg...)
+		out[len(out)-1] ^= 0x5a // last payload byte
+		return out
+	}
+	bad.g.mu.Unlock()
+	m.subscribe(ctx)
+	p, err := m.members[0].g.Publish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := publish(t, ctx, p, 300_000, 150_000, 1000)
+	res := m.collect(data, 6*time.Second, evil)
+	if res.missing > 0.001 {
+		t.Errorf("honest members miss %.3f%% of the stream", res.missing*100)
+	}
+	banned := 0
+	for i, mb := range m.members {
+		if i == evil {
+			continue
+		}
+		st := mb.g.Stats()
+		mb.g.mu.Lock()
+		if mb.g.links[badID] != nil {
+			t.Errorf("member %d still has a link to the forger", i)
+		}
+		if mb.g.banned[badID] {
+			banned++
+			if st.ForgedDropped == 0 {
+				t.Errorf("member %d banned the forger without counting forged data", i)
+			}
+		}
+		mb.g.mu.Unlock()
+	}
+	if banned < 2 {
+		t.Errorf("only %d members dropped the forger", banned)
+	}
+	t.Logf("%d members dropped the forger", banned)
+}
+
+func TestManifestSignature(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	_, other, _ := ed25519.GenerateKey(nil)
+	spec := Specifier{Name: "signed", Multicast: true, PublisherKey: pub}
+	gid := spec.ID()
+	mb, _ := testManifestMsg(t)
+	sm, _, _, err := decodeData(mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(k ed25519.PrivateKey, stamp int64) *signedManifest {
+		c := *sm
+		c.Stamp = stamp
+		c.Sig = ed25519.Sign(k, signingBytes(gid, stamp, c.raw))
+		return &c
+	}
+	good := sign(priv, 7)
+	otherGroup := Specifier{Name: "signed2", Multicast: true, PublisherKey: pub}
+	tests := []struct {
+		name string
+		spec Specifier
+		gid  [32]byte
+		sm   *signedManifest
+		ok   bool
+	}{
+		{"publisher's signature", spec, gid, good, true},
+		{"another key", spec, gid, sign(other, 7), false},
+		{"stamp changed", spec, gid, func() *signedManifest { c := *good; c.Stamp = 8; return &c }(), false},
+		{"manifest changed", spec, gid, func() *signedManifest {
+			c := *good
+			c.raw = append([]byte(nil), c.raw...)
+			c.raw[len(c.raw)-1] ^= 1
+			return &c
+		}(), false},
+		{"no signature", spec, gid, func() *signedManifest { c := *good; c.Sig = nil; return &c }(), false},
+		{"replayed in another group", otherGroup, otherGroup.ID(), good, false},
+		{"group without publisher key", Specifier{Name: "open", Multicast: true}, gid, func() *signedManifest { c := *good; c.Sig = nil; return &c }(), true},
+	}
+	for _, tt := range tests {
+		if got := verifyManifest(tt.spec, tt.gid, tt.sm); got != tt.ok {
+			t.Errorf("%s: verify = %v, want %v", tt.name, got, tt.ok)
+		}
+	}
+}
+
+func TestPublishNeedsKey(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(nil)
+	_, wrong, _ := ed25519.GenerateKey(nil)
+	spec := Specifier{Name: "keyed", Multicast: true, PublisherKey: pub}
+	m := newMesh(t, 1, memnet.Link{}, spec, Config{}, wrong)
+	if _, err := m.members[0].g.Publish(); err != ErrNotPublisher {
+		t.Fatalf("got %v, want ErrNotPublisher", err)
+	}
+	m2 := newMesh(t, 1, memnet.Link{}, Specifier{Name: "posting only", Posting: true}, Config{}, nil)
+	if _, err := m2.members[0].g.Publish(); err != ErrMulticastOff {
+		t.Fatalf("got %v, want ErrMulticastOff", err)
+	}
+	if _, err := m2.members[0].g.Subscribe(); err != ErrMulticastOff {
+		t.Fatalf("got %v, want ErrMulticastOff", err)
+	}
+}
