@@ -35,6 +35,7 @@ var (
 	ErrPeerDead      = core.ErrPeerDead
 	ErrMetadataSize  = core.ErrMessageTooBig
 	ErrAbandoned     = errors.New("node: message abandoned before delivery")
+	ErrShortBuffer   = core.ErrShortBuffer
 )
 
 // Priority of a flow; 4 and above are time critical.

@@ -163,3 +163,57 @@ func TestDialAnyAndReceipts(t *testing.T) {
 	}
 	_ = netip.AddrPort{}
 }
+
+// Send (no receipt) and ReadInto (caller's buffer) carry the same data as
+// Write and Read; a short buffer leaves the message queued.
+func TestSendAndReadInto(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv := listen(t)
+	cli := listen(t)
+	s, err := cli.Dial(ctx, srv.AddrPort(), srv.PeerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := s.OpenFlow(nil, node.PriorityRoutine)
+	var want [][]byte
+	for i := 0; i < 200; i++ {
+		m := bytes.Repeat([]byte{byte(i)}, 1+i*97%5000)
+		want = append(want, m)
+		if err := f.Send(ctx, m, node.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	ss, err := srv.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf, err := ss.AcceptFlow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A too-small buffer: the message stays.
+	for {
+		if _, ok := rf.MessageLen(); ok {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := rf.ReadInto(ctx, make([]byte, 0)); !errors.Is(err, node.ErrShortBuffer) {
+		t.Fatalf("short buffer: %v", err)
+	}
+	buf := make([]byte, 8192)
+	for i := range want {
+		n, err := rf.ReadInto(ctx, buf)
+		if err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		if !bytes.Equal(buf[:n], want[i]) {
+			t.Fatalf("message %d differs", i)
+		}
+	}
+	if _, err := rf.ReadInto(ctx, buf); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the last message: %v", err)
+	}
+}

@@ -64,12 +64,14 @@ type allocRig struct {
 	dataPkts   int // data packets a sent (a has no receiving flow: all of a's packets carry data)
 	delivered  int // messages b read
 	ackPackets int
+	buffered   bool   // NoReceipt writes and ReadInto reads
+	rbuf       []byte // ReadInto buffer
 }
 
 // warmupRounds of send and receive run before measuring.
 var warmupRounds = 2000
 
-func newAllocRig(tb testing.TB, msgSize int) *allocRig {
+func newAllocRig(tb testing.TB, msgSize int, buffered bool) *allocRig {
 	tb.Helper()
 	idA, err := flash.NewIdentityDH(rand.Reader, true, false, "")
 	if err != nil {
@@ -108,6 +110,8 @@ func newAllocRig(tb testing.TB, msgSize int) *allocRig {
 	}
 	// Warm up: let the congestion window open and every slice and pool
 	// reach its working size.
+	r.buffered = buffered
+	r.rbuf = make([]byte, msgSize)
 	for i := 0; i < warmupRounds; i++ {
 		r.sendPhase()
 		r.recvPhase()
@@ -149,11 +153,25 @@ func (r *allocRig) drain() {
 		return
 	}
 	for {
-		m, ok := r.rflow.Read()
-		if !ok {
-			break
+		var n int
+		if r.buffered {
+			var ok bool
+			var err error
+			n, ok, err = r.rflow.ReadInto(r.rbuf)
+			if err != nil {
+				panic(err)
+			}
+			if !ok {
+				break
+			}
+		} else {
+			m, ok := r.rflow.Read()
+			if !ok {
+				break
+			}
+			n = len(m.Data)
 		}
-		if len(m.Data) != len(r.msg) {
+		if n != len(r.msg) {
 			panic("message of wrong size delivered")
 		}
 		r.delivered++
@@ -172,7 +190,7 @@ func (r *allocRig) fill() {
 		return
 	}
 	for i := 0; i*len(r.msg) < 16<<10 && r.flow.Writable(); i++ {
-		if _, err := r.flow.Write(r.msg, core.WriteOptions{}); err != nil {
+		if _, err := r.flow.Write(r.msg, core.WriteOptions{NoReceipt: r.buffered}); err != nil {
 			panic(err)
 		}
 	}
@@ -225,40 +243,44 @@ func mallocs() uint64 {
 // one packet and for 16 KiB messages (15 fragments). One op is one data
 // packet; the other endpoint's phase runs with the timer stopped.
 func BenchmarkAllocsPerPacket(b *testing.B) {
-	for _, size := range []int{1000, 16 << 10} {
-		for _, path := range []string{"send", "recv"} {
-			b.Run(path+"/msg="+itoa(size), func(b *testing.B) {
-				r := newAllocRig(b, size)
-				var objs uint64
-				pkts := 0
-				b.ReportAllocs()
-				b.ResetTimer()
-				for pkts < b.N {
-					if path == "send" {
-						o := mallocs()
-						n := r.sendPhase()
-						objs += mallocs() - o
-						pkts += n
-						b.StopTimer()
-						r.recvPhase()
-						b.StartTimer()
-					} else {
-						b.StopTimer()
-						r.sendPhase()
-						b.StartTimer()
-						o := mallocs()
-						n := r.recvPhase()
-						objs += mallocs() - o
-						pkts += n
+	for _, api := range []string{"message", "buffer"} {
+		for _, size := range []int{1000, 16 << 10} {
+			for _, path := range []string{"send", "recv"} {
+				b.Run("api="+api+"/"+path+"/msg="+itoa(size), func(b *testing.B) {
+					// api=buffer: writes without a receipt, reads with ReadInto
+					// into a reused buffer — the zero-allocation way to use a flow.
+					r := newAllocRig(b, size, api == "buffer")
+					var objs uint64
+					pkts := 0
+					b.ReportAllocs()
+					b.ResetTimer()
+					for pkts < b.N {
+						if path == "send" {
+							o := mallocs()
+							n := r.sendPhase()
+							objs += mallocs() - o
+							pkts += n
+							b.StopTimer()
+							r.recvPhase()
+							b.StartTimer()
+						} else {
+							b.StopTimer()
+							r.sendPhase()
+							b.StartTimer()
+							o := mallocs()
+							n := r.recvPhase()
+							objs += mallocs() - o
+							pkts += n
+						}
+						if pkts == 0 {
+							b.Fatal("no packet moved")
+						}
 					}
-					if pkts == 0 {
-						b.Fatal("no packet moved")
-					}
-				}
-				b.StopTimer()
-				b.ReportMetric(float64(objs)/float64(pkts), "allocs/packet")
-				b.ReportMetric(float64(r.ackPackets)/float64(r.dataPkts), "acks/packet")
-			})
+					b.StopTimer()
+					b.ReportMetric(float64(objs)/float64(pkts), "allocs/packet")
+					b.ReportMetric(float64(r.ackPackets)/float64(r.dataPkts), "acks/packet")
+				})
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"time"
 
 	"github.com/strata-net/strata/node/internal/wire"
@@ -21,6 +22,16 @@ const (
 	fraEnd    = uint8(wire.FragEnd)
 	fraMiddle = uint8(wire.FragMiddle)
 )
+
+// readyPart is one fragment of a complete message waiting to be read; a
+// message is the run of parts up to one with end set. Keeping the fragments
+// (rather than joining them at once) lets ReadInto copy straight into the
+// caller's buffer and recycle them, without allocating.
+type readyPart struct {
+	data []byte
+	seq  uint64
+	end  bool
+}
 
 type recvFrag struct {
 	seq  uint64
@@ -52,7 +63,7 @@ type RecvFlow struct {
 	finalSeen bool
 	fsn       uint64
 
-	ready      []Message // complete messages the application has not read (from rhead)
+	ready      []readyPart // complete messages not yet read (from rhead), a part per fragment
 	rhead      int
 	readyBytes int
 	delivered  uint64 // messages handed to ready
@@ -97,25 +108,90 @@ func (f *RecvFlow) Finished() bool {
 // overhead, so that a flood of empty fragments cannot hold unbounded memory.
 func (f *RecvFlow) Buffered() int { return f.fragBytes + f.readyBytes }
 
-// Read pops the next message, if any.
+// Read pops the next message, if any. The message's buffer becomes the
+// caller's.
 func (f *RecvFlow) Read() (Message, bool) {
-	if f.rhead == len(f.ready) {
+	n, parts, ok := f.peek()
+	if !ok {
 		return Message{}, false
 	}
-	m := f.ready[f.rhead]
-	f.ready[f.rhead] = Message{}
-	f.rhead++
+	first := f.ready[f.rhead]
+	var data []byte
+	if parts == 1 {
+		data = first.data // handed over as it is
+	} else {
+		data = make([]byte, 0, n)
+		for i := 0; i < parts; i++ {
+			data = append(data, f.ready[f.rhead+i].data...)
+		}
+		f.recycleParts(parts)
+	}
+	f.pop(parts, n)
+	return Message{Data: data, Seq: first.seq}, true
+}
+
+// ErrShortBuffer: ReadInto's buffer cannot hold the next message (which
+// stays queued; MessageLen says how much room it needs).
+var ErrShortBuffer = errors.New("rtmfp: buffer too small for the message")
+
+// MessageLen is the length of the next message, if any.
+func (f *RecvFlow) MessageLen() (int, bool) {
+	n, _, ok := f.peek()
+	return n, ok
+}
+
+// ReadInto copies the next message into p and returns its length, without
+// allocating: the flow's buffers are recycled.
+func (f *RecvFlow) ReadInto(p []byte) (int, bool, error) {
+	n, parts, ok := f.peek()
+	if !ok {
+		return 0, false, nil
+	}
+	if len(p) < n {
+		return 0, true, ErrShortBuffer
+	}
+	off := 0
+	for i := 0; i < parts; i++ {
+		off += copy(p[off:], f.ready[f.rhead+i].data)
+	}
+	f.recycleParts(parts)
+	f.pop(parts, n)
+	return n, true, nil
+}
+
+// peek measures the next message: its length and number of parts.
+func (f *RecvFlow) peek() (n, parts int, ok bool) {
+	for i := f.rhead; i < len(f.ready); i++ {
+		n += len(f.ready[i].data)
+		parts++
+		if f.ready[i].end {
+			return n, parts, true
+		}
+	}
+	return 0, 0, false
+}
+
+func (f *RecvFlow) recycleParts(parts int) {
+	pool := &f.session.e.pool
+	for i := 0; i < parts; i++ {
+		pool.recycle(f.ready[f.rhead+i].data)
+	}
+}
+
+// pop removes the next message (parts fragments, n bytes) from the queue.
+func (f *RecvFlow) pop(parts, n int) {
+	clear(f.ready[f.rhead : f.rhead+parts])
+	f.rhead += parts
 	if f.rhead == len(f.ready) {
 		f.ready, f.rhead = f.ready[:0], 0
 	}
 	before := f.window()
-	f.readyBytes -= len(m.Data) + fragmentSizeBias
+	f.readyBytes -= n + fragmentSizeBias
 	// Reading may reopen a closed receive window: tell the sender promptly.
 	if before < 2 && f.state == rfOpen && f.session.state == stateOpen {
 		f.scheduleAck(true)
 	}
 	f.notified = false
-	return m, true
 }
 
 // Reject refuses the flow with an exception code (RFC 7016 §3.6.3.7).
@@ -220,13 +296,7 @@ func (f *RecvFlow) insert(seq uint64, fra uint8, data []byte) {
 	}
 	f.frags = append(f.frags, recvFrag{})
 	copy(f.frags[i+1:], f.frags[i:])
-	var buf []byte
-	if fra == fraWhole {
-		buf = append(make([]byte, 0, len(data)), data...) // becomes the message
-	} else {
-		buf = f.session.e.pool.buf(data) // recycled once reassembled
-	}
-	f.frags[i] = recvFrag{seq: seq, fra: fra, data: buf}
+	f.frags[i] = recvFrag{seq: seq, fra: fra, data: f.session.e.pool.buf(data)}
 	f.fragBytes += len(data) + fragmentSizeBias
 }
 
@@ -243,8 +313,10 @@ func (f *RecvFlow) deliver() {
 		}
 		switch fr.fra {
 		case fraWhole:
-			f.pushReady(Message{Data: fr.data, Seq: fr.seq})
-			f.dropFrags(1)
+			f.ready = append(f.ready, readyPart{data: fr.data, seq: fr.seq, end: true})
+			f.readyBytes += len(fr.data) + fragmentSizeBias
+			f.delivered++
+			f.moveFrags(1)
 			got = true
 			continue
 		case fraBegin:
@@ -263,16 +335,14 @@ func (f *RecvFlow) deliver() {
 				}
 			}
 			if end >= 0 {
-				n := 0
 				for j := 0; j <= end; j++ {
-					n += len(f.frags[j].data)
+					fj := f.frags[j]
+					f.ready = append(f.ready, readyPart{data: fj.data, seq: fj.seq, end: j == end})
+					f.readyBytes += len(fj.data)
 				}
-				msg := make([]byte, 0, n)
-				for j := 0; j <= end; j++ {
-					msg = append(msg, f.frags[j].data...)
-				}
-				f.pushReady(Message{Data: msg, Seq: fr.seq})
-				f.dropFrags(end + 1)
+				f.readyBytes += fragmentSizeBias
+				f.delivered++
+				f.moveFrags(end + 1)
 				got = true
 				continue
 			}
@@ -313,21 +383,19 @@ func (f *RecvFlow) finishDeliver(got bool) {
 	}
 }
 
-func (f *RecvFlow) pushReady(m Message) {
-	f.ready = append(f.ready, m)
-	f.readyBytes += len(m.Data) + fragmentSizeBias
-	f.delivered++
+// dropFrags discards the first n fragments, recycling their buffers.
+func (f *RecvFlow) dropFrags(n int) {
+	for j := 0; j < n; j++ {
+		f.session.e.pool.recycle(f.frags[j].data)
+	}
+	f.moveFrags(n)
 }
 
-// dropFrags removes the first n fragments (delivered or discarded).
-func (f *RecvFlow) dropFrags(n int) {
-	p := &f.session.e.pool
+// moveFrags removes the first n fragments, whose buffers now belong to the
+// ready queue (or were recycled by the caller).
+func (f *RecvFlow) moveFrags(n int) {
 	for j := 0; j < n; j++ {
-		fr := &f.frags[j]
-		f.fragBytes -= len(fr.data) + fragmentSizeBias
-		if fr.fra != fraWhole && cap(fr.data) == maxFragment && len(p.bufs) < poolMax {
-			p.bufs = append(p.bufs, fr.data[:0])
-		}
+		f.fragBytes -= len(f.frags[j].data) + fragmentSizeBias
 	}
 	// Shift down rather than re-slice, so the storage is reused.
 	rest := copy(f.frags, f.frags[n:])

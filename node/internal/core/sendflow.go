@@ -54,6 +54,8 @@ type Receipt struct {
 	// resending it (for data that is useless late).
 	retransmit bool
 	uses       int
+	refs       int  // fragments still pointing here
+	pooled     bool // nobody holds it: no events, recycled when refs is 0
 	state      ReceiptState
 	// Tag is the caller's: the driver uses it to find its waiter.
 	Tag any
@@ -69,6 +71,9 @@ func (r *Receipt) abandon() {
 	r.state = ReceiptAbandoned
 	if r.flow != nil && r.flow.session != nil {
 		r.flow.session.e.stats.Abandoned++
+		if r.pooled {
+			return
+		}
 		r.flow.session.e.emit(Event{Kind: EventReceipt, Receipt: r, SendFlow: r.flow})
 	}
 }
@@ -86,7 +91,7 @@ func (r *Receipt) useDown() {
 	r.uses--
 	if r.uses == 0 && r.state == ReceiptPending {
 		r.state = ReceiptDelivered
-		if r.flow != nil && r.flow.session != nil {
+		if r.flow != nil && r.flow.session != nil && !r.pooled {
 			r.flow.session.e.emit(Event{Kind: EventReceipt, Receipt: r, SendFlow: r.flow})
 		}
 	}
@@ -213,6 +218,9 @@ type WriteOptions struct {
 	FinishWithin time.Duration
 	// NoRetransmit abandons the message on its first loss.
 	NoRetransmit bool
+	// NoReceipt: the caller does not want a Receipt (Write returns nil), so
+	// the engine recycles its bookkeeping and the write allocates nothing.
+	NoReceipt bool
 }
 
 // Write queues one message. It fails when the flow is closed; callers check
@@ -224,13 +232,17 @@ func (f *SendFlow) Write(msg []byte, opt WriteOptions) (*Receipt, error) {
 		}
 		return nil, ErrFlowClosed
 	}
-	now := f.session.e.now
-	r := f.write(msg, opt, now)
-	return r, nil
+	return f.write(msg, opt, f.session.e.now), nil
 }
 
 func (f *SendFlow) write(msg []byte, opt WriteOptions, now time.Time) *Receipt {
-	r := &Receipt{flow: f, retransmit: !opt.NoRetransmit}
+	var r *Receipt
+	if opt.NoReceipt {
+		r = f.session.e.pool.receipt()
+		*r = Receipt{flow: f, retransmit: !opt.NoRetransmit, pooled: true}
+	} else {
+		r = &Receipt{flow: f, retransmit: !opt.NoRetransmit}
+	}
 	if opt.StartWithin > 0 {
 		r.startBy = now.Add(opt.StartWithin)
 	}
@@ -258,6 +270,7 @@ func (f *SendFlow) write(msg []byte, opt WriteOptions, now time.Time) *Receipt {
 		f.queue = append(f.queue, fr)
 		f.queuedBytes += n + fragmentSizeBias
 		r.uses++
+		r.refs++
 		rest = rest[n:]
 		if len(rest) == 0 {
 			break
@@ -265,6 +278,9 @@ func (f *SendFlow) write(msg []byte, opt WriteOptions, now time.Time) *Receipt {
 	}
 	f.noteDeadline(r)
 	f.scheduleForTransmission()
+	if r.pooled {
+		return nil
+	}
 	return r
 }
 
@@ -315,7 +331,7 @@ func (f *SendFlow) Close() {
 		if last == nil || last.everSent || last.seq != f.nextSeq-1 {
 			// A marker fragment to carry FIN: sent abandoned and empty, so
 			// the receiver delivers no spurious empty message.
-			r := &Receipt{flow: f, state: ReceiptAbandoned, uses: 1}
+			r := &Receipt{flow: f, state: ReceiptAbandoned, uses: 1, refs: 1}
 			f.queue = append(f.queue, &sendFrag{owner: f, seq: f.nextSeq, fra: fraWhole, data: []byte{}, receipt: r})
 			f.queuedBytes += fragmentSizeBias
 			f.nextSeq++
