@@ -298,3 +298,18 @@ func itoa(n int) string {
 	}
 	return string(d[i:])
 }
+
+// The steady state of a flow used with the buffer API (no receipts,
+// ReadInto) must not allocate per packet, on either end.
+func TestSteadyStateDoesNotAllocate(t *testing.T) {
+	for _, size := range []int{1000, 16 << 10} {
+		r := newAllocRig(t, size, true)
+		allocs := testing.AllocsPerRun(200, func() {
+			r.sendPhase()
+			r.recvPhase()
+		})
+		if allocs != 0 {
+			t.Errorf("msg=%d: %.2f allocations per round (send and receive)", size, allocs)
+		}
+	}
+}
