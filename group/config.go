@@ -88,7 +88,7 @@ type Config struct {
 	ManifestCarriers int
 
 	// SourcePullShare bounds the pulls the publisher serves, in bytes,
-	// to this share of the bytes it published (default 0.2): its upload
+	// to this share of the bytes it published (default 0.1): its upload
 	// is the scarcest resource, and members repair from each other.
 	SourcePullShare float64
 
@@ -149,7 +149,7 @@ func (c Config) withDefaults() Config {
 	defi(&c.DataLanes, 1)
 	defi(&c.ManifestCarriers, 1)
 	if c.SourcePullShare <= 0 {
-		c.SourcePullShare = 0.2
+		c.SourcePullShare = 0.1
 	}
 	c.DataLanes = min(c.DataLanes, maxLanes)
 	defi(&c.SourcePushCopies, DefaultSourcePushCopies)

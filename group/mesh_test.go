@@ -279,12 +279,7 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 		res.missing = max(res.missing, miss)
 		useful := len(data) - lost
 		ov := float64(st.Received.Total()) / float64(max(useful, 1))
-		if ov > res.overhead && ov > 1.5 {
-			m.t.Logf("member %d overhead %.3f: %+v", i+1, ov, st)
-		}
-		mb.g.mu.Lock()
-		m.t.Logf("member %d dups from parent %d (rebuilt %d) from other %d; new from non-parent %d", i+1, mb.g.st.dbg[0], mb.g.st.dbg[2], mb.g.st.dbg[1], mb.g.st.dbg[3])
-		mb.g.mu.Unlock()
+
 		sumOv += ov
 		res.overhead = max(res.overhead, ov)
 		all = append(all, st.LatencyP50, st.LatencyP99)

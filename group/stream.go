@@ -5,8 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
-	"fmt"
-	"slices"
+		"slices"
 	"time"
 
 	"github.com/klauspost/reedsolomon"
@@ -74,8 +73,6 @@ type stream struct {
 	// tamper, set by tests only, alters every piece this member sends and
 	// makes it push to every neighbour: a forging member.
 	tamper func([]byte) []byte
-	debug  func(string)
-	dbg    [4]int
 }
 
 // Record is one in-order piece of a subscriber's output: stream bytes, or
@@ -190,25 +187,6 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 // handlePiece takes one piece from l.
 func (s *stream) handlePiece(l *link, p fec.Piece, now time.Time) {
 	g := s.g
-	if bb := s.blocks[p.Block]; bb != nil && bb.have != nil && bitSet(bb.have, p.Index) {
-		if s.parents[p.Index%s.P] == l {
-			s.dbg[0]++
-			if bb.rebuilt {
-				s.dbg[2]++
-			}
-		} else {
-			s.dbg[1]++
-		}
-	} else if s.parents[p.Index%s.P] != l {
-		s.dbg[3]++
-	}
-	if s.debug != nil {
-		if b := s.blocks[p.Block]; b != nil {
-			s.debug(fmt.Sprintf("blk %d idx %d from %x at %v sm %v", p.Block, p.Index, l.peer[:2], now.Sub(b.first).Round(time.Millisecond), b.sm != nil))
-		} else {
-			s.debug(fmt.Sprintf("blk %d idx %d from %x first", p.Block, p.Index, l.peer[:2]))
-		}
-	}
 	l.learn(p.Block, p.Index)
 	b := s.getBlock(p.Block, now)
 	if b != nil && b.firstPiece.IsZero() {
@@ -692,7 +670,7 @@ func (s *stream) handlePull(l *link, c *control) {
 	if b == nil || b.sm == nil {
 		return
 	}
-	if c.Manifest || !l.manifestSent[b.seq] {
+	if c.Manifest {
 		s.sendManifest(l, b, -1)
 	}
 	if s.source {
@@ -783,7 +761,7 @@ func (s *stream) pull(now time.Time) {
 		}
 		for l, w := range want {
 			g.stats.PullsSent++
-			g.sendControl(l, &control{Type: ctlPull, Block: b.seq, Want: w, Manifest: !l.manifestSent[b.seq]})
+			g.sendControl(l, &control{Type: ctlPull, Block: b.seq, Want: w})
 		}
 	}
 }
@@ -1007,6 +985,8 @@ func (g *Group) Publish() (*Publisher, error) {
 			g.sendControl(l, &control{Type: ctlSubscribe, Modulus: uint8(s.P)})
 		}
 	}
+	// Tell the neighbours at once that the trees start here.
+	s.advertise()
 	return &Publisher{g: g}, nil
 }
 

@@ -4,78 +4,95 @@ import (
 	"context"
 	"crypto/ed25519"
 	"os"
-	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/strata-net/strata/node/memnet"
 )
 
-func mustSpec(t testing.TB, s string) Specifier {
-	t.Helper()
-	sp, err := ParseSpecifier(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sp
+// streamScenario is one dissemination run: members, links, stream.
+type streamScenario struct {
+	members  int
+	link     memnet.Link
+	bytes    int // stream length
+	rate     int // bytes per second
+	drain    time.Duration
+	deadline time.Duration
 }
 
-func TestStreamSmallMesh(t *testing.T) {
+// run streams and returns the measures, after asserting the targets of
+// the multicast issue: output equal to the input (or under 0.1 % missing),
+// bytes received per useful byte (all members' bytes received, every
+// purpose, over their output) within 1.15 × (1 + M/K), publisher upload
+// within 3 × the stream, p99 latency (over every block output anywhere)
+// under a second.
+func (sc streamScenario) run(t *testing.T) result {
 	pub, priv, _ := ed25519.GenerateKey(nil)
-	spec := Specifier{Name: "small", Multicast: true, PublisherKey: pub}
-	link := memnet.Link{Delay: 10 * time.Millisecond, Jitter: 10 * time.Millisecond, Loss: 0.05}
-	if os.Getenv("STRATA_NOLOSS") != "" {
-		link.Loss = 0
-	}
+	spec := Specifier{Name: "stream", Multicast: true, PublisherKey: pub}
 	cfg := Config{}
-	if v := os.Getenv("STRATA_FETCH"); v != "" {
-		d, _ := time.ParseDuration(v)
-		cfg.FetchPeriod = d
-	}
-	if v := os.Getenv("STRATA_LANES"); v != "" {
-		cfg.DataLanes, _ = strconv.Atoi(v)
-	}
-	m := newMesh(t, 20, link, spec, cfg, priv)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	m := newMesh(t, sc.members, sc.link, spec, cfg, priv)
+	ctx, cancel := context.WithTimeout(context.Background(), sc.deadline)
 	defer cancel()
+	start := time.Now()
 	m.bootstrap(ctx)
+	t.Logf("%d members bootstrapped in %v", sc.members, time.Since(start).Round(time.Millisecond))
 	m.subscribe(ctx)
-	if debugLat {
-		m.members[1].g.st.debug = func(s string) { fmt.Println(s) }
-	}
 	m.impair()
 	p, err := m.members[0].g.Publish()
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := publish(t, ctx, p, 1_000_000, 125_000, 1000)
-	res := m.collect(data, 6*time.Second)
-	t.Logf("missing %.4f%% overhead max %.3f mean %.3f upload %.2fx p50 %v p99 %v (worst member) pooled p50 %v p99 %v", res.missing*100, res.overhead, res.meanOverhead, res.upload, res.p50, res.p99, res.poolP50, res.poolP99)
-	if res.missing > 0.1 {
-		for _, mb := range m.members[1:3] {
-			mb.g.mu.Lock()
-			st := mb.g.st
-			t.Logf("decoder %+v head %d low %d links %d", st.dec.Stats(), st.dec.Head(), st.low, len(mb.g.links))
-			for k := 0; k < st.P; k++ {
-				t.Logf("class %d my depth %d", k, st.myDepth(k))
-			}
-			for _, l := range mb.g.links {
-				t.Logf("link %x depth %v newest %v refused %v subs %v late %v", l.peer[:2], l.depth, l.newest, l.refused[0].Sub(time.Now()), l.subs, l.late)
-			}
-			for seq := st.dec.Head(); seq < st.dec.Head()+6; seq++ {
-				if b := st.blocks[seq]; b != nil {
-					t.Logf("block %d sm %v count %d pending %d first %v", seq, b.sm != nil, b.count, len(b.pending), time.Since(b.first))
-				}
-			}
-			mb.g.mu.Unlock()
+	data := publish(t, ctx, p, sc.bytes, sc.rate, 1000)
+	res := m.collect(data, sc.drain)
+	t.Logf("missing %.4f%%; received per useful byte max %.3f mean %.3f; publisher upload %.2fx; latency pooled p50 %v p99 %v, worst member p50 %v p99 %v",
+		res.missing*100, res.overhead, res.meanOverhead, res.upload,
+		res.poolP50.Round(time.Millisecond), res.poolP99.Round(time.Millisecond), res.p50.Round(time.Millisecond), res.p99.Round(time.Millisecond))
+	d := Config{}.withDefaults()
+	limit := 1.15 * (1 + float64(d.M)/float64(d.K))
+	if res.missing > 0.001 {
+		for i := 0; i < 3; i++ {
+			t.Logf("member %d: %+v", i, m.members[i].g.Stats())
 		}
+		t.Errorf("a member misses %.3f%% of the stream (limit 0.1%%)", res.missing*100)
 	}
-	for i, mb := range m.members {
-		st := mb.g.Stats()
-		t.Logf("member %d: %+v", i, st)
-		if i > 3 {
-			break
-		}
+	if res.meanOverhead > limit {
+		t.Errorf("members received %.3f bytes per useful byte (limit %.4f)", res.meanOverhead, limit)
 	}
+	if res.upload > 3 {
+		t.Errorf("publisher upload %.2f x the stream (limit 3)", res.upload)
+	}
+	if res.poolP99 >= time.Second {
+		t.Errorf("p99 latency %v (limit 1 s)", res.poolP99)
+	}
+	return res
+}
+
+// 20 members, 1 Mbit/s for 8 s over links of 10-20 ms with 5 % loss.
+func TestStreamDelivery(t *testing.T) {
+	streamScenario{
+		members:  20,
+		link:     memnet.Link{Delay: 10 * time.Millisecond, Jitter: 10 * time.Millisecond, Loss: 0.05},
+		bytes:    1_000_000,
+		rate:     125_000,
+		drain:    6 * time.Second,
+		deadline: 40 * time.Second,
+	}.run(t)
+}
+
+// The issue's CI target: 200 members, 1 publisher at 1 Mbit/s for 30 s,
+// 20-60 ms links, 5 % loss. It takes minutes (the overlay's bootstrap of
+// 200 members dominates), so it runs only with STRATA_LONG=1 and without
+// -short.
+func TestStreamDelivery200(t *testing.T) {
+	if testing.Short() || os.Getenv("STRATA_LONG") != "1" {
+		t.Skip("set STRATA_LONG=1 (and no -short) for the 200-member run")
+	}
+	streamScenario{
+		members:  200,
+		link:     memnet.Link{Delay: 20 * time.Millisecond, Jitter: 40 * time.Millisecond, Loss: 0.05},
+		bytes:    30 * 125_000,
+		rate:     125_000,
+		drain:    10 * time.Second,
+		deadline: 30 * time.Minute,
+	}.run(t)
 }
