@@ -219,7 +219,7 @@ type result struct {
 	missing      float64 // worst member's fraction of bytes not output
 	overhead     float64 // worst member's bytes received per useful byte
 	meanOverhead float64
-	upload       float64 // publisher bytes sent / bytes published
+	upload       float64       // publisher bytes sent / bytes published
 	p50, p99     time.Duration // worst member's
 	poolP50      time.Duration // over every block at every member
 	poolP99      time.Duration

@@ -5,7 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
-		"slices"
+	"slices"
 	"time"
 
 	"github.com/klauspost/reedsolomon"
