@@ -985,6 +985,26 @@ func (g *Group) Publish() (*Publisher, error) {
 			g.sendControl(l, &control{Type: ctlSubscribe, Modulus: uint8(s.P)})
 		}
 	}
+	// Subscriptions accepted before this member became the publisher
+	// were within a relay's limits: trim them to the publisher's.
+	perClass := make([]int, s.P)
+	for _, l := range g.links {
+		var refused []byte
+		for k, on := range l.subs {
+			if !on {
+				continue
+			}
+			if perClass[k] >= g.cfg.SourcePushCopies {
+				l.subs[k] = false
+				refused = append(refused, byte(k))
+				continue
+			}
+			perClass[k]++
+		}
+		if len(refused) > 0 {
+			g.sendControl(l, &control{Type: ctlRefuse, Classes: refused, Modulus: uint8(s.P)})
+		}
+	}
 	// Tell the neighbours at once that the trees start here.
 	s.advertise()
 	return &Publisher{g: g}, nil

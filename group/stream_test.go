@@ -44,6 +44,7 @@ func (sc streamScenario) run(t *testing.T) result {
 	}
 	data := publish(t, ctx, p, sc.bytes, sc.rate, 1000)
 	res := m.collect(data, sc.drain)
+
 	t.Logf("missing %.4f%%; received per useful byte max %.3f mean %.3f; publisher upload %.2fx; latency pooled p50 %v p99 %v, worst member p50 %v p99 %v",
 		res.missing*100, res.overhead, res.meanOverhead, res.upload,
 		res.poolP50.Round(time.Millisecond), res.poolP99.Round(time.Millisecond), res.p50.Round(time.Millisecond), res.p99.Round(time.Millisecond))
