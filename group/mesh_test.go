@@ -123,17 +123,32 @@ func (m *mesh) parallel(width int, f func(i int, mb *member)) {
 // bootstrap joins everyone through member 0 and waits until every member
 // has a neighbour link.
 func (m *mesh) bootstrap(ctx context.Context) {
-	seed := m.members[0].h.Self()
-	m.parallel(8, func(i int, mb *member) {
-		if i == 0 {
-			return
+	// Members join in waves of 8, each through a random member of the
+	// earlier waves: all joining through one seed at once overloads the
+	// seed's link limit (docs/overlay.md).
+	r := rand.New(rand.NewPCG(3, 3))
+	const wave = 8
+	for lo := 1; lo < len(m.members); lo += wave {
+		hi := min(lo+wave, len(m.members))
+		seeds := make([]int, hi-lo)
+		for i := range seeds {
+			seeds[i] = r.IntN(lo)
 		}
-		if err := mb.g.Bootstrap(ctx, seed); err != nil {
-			m.t.Errorf("member %d bootstrap: %v", i, err)
+		var wg sync.WaitGroup
+		for i := lo; i < hi; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				seed := m.members[seeds[i-lo]].h.Self()
+				if err := m.members[i].g.Bootstrap(ctx, seed); err != nil {
+					m.t.Errorf("member %d bootstrap: %v", i, err)
+				}
+			}()
 		}
-	})
+		wg.Wait()
+	}
 	m.parallel(16, func(i int, mb *member) { mb.g.Overlay().Refresh(ctx) })
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(5*time.Second + time.Duration(len(m.members))*50*time.Millisecond)
 	for time.Now().Before(deadline) {
 		ok := true
 		for _, mb := range m.members {
