@@ -12,12 +12,12 @@ import (
 
 func TestPostingFloodsOnce(t *testing.T) {
 	spec := Specifier{Name: "chat", Posting: true}
-	m := newMesh(t, 20, memnet.Link{Delay: 5 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.02}, spec, Config{}, nil)
+	m := newMesh(t, 12, memnet.Link{Delay: 5 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.02}, spec, Config{}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	m.bootstrap(ctx)
 	m.impair()
-	const posters, each = 4, 5
+	const posters, each = 3, 5
 	for i := 0; i < posters; i++ {
 		for j := 0; j < each; j++ {
 			if err := m.members[i*5].g.Post(ctx, []byte(fmt.Sprintf("post %d/%d", i*5, j))); err != nil {

@@ -70,6 +70,12 @@ type stream struct {
 
 	dirty bool // a neighbour's hops changed since the last choice
 
+	// idle advertisements: the last one sent without blocks, and how
+	// many identical ones were skipped since
+	idleDepth  []byte
+	idleSource bool
+	idleSkips  int
+
 	// tamper, set by tests only, alters every piece this member sends and
 	// makes it push to every neighbour: a forging member.
 	tamper func([]byte) []byte
@@ -515,6 +521,17 @@ func (s *stream) advertise() {
 	c := &control{Type: ctlAvail, Block: lo, Source: s.source, Depth: make([]byte, s.P)}
 	for k := range c.Depth {
 		c.Depth[k] = byte(s.myDepth(k))
+	}
+	// With no stream, an unchanged advertisement goes out only every
+	// eighth time: an idle group costs little.
+	if first {
+		same := bytes.Equal(c.Depth, s.idleDepth) && s.idleSource == s.source
+		s.idleDepth, s.idleSource = c.Depth, s.source
+		if same && s.idleSkips < 7 {
+			s.idleSkips++
+			return
+		}
+		s.idleSkips = 0
 	}
 	if !first {
 		if hi-lo >= maxAvailBlocks {

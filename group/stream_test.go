@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -83,15 +84,22 @@ func TestStreamDelivery(t *testing.T) {
 // The CI target: 200 members, 1 publisher at 1 Mbit/s for 30 s,
 // 20-60 ms links, 5 % loss. It takes minutes (the overlay's bootstrap of
 // 200 members dominates), so it runs only with STRATA_LONG=1 and without
-// -short.
+// -short. STRATA_LONG_N and STRATA_LONG_SECONDS shrink it.
 func TestStreamDelivery200(t *testing.T) {
 	if testing.Short() || os.Getenv("STRATA_LONG") != "1" {
 		t.Skip("set STRATA_LONG=1 (and no -short) for the 200-member run")
 	}
+	n, secs := 200, 30
+	if v, err := strconv.Atoi(os.Getenv("STRATA_LONG_N")); err == nil && v > 1 {
+		n = v // a smaller run of the same scenario
+	}
+	if v, err := strconv.Atoi(os.Getenv("STRATA_LONG_SECONDS")); err == nil && v > 0 {
+		secs = v
+	}
 	streamScenario{
-		members:  200,
+		members:  n,
 		link:     memnet.Link{Delay: 20 * time.Millisecond, Jitter: 40 * time.Millisecond, Loss: 0.05},
-		bytes:    30 * 125_000,
+		bytes:    secs * 125_000,
 		rate:     125_000,
 		drain:    10 * time.Second,
 		deadline: 30 * time.Minute,
