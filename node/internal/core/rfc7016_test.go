@@ -696,3 +696,36 @@ func TestRFC7016_3_6_2_Priorities(t *testing.T) {
 		t.Fatalf("urgent message arrived after %d bulk messages", pos)
 	}
 }
+
+// §3.6.2.4 (loss detection): reordering without loss is not mistaken for
+// loss. Three negative acknowledgements declare a fragment lost only once it
+// is older than a round trip plus a reordering allowance, so a reordering
+// path keeps most of its throughput and nothing is retransmitted.
+func TestRFC7016_3_6_2_4_ReorderingIsNotLoss(t *testing.T) {
+	elapsed := func(jitter time.Duration) (time.Duration, uint64) {
+		n := newSimNet(t, 40)
+		n.delay = 10 * time.Millisecond
+		a, b, sa, _ := pair(t, n, core.Config{})
+		n.jitter = jitter
+		f, _ := sa.OpenFlow(nil, core.PriorityRoutine)
+		for i := 0; i < 500; i++ {
+			f.Write(message(i, 4000), core.WriteOptions{})
+		}
+		c := &collector{readAll: true}
+		start := n.now
+		if !n.runUntil(600*time.Second, func() bool { c.pump(n.takeEvents(n.addrOf(b))); return len(c.msgs) == 500 }) {
+			t.Fatalf("jitter %v: %d of 500 messages", jitter, len(c.msgs))
+		}
+		return n.now.Sub(start), a.Stats().Retransmits
+	}
+	base, _ := elapsed(0)
+	for _, jitter := range []time.Duration{3 * time.Millisecond, 8 * time.Millisecond} {
+		took, rtx := elapsed(jitter)
+		if rtx != 0 {
+			t.Errorf("jitter %v: %d retransmissions without any loss", jitter, rtx)
+		}
+		if took > 3*base {
+			t.Errorf("jitter %v: transfer took %v, %.1f x the %v without reordering", jitter, took, float64(took)/float64(base), base)
+		}
+	}
+}

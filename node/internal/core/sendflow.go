@@ -106,6 +106,7 @@ type sendFrag struct {
 
 	inFlight, everSent, sentAbandoned bool
 	naks                              int
+	sentAt                            time.Time
 	txSize                            int
 	tsn                               uint64
 
@@ -537,6 +538,7 @@ func (f *SendFlow) appendData(b []byte, limit int, pri int) (out []byte, sent, f
 		fr.inFlight = true
 		fr.everSent = true
 		fr.naks = 0
+		fr.sentAt = now
 		s.addOutstanding(fr)
 		f.outBytes += fr.txSize
 		f.scanFrom = i

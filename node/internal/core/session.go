@@ -529,6 +529,13 @@ func (s *Session) afterChunks(from netip.AddrPort) {
 // processAcks runs after all acks of a packet: negative acknowledgement of
 // older outstanding fragments (§3.6.2.4), then the congestion window.
 func (s *Session) processAcks() {
+	now := s.e.now
+	// Three negative acknowledgements make a fragment lost only once it is
+	// also older than a round trip plus a reordering allowance (a quarter
+	// of it, at least a millisecond), in the spirit of RACK (RFC 8985):
+	// reordering alone then costs no retransmission and no window cut.
+	srtt := s.cc.srtt()
+	reorderGrace := srtt + max(srtt/4, time.Millisecond)
 	acked := s.preAckOutstanding - s.outBytes
 	lost := 0
 	anyLoss, anyNaks := false, false
@@ -541,7 +548,7 @@ func (s *Session) processAcks() {
 		if !f.sentAbandoned {
 			anyNaks = true
 		}
-		if f.naks >= naksForLoss {
+		if f.naks >= naksForLoss && now.Sub(f.sentAt) >= reorderGrace {
 			if !f.sentAbandoned {
 				anyLoss = true
 			}
@@ -554,7 +561,6 @@ func (s *Session) processAcks() {
 	if acked < 0 {
 		acked = 0
 	}
-	now := s.e.now
 	if e := s.e; e.tcSender != nil && e.tcSender != s && now.Sub(e.tcSentTime) < timeCriticalTimeout {
 		s.cc.ctl.OnTimeCriticalNotified(e.tcSentTime)
 	}
