@@ -151,7 +151,8 @@ func (f *SendFlow) Session() *Session { return f.s }
 type WriteOptions = core.WriteOptions
 
 // Write queues one message, waiting (bounded by ctx) while the send buffer
-// is full. The receipt reports delivery.
+// is full. The receipt reports delivery (it is nil when opt.NoReceipt is
+// set; Send is the shorthand for that).
 func (f *SendFlow) Write(ctx context.Context, msg []byte, opt WriteOptions) (*Receipt, error) {
 	for {
 		f.n.mu.Lock()
