@@ -70,6 +70,10 @@ type stream struct {
 
 	dirty bool // a neighbour's hops changed since the last choice
 
+	// fill and fillDev smooth how long pushes take to bring a block from
+	// its first piece to k' pieces here, and its deviation.
+	fill, fillDev time.Duration
+
 	// idle advertisements: the last one sent without blocks, and how
 	// many identical ones were skipped since
 	idleDepth  []byte
@@ -241,6 +245,18 @@ func (s *stream) accept(b *block, p fec.Piece, from *link, now time.Time) {
 	}
 	p.Data = append([]byte(nil), p.Data...)
 	s.store(b, p, from, now)
+	if b.count == b.sm.Manifest.K && b.asked == nil && !b.firstPiece.IsZero() {
+		// How long pushes take to fill a block here sets how long to
+		// wait before pulling (like an RTO from RTT samples).
+		d := now.Sub(b.firstPiece)
+		if s.fill == 0 {
+			s.fill, s.fillDev = d, d/2
+		} else {
+			diff := d - s.fill
+			s.fill += diff / 8
+			s.fillDev += (max(diff, -diff) - s.fillDev) / 4
+		}
+	}
 	if !b.rebuilt && b.count >= b.sm.Manifest.K && b.count < len(b.pieces) {
 		s.rebuild(b, now)
 	}
@@ -718,7 +734,9 @@ func (s *stream) handlePull(l *link, c *control) {
 // the publisher is asked only when nobody else has a piece.
 func (s *stream) pull(now time.Time) {
 	g := s.g
-	fp := g.cfg.FetchPeriod
+	// Pushes get FetchPeriod, or longer where they measurably take
+	// longer (deep trees, long links), up to a quarter of the window.
+	fp := min(max(g.cfg.FetchPeriod, s.fill+2*s.fillDev), g.cfg.WindowDuration/4)
 	retry := 2 * fp
 	for _, b := range s.blocks {
 		if now.After(b.deadline) || b.seq < s.dec.Head() {
