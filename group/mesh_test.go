@@ -263,7 +263,6 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 		time.Sleep(50 * time.Millisecond)
 	}
 	var res result
-	var all []time.Duration
 	var pool []time.Duration
 	var sumOv float64
 	for i, mb := range m.members[1:] {
@@ -297,7 +296,6 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 
 		sumOv += ov
 		res.overhead = max(res.overhead, ov)
-		all = append(all, st.LatencyP50, st.LatencyP99)
 		res.p99 = max(res.p99, st.LatencyP99)
 		res.p50 = max(res.p50, st.LatencyP50)
 	}
