@@ -28,13 +28,17 @@ func listen(t testing.TB) *node.Node {
 	return n
 }
 
-// echo serves n: every incoming flow gets a return flow carrying each
-// message back.
-func echo(ctx context.Context, n *node.Node) {
+// serveEcho serves n: every incoming flow gets a return flow, with the
+// incoming metadata after prefix, carrying each message back. onSession (if
+// set) runs for each accepted session.
+func serveEcho(ctx context.Context, n *node.Node, prefix string, onSession func()) {
 	for {
 		s, err := n.Accept(ctx)
 		if err != nil {
 			return
+		}
+		if onSession != nil {
+			onSession()
 		}
 		go func() {
 			for {
@@ -43,7 +47,7 @@ func echo(ctx context.Context, n *node.Node) {
 					return
 				}
 				go func() {
-					back, err := rf.OpenReturnFlow(append([]byte("return "), rf.Metadata()...), node.PriorityRoutine)
+					back, err := rf.OpenReturnFlow(append([]byte(prefix), rf.Metadata()...), node.PriorityRoutine)
 					if err != nil {
 						return
 					}
@@ -68,7 +72,7 @@ func TestEchoOverUDP(t *testing.T) {
 	defer cancel()
 	srv := listen(t)
 	cli := listen(t)
-	go echo(ctx, srv)
+	go serveEcho(ctx, srv, "return ", nil)
 
 	s, err := cli.Dial(ctx, srv.AddrPort(), srv.PeerID())
 	if err != nil {

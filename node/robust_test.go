@@ -45,42 +45,6 @@ func rbClose(nodes ...*node.Node) {
 	wg.Wait()
 }
 
-// rbEchoServer answers every incoming flow with a return flow carrying
-// each message back, until ctx ends.
-func rbEchoServer(ctx context.Context, n *node.Node, sessions *atomic.Int64) {
-	for {
-		s, err := n.Accept(ctx)
-		if err != nil {
-			return
-		}
-		sessions.Add(1)
-		go func() {
-			for {
-				rf, err := s.AcceptFlow(ctx)
-				if err != nil {
-					return
-				}
-				go func() {
-					back, err := rf.OpenReturnFlow(append([]byte("echo of "), rf.Metadata()...), node.PriorityRoutine)
-					if err != nil {
-						return
-					}
-					for {
-						m, err := rf.Read(ctx)
-						if err != nil {
-							back.Close()
-							return
-						}
-						if _, err := back.Write(ctx, m, node.WriteOptions{}); err != nil {
-							return
-						}
-					}
-				}()
-			}
-		}()
-	}
-}
-
 func rbMessage(client, i, size int) []byte {
 	m := make([]byte, size)
 	rng := mrand.New(mrand.NewPCG(uint64(client), uint64(i)))
@@ -108,7 +72,7 @@ func TestRobustManyConcurrentSessionsOverUDP(t *testing.T) {
 	}
 	defer rbClose(srv)
 	var accepted atomic.Int64
-	go rbEchoServer(ctx, srv, &accepted)
+	go serveEcho(ctx, srv, "echo of ", func() { accepted.Add(1) })
 
 	nodes := make([]*node.Node, clients)
 	for i := range nodes {
