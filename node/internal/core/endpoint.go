@@ -119,6 +119,8 @@ type Endpoint struct {
 	openByEPD  map[string]*Session
 
 	pool       fragPool
+	timers     sessionHeap // sessions by next deadline (timers.go)
+	dirty      []*Session  // sessions whose deadline must be recomputed
 	startupOut []startupItem
 	ready      []*Session
 
@@ -261,6 +263,7 @@ func (e *Endpoint) Receive(now time.Time, from netip.AddrPort, pkt []byte) {
 		e.stats.DropUnknownSession++
 		return
 	}
+	e.touch(s)
 	s.receive(from, enc)
 }
 
@@ -538,6 +541,7 @@ func (e *Endpoint) sendStartup(to netip.AddrPort, sessionID uint32, chunks []byt
 }
 
 func (e *Endpoint) markReady(s *Session) {
+	e.touch(s)
 	if !s.queued {
 		s.queued = true
 		e.ready = append(e.ready, s)
@@ -583,6 +587,7 @@ func (e *Endpoint) Transmit(now time.Time, write WriteFunc, budget int) bool {
 				e.ready = keep
 				return true
 			}
+			e.touch(s)
 			if k := s.transmitBurst(write); k > 0 {
 				sent += k
 				keep = append(keep, s)
@@ -637,33 +642,6 @@ func (e *Endpoint) seal(key SessionKey, sessionID uint32, to netip.AddrPort, pla
 }
 
 // --- timers
-
-// NextDeadline is when Tick should next be called (zero: nothing scheduled).
-func (e *Endpoint) NextDeadline() time.Time {
-	var d time.Time
-	for _, s := range e.sessions {
-		if t := s.nextDeadline(); !t.IsZero() && (d.IsZero() || t.Before(d)) {
-			d = t
-		}
-	}
-	for _, s := range e.opening {
-		if t := s.nextDeadline(); !t.IsZero() && (d.IsZero() || t.Before(d)) {
-			d = t
-		}
-	}
-	return d
-}
-
-// Tick runs the timers due at now.
-func (e *Endpoint) Tick(now time.Time) {
-	e.setNow(now)
-	for _, s := range e.opening {
-		s.tick()
-	}
-	for _, s := range e.sessions {
-		s.tick()
-	}
-}
 
 // --- opening sessions
 
@@ -759,7 +737,9 @@ func (e *Endpoint) newSession(r role, key SessionKey) *Session {
 		candidates: make(map[netip.AddrPort]*candidate),
 	}
 	s.initCongestion()
+	s.hidx = -1
 	e.sessions[s.rxID] = s
+	e.touch(s)
 	return s
 }
 
@@ -781,6 +761,7 @@ func (e *Endpoint) removeOpening(s *Session) {
 }
 
 func (e *Endpoint) sessionDidClose(s *Session, release bool) {
+	e.touch(s)
 	e.removeOpening(s)
 	if e.openByAddr[s.addr] == s {
 		delete(e.openByAddr, s.addr)

@@ -171,6 +171,11 @@ func (n *simNet) step() bool {
 		}
 	}
 	n.flush()
+	for _, ep := range n.eps {
+		if err := ep.CheckTimers(); err != nil {
+			n.t.Fatal(err)
+		}
+	}
 	return true
 }
 

@@ -237,6 +237,7 @@ func (f *SendFlow) Write(msg []byte, opt WriteOptions) (*Receipt, error) {
 }
 
 func (f *SendFlow) write(msg []byte, opt WriteOptions, now time.Time) *Receipt {
+	f.session.e.touch(f.session) // deadlines and expiry may move
 	var r *Receipt
 	if opt.NoReceipt {
 		r = f.session.e.pool.receipt()
@@ -314,6 +315,9 @@ func (f *SendFlow) Close() {
 		return
 	}
 	s := f.session
+	if s != nil {
+		s.e.touch(s)
+	}
 	if s == nil || s.state != stateOpen || f.id == 0 {
 		if s != nil && s.state < stateOpen {
 			// not bound yet: drop it from the waiters

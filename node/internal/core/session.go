@@ -76,6 +76,9 @@ type Session struct {
 	early            [][]byte
 	waiters          []*SendFlow // flows opened before the session was
 	merged           *Session    // see Merged
+	deadline         time.Time   // cached nextDeadline (timers.go)
+	hidx             int         // index in the endpoint's timer heap, -1 if absent
+	dirty            bool        // deadline must be recomputed
 
 	// responder
 	skic     []byte
@@ -165,6 +168,7 @@ func (s *Session) addCandidate(a netip.AddrPort, fromRedirect bool) {
 	if s.state != stateIHelloSent || !a.IsValid() {
 		return
 	}
+	s.e.touch(s)
 	if _, dup := s.candidates[a]; dup {
 		return
 	}
@@ -606,6 +610,7 @@ func (s *Session) removeOutstanding(f *sendFrag) {
 // --- timers
 
 func (s *Session) rescheduleTimeout() {
+	s.e.touch(s)
 	now := s.e.now
 	s.timeoutAt = now.Add(s.cc.erto())
 	if s.retransmitEpoch.IsZero() {
@@ -781,6 +786,7 @@ func (s *Session) scheduleAck(f *RecvFlow) {
 	if s.state != stateOpen {
 		return
 	}
+	s.e.touch(s)
 	s.ackFlows = append(s.ackFlows, f)
 	if !s.ackNow && s.delackAt.IsZero() {
 		s.delackAt = s.e.now.Add(delackPeriod)
