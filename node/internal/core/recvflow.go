@@ -66,7 +66,6 @@ type RecvFlow struct {
 	ready      []readyPart // complete messages not yet read (from rhead), a part per fragment
 	rhead      int
 	readyBytes int
-	delivered  uint64 // messages handed to ready
 
 	shouldAck        bool
 	prevWindow       uint64
@@ -315,7 +314,6 @@ func (f *RecvFlow) deliver() {
 		case fraWhole:
 			f.ready = append(f.ready, readyPart{data: fr.data, seq: fr.seq, end: true})
 			f.readyBytes += len(fr.data) + fragmentSizeBias
-			f.delivered++
 			f.moveFrags(1)
 			got = true
 			continue
@@ -341,7 +339,6 @@ func (f *RecvFlow) deliver() {
 					f.readyBytes += len(fj.data)
 				}
 				f.readyBytes += fragmentSizeBias
-				f.delivered++
 				f.moveFrags(end + 1)
 				got = true
 				continue
