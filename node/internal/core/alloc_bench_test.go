@@ -179,12 +179,9 @@ func (r *allocRig) drain() {
 }
 
 // fill writes about 16 KiB of messages once everything written before has
-// been acknowledged. Keeping the send queue short, rather than full, works
-// around a sender bug found with this rig: SendFlow.compact lowers
-// scanFrom while comparing against the value it is lowering, so after an
-// ack it can resume scanning past fragments that were never sent; with a
-// long queue those are skipped for good and the receiver stalls on the gap
-// (see docs/benchmarks.md). When the queue empties, scanning restarts at 0.
+// been acknowledged, so each round moves a fixed amount of data. (The short
+// queue first worked around a sender bug this rig found — SendFlow.compact
+// skipping unsent fragments — which is fixed; see docs/benchmarks.md.)
 func (r *allocRig) fill() {
 	if r.flow.Buffered() > 0 {
 		return
