@@ -368,6 +368,18 @@ func (f *RecvFlow) OpenReturnFlow(metadata []byte, pri Priority) (*SendFlow, err
 	return sf, nil
 }
 
+// SetUnordered chooses whether Read and ReadInto return complete messages
+// as soon as they are complete (true) or in sending order (false, the
+// default). Independent messages, such as erasure-coded pieces, then wait
+// for no retransmission but their own. Every message is still delivered
+// once and whole; messages the sender abandoned are skipped either way.
+func (f *RecvFlow) SetUnordered(on bool) {
+	f.n.mu.Lock()
+	defer f.n.unlock()
+	f.cf.SetUnordered(on)
+	f.n.service()
+}
+
 // Reject refuses the flow; the sender's flow fails with ErrFlowRejected.
 func (f *RecvFlow) Reject(code uint64) {
 	f.n.mu.Lock()

@@ -67,6 +67,8 @@ type RecvFlow struct {
 	rhead      int
 	readyBytes int
 
+	unordered bool
+
 	shouldAck        bool
 	prevWindow       uint64
 	lingerUntil      time.Time
@@ -84,6 +86,20 @@ func newRecvFlow(s *Session, id uint64, metadata []byte, assoc *SendFlow) *RecvF
 
 // Session is the flow's session.
 func (f *RecvFlow) Session() *Session { return f.session }
+
+// SetUnordered chooses the delivery order of complete messages: in sending
+// order (the default), or as soon as each is complete (RFC 7016 §3.6.3.3
+// lets the receiver deliver complete messages out of order when its
+// application wants that). Messages that do not depend on each other, like
+// erasure-coded pieces, then wait for no retransmission but their own:
+// one lost fragment no longer holds up every later message of the flow.
+// Delivery, acknowledgement and flow control are otherwise the same.
+func (f *RecvFlow) SetUnordered(on bool) {
+	f.unordered = on
+	if on {
+		f.deliver()
+	}
+}
 
 // ID is the flow's identifier (chosen by the sender).
 func (f *RecvFlow) ID() uint64 { return f.id }
@@ -303,6 +319,10 @@ func (f *RecvFlow) insert(seq uint64, fra uint8, data []byte) {
 // ready queue, in order, and discards fragments of messages that can no
 // longer complete (their missing parts were abandoned).
 func (f *RecvFlow) deliver() {
+	if f.unordered {
+		f.deliverUnordered()
+		return
+	}
 	csn := f.seen.cumulative()
 	got := false
 	for len(f.frags) > 0 && (f.state == rfOpen || f.state == rfCompleteLinger) {
@@ -361,6 +381,88 @@ func (f *RecvFlow) deliver() {
 		}
 	}
 	f.finishDeliver(got)
+}
+
+// deliverUnordered moves every complete message to the ready queue,
+// wherever it lies, and discards fragments of messages that can no longer
+// complete. The fragments are scanned as runs of consecutive sequence
+// numbers; a message is complete when its run holds it from its beginning
+// to its end.
+func (f *RecvFlow) deliverUnordered() {
+	if f.state != rfOpen && f.state != rfCompleteLinger {
+		return
+	}
+	csn := f.seen.cumulative()
+	got := false
+	i := 0
+	for i < len(f.frags) {
+		fr := f.frags[i]
+		switch fr.fra {
+		case fraWhole:
+			f.ready = append(f.ready, readyPart{data: fr.data, seq: fr.seq, end: true})
+			f.readyBytes += len(fr.data) + fragmentSizeBias
+			f.cutFrags(i, 1, false)
+			got = true
+			continue
+		case fraBegin:
+			end, last, broken := -1, i, false
+			for j := i + 1; j < len(f.frags) && f.frags[j].seq == fr.seq+uint64(j-i); j++ {
+				if f.frags[j].fra == fraEnd {
+					end = j
+					break
+				}
+				if f.frags[j].fra != fraMiddle {
+					// Another message begins where this one goes on:
+					// this one can never complete.
+					broken = true
+					break
+				}
+				last = j
+			}
+			if end >= 0 {
+				for j := i; j <= end; j++ {
+					fj := f.frags[j]
+					f.ready = append(f.ready, readyPart{data: fj.data, seq: fj.seq, end: j == end})
+					f.readyBytes += len(fj.data)
+				}
+				f.readyBytes += fragmentSizeBias
+				f.cutFrags(i, end-i+1, false)
+				got = true
+				continue
+			}
+			if broken || f.frags[last].seq < csn {
+				// The next fragment's place is settled but empty: the
+				// rest of the message was abandoned.
+				f.cutFrags(i, 1, true)
+				continue
+			}
+			i = last + 1
+		default:
+			// A middle or end with no beginning before it: dropped once
+			// the place of its predecessor is settled (abandoned), kept
+			// while that may still arrive.
+			if fr.seq-1 <= csn && (i == 0 || f.frags[i-1].seq != fr.seq-1) {
+				f.cutFrags(i, 1, true)
+				continue
+			}
+			i++
+		}
+	}
+	f.finishDeliver(got)
+}
+
+// cutFrags removes n fragments from index i, recycling their buffers
+// unless they moved to the ready queue.
+func (f *RecvFlow) cutFrags(i, n int, recycle bool) {
+	for j := i; j < i+n; j++ {
+		if recycle {
+			f.session.e.pool.recycle(f.frags[j].data)
+		}
+		f.fragBytes -= len(f.frags[j].data) + fragmentSizeBias
+	}
+	rest := copy(f.frags[i:], f.frags[i+n:])
+	clear(f.frags[i+rest:])
+	f.frags = f.frags[:i+rest]
 }
 
 func (f *RecvFlow) finishDeliver(got bool) {

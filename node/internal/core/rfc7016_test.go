@@ -61,6 +61,8 @@ type collector struct {
 	flows   []*core.RecvFlow
 	closed  bool
 	readAll bool
+	// unordered asks incoming flows for out-of-order delivery.
+	unordered bool
 }
 
 func (c *collector) pump(evs []core.Event) {
@@ -68,6 +70,9 @@ func (c *collector) pump(evs []core.Event) {
 		switch ev.Kind {
 		case core.EventFlowIncoming:
 			c.flows = append(c.flows, ev.RecvFlow)
+			if c.unordered {
+				ev.RecvFlow.SetUnordered(true)
+			}
 		case core.EventRecvFlowClosed:
 			c.closed = true
 		}
@@ -151,6 +156,125 @@ func TestRFC7016_3_6_OrderedReliableDelivery(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// §3.6.3.3: a receiver may deliver complete messages out of order. Every
+// message still arrives exactly once and whole (multi-fragment ones
+// included), and under loss later messages overtake a lost one instead of
+// waiting for its retransmission.
+func TestRFC7016_3_6_3_3_UnorderedDelivery(t *testing.T) {
+	cases := []struct {
+		name       string
+		loss       float64
+		jitter     time.Duration
+		dup        float64
+		count      int
+		size       int
+		overtaking bool // some message must be delivered before an earlier one
+	}{
+		{"clean", 0, 0, 0, 200, 900, false},
+		{"loss5-single-fragment", 0.05, 5 * time.Millisecond, 0.01, 400, 900, true},
+		{"loss10-multi-fragment", 0.10, 8 * time.Millisecond, 0.02, 150, 3500, true},
+		{"loss20-mixed", 0.20, 15 * time.Millisecond, 0.05, 200, 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newSimNet(t, 11)
+			a, b, sa, _ := pair(t, n, core.Config{})
+			n.loss, n.jitter, n.dup = tc.loss, tc.jitter, tc.dup
+			f, err := sa.OpenFlow([]byte("pieces"), core.PriorityRoutine)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]bool{}
+			for i := 0; i < tc.count; i++ {
+				size := tc.size
+				if size == 0 {
+					size = 20 + (i*977)%4000 // one to four fragments
+				}
+				m := message(i, size)
+				want[string(m)] = true
+				if _, err := f.Write(m, core.WriteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.Close()
+			c := &collector{readAll: true, unordered: true}
+			bAddr := n.addrOf(b)
+			ok := n.runUntil(600*time.Second, func() bool {
+				c.pump(n.takeEvents(bAddr))
+				return len(c.msgs) >= len(want)
+			})
+			if !ok {
+				t.Fatalf("got %d of %d messages; a=%+v b=%+v", len(c.msgs), len(want), a.Stats(), b.Stats())
+			}
+			overtaken := 0
+			last := -1
+			for _, m := range c.msgs {
+				if !want[string(m)] {
+					t.Fatalf("a message arrived twice, corrupt or never sent (len %d)", len(m))
+				}
+				delete(want, string(m))
+				var i int
+				fmt.Sscanf(string(m[:12]), "msg-%08d", &i)
+				if i < last {
+					overtaken++
+				}
+				last = max(last, i)
+			}
+			t.Logf("virtual %v, retransmits %d, delivered behind a later message %d", n.now.Sub(time.Unix(1_700_000_000, 0)), a.Stats().Retransmits, overtaken)
+			if tc.overtaking && overtaken == 0 {
+				t.Fatalf("no message overtook a lost one: delivery is still in order")
+			}
+			if !tc.overtaking && overtaken != 0 {
+				t.Fatalf("%d messages out of order without loss", overtaken)
+			}
+		})
+	}
+}
+
+// §3.6.3.3 with abandonment: the fragments of a message abandoned midway
+// are discarded, never delivered as a message, while the messages around
+// it arrive.
+func TestRFC7016_3_6_3_3_UnorderedAbandonedFragments(t *testing.T) {
+	n := newSimNet(t, 5)
+	_, b, sa, _ := pair(t, n, core.Config{})
+	f, _ := sa.OpenFlow([]byte("live"), core.PriorityRoutine)
+	bAddr := n.addrOf(b)
+	// Of the big message's packets only the first (its beginning) gets
+	// through until long after the message expired.
+	start := n.now
+	bigSeen := 0
+	n.filter = func(from, to netip.AddrPort, pkt []byte) bool {
+		if to != bAddr || len(pkt) < 600 || n.now.Sub(start) > 2*time.Second {
+			return true
+		}
+		bigSeen++
+		return bigSeen == 1
+	}
+	small := message(1, 100)
+	f.Write(small, core.WriteOptions{})
+	n.runUntil(200*time.Millisecond, func() bool { return false })
+	big := message(2, 5000)
+	f.Write(big, core.WriteOptions{FinishWithin: 500 * time.Millisecond})
+	c := &collector{readAll: true, unordered: true}
+	n.runUntil(2500*time.Millisecond, func() bool { c.pump(n.takeEvents(bAddr)); return false })
+	after := message(3, 100)
+	f.Write(after, core.WriteOptions{})
+	n.runUntil(10*time.Second, func() bool {
+		c.pump(n.takeEvents(bAddr))
+		return len(c.msgs) >= 2
+	})
+	n.runUntil(time.Second, func() bool { c.pump(n.takeEvents(bAddr)); return false })
+	if bigSeen < 2 {
+		t.Fatalf("the filter saw %d packets of the big message", bigSeen)
+	}
+	if len(c.msgs) != 2 || !bytes.Equal(c.msgs[0], small) || !bytes.Equal(c.msgs[1], after) {
+		t.Fatalf("got %d messages (want the two small ones, not the abandoned one)", len(c.msgs))
+	}
+	if len(c.flows) != 1 || c.flows[0].Buffered() != 0 {
+		t.Fatalf("abandoned fragments still buffered: %d bytes", c.flows[0].Buffered())
 	}
 }
 
