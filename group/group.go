@@ -247,6 +247,11 @@ func (g *Group) acceptFlow(rf *node.RecvFlow, role string) {
 		rf.Reject(0)
 		return
 	}
+	if role != roleControl {
+		// Pieces and manifests stand alone (a piece that beats its
+		// manifest waits for it): a lost one must not hold up the rest.
+		rf.SetUnordered(true)
+	}
 	g.wg.Add(1)
 	go g.readLoop(l, rf, role)
 }
