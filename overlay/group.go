@@ -68,6 +68,8 @@ type Group struct {
 	links     map[node.PeerID]*link
 	pending   map[uint64]*request
 	estimates map[node.PeerID]estimate
+	samples   []estimate // member-count samples from recent lookups (a ring)
+	sampleAt  int
 	looked    map[int]time.Time // last lookup per bucket (common prefix length)
 	dedup     map[uint64]struct{}
 	dedupRing []uint64
@@ -87,6 +89,7 @@ type link struct {
 	neighbour bool // we keep it as a neighbour
 	offered   bool // the peer keeps us as a neighbour
 	gone      bool
+	dropped   chan struct{} // closed by dropLink
 }
 
 // estimate is a neighbour's member-count estimate and when it came.
@@ -184,7 +187,7 @@ func (l *link) isReady() bool {
 // address and refreshes every bucket, which fills the table. It fails only
 // if no bootstrap peer answers.
 func (g *Group) Bootstrap(ctx context.Context, peers ...Peer) error {
-	ok := 0
+	var met []Peer
 	var lastErr error
 	for _, p := range peers {
 		if p.PeerID == g.self {
@@ -202,29 +205,63 @@ func (g *Group) Bootstrap(ctx context.Context, peers ...Peer) error {
 			continue
 		}
 		g.table.Add(s.PeerID(), s.RemoteAddr(), true)
-		ok++
+		met = append(met, Peer{PeerID: s.PeerID(), Addr: s.RemoteAddr()})
 	}
-	if ok == 0 && len(peers) > 0 {
+	if len(met) == 0 && len(peers) > 0 {
 		return fmt.Errorf("%w: %v", ErrNoBootstrap, lastErr)
 	}
-	g.Refresh(ctx)
+	// A busy bootstrap member may fail to answer the first lookup (it is
+	// closing links beyond its session limit while hundreds join); the
+	// joiner tries again rather than end up alone with an empty table.
+	wait := g.cfg.RequestTimeout / 4
+	for attempt := 0; ; attempt++ {
+		if g.refresh(ctx) || len(met) == 0 {
+			break
+		}
+		if attempt == bootstrapAttempts-1 {
+			return fmt.Errorf("%w: no lookup answered", ErrNoBootstrap)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+		for _, p := range met {
+			g.table.Add(p.PeerID, p.Addr, true)
+		}
+	}
 	g.kickMaintain()
 	return nil
 }
+
+// bootstrapAttempts bounds Bootstrap's lookups of its own address.
+const bootstrapAttempts = 5
 
 // Refresh looks up this member's own address and a random address in every
 // bucket not looked into during the last half RefreshPeriod, repopulating
 // the table, and tells the neighbours this member's
 // estimate of the group size. The refresh loop calls it every
 // RefreshPeriod.
-func (g *Group) Refresh(ctx context.Context) {
-	if _, err := g.Lookup(ctx, g.addr); err != nil {
-		return
+func (g *Group) Refresh(ctx context.Context) { g.refresh(ctx) }
+
+// refresh is Refresh, reporting whether any other member answered the
+// lookup of this member's own address.
+func (g *Group) refresh(ctx context.Context) bool {
+	near, err := g.Lookup(ctx, g.addr)
+	if err != nil {
+		return false
+	}
+	answered := false
+	for _, c := range near {
+		if c.PeerID != g.self {
+			answered = true
+		}
 	}
 	recent := time.Now().Add(-g.cfg.RefreshPeriod / 2)
 	for cpl, t := range g.table.RefreshTargets() {
 		if ctx.Err() != nil {
-			return
+			return answered
 		}
 		g.mu.Lock()
 		skip := g.looked[cpl].After(recent)
@@ -233,10 +270,11 @@ func (g *Group) Refresh(ctx context.Context) {
 			g.Lookup(ctx, t)
 		}
 	}
-	est := g.table.EstimateMembers()
+	est := g.ownEstimate()
 	for _, l := range g.neighbourLinks() {
 		g.send(ctx, l, &Message{Type: MsgHello, Neighbour: true, Estimate: uint32(est)})
 	}
+	return answered
 }
 
 func (g *Group) refreshLoop() {
@@ -274,13 +312,16 @@ func (g *Group) linkTo(ctx context.Context, c Contact) (*link, error) {
 		}
 		return l, nil
 	}
-	l := &link{peer: c.PeerID, ready: make(chan struct{}), lastUsed: time.Now()}
+	l := &link{peer: c.PeerID, ready: make(chan struct{}), dropped: make(chan struct{}), lastUsed: time.Now()}
 	g.links[c.PeerID] = l
 	g.mu.Unlock()
 
 	dctx, cancel := context.WithTimeout(ctx, g.cfg.DialTimeout)
 	s, err := g.h.dial(dctx, Peer{PeerID: c.PeerID, Addr: c.Addr})
 	cancel()
+	if err != nil {
+		err = fmt.Errorf("%w: %w", errUnreachable, err)
+	}
 	if err == nil {
 		err = g.open(l, s)
 	}
@@ -316,7 +357,7 @@ func (g *Group) linkOn(s *node.Session) (*link, error) {
 		}
 		return l, nil
 	}
-	l := &link{peer: p, ready: make(chan struct{}), lastUsed: time.Now()}
+	l := &link{peer: p, ready: make(chan struct{}), dropped: make(chan struct{}), lastUsed: time.Now()}
 	g.links[p] = l
 	g.mu.Unlock()
 	err := g.open(l, s)
@@ -341,7 +382,7 @@ func (g *Group) open(l *link, s *node.Session) error {
 	if err != nil {
 		return err
 	}
-	b, err := Encode(&Message{Version: ProtocolVersion, Type: MsgHello, Estimate: uint32(g.table.EstimateMembers())}, g.cfg.MaxMessageSize)
+	b, err := Encode(&Message{Version: ProtocolVersion, Type: MsgHello, Estimate: uint32(g.ownEstimate())}, g.cfg.MaxMessageSize)
 	if err != nil {
 		f.Close()
 		return err
@@ -382,12 +423,19 @@ func (g *Group) dropLink(l *link) {
 		return
 	}
 	l.gone = true
+	close(l.dropped)
+	in := l.in
 	if g.links[l.peer] == l {
 		delete(g.links, l.peer)
 	}
 	delete(g.estimates, l.peer)
 	wasNeighbour := l.neighbour
 	g.mu.Unlock()
+	if in != nil {
+		// The peer's requests on this link could no longer be answered:
+		// make its side fail now rather than time out.
+		in.Reject(0)
+	}
 	if l.out != nil {
 		l.out.Close()
 		g.h.release(l.s)
@@ -587,24 +635,36 @@ func (g *Group) findNodeOnce(ctx context.Context, c Contact, target Address) ([]
 		delete(g.pending, id)
 		g.mu.Unlock()
 	}()
-	if _, err := g.send(ctx, l, &Message{Type: MsgFindNode, ReqID: id, Target: target[:]}); err != nil {
+	rc, err := g.send(ctx, l, &Message{Type: MsgFindNode, ReqID: id, Target: target[:]})
+	if err != nil {
 		return nil, err
 	}
-	select {
-	case m := <-r.ch:
-		out := make([]Contact, 0, len(m.Nodes))
-		for _, w := range m.Nodes {
-			var c Contact
-			copy(c.PeerID[:], w.PeerID)
-			if c.Addr.UnmarshalBinary(w.Addr) != nil {
-				continue
+	delivered := rc.Done()
+	for {
+		select {
+		case <-delivered:
+			if err := rc.Wait(ctx); err != nil {
+				return nil, fmt.Errorf("request not delivered: %w", err)
 			}
-			c.Address = AddressOf(g.id, c.PeerID)
-			out = append(out, c)
+			delivered = nil
+			continue
+		case <-l.dropped:
+			return nil, errLinkDropped
+		case m := <-r.ch:
+			out := make([]Contact, 0, len(m.Nodes))
+			for _, w := range m.Nodes {
+				var c Contact
+				copy(c.PeerID[:], w.PeerID)
+				if c.Addr.UnmarshalBinary(w.Addr) != nil {
+					continue
+				}
+				c.Address = AddressOf(g.id, c.PeerID)
+				out = append(out, c)
+			}
+			return out, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		return out, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
 
@@ -676,7 +736,11 @@ func (g *Group) Lookup(ctx context.Context, target Address) ([]Contact, error) {
 				seen[r.c.PeerID] = failed
 				g.log.Debug().Err(r.err).Str("peer", r.c.PeerID.String()[:8]).Msg("find_node failed")
 				g.stats.requestsFailed.Add(1)
-				if ctx.Err() == nil && g.ctx.Err() == nil {
+				// Only a member that cannot be reached is taken for dead:
+				// a slow or dropped request on a live session is not
+				// death (the session's own liveness check evicts a member
+				// that stops answering altogether).
+				if errors.Is(r.err, errUnreachable) && ctx.Err() == nil && g.ctx.Err() == nil {
 					g.evictDead(r.c.PeerID)
 				}
 				continue
@@ -705,17 +769,72 @@ func (g *Group) Lookup(ctx context.Context, target Address) ([]Contact, error) {
 			}
 		}
 	}
+	if len(out) == g.cfg.K && target != g.addr {
+		g.sample(target, out)
+	}
 	return out, nil
 }
 
+// estimateSamples is how many lookup results EstimateMembers averages.
+const estimateSamples = 32
+
+// sample records the member-count estimate a complete lookup result gives:
+// the K members nearest a random address are as good a sample of the
+// key space's density as the members nearest this one, and refreshes look
+// up one per bucket, so averaging them cuts the estimate's spread several
+// times over what one table alone gives.
+func (g *Group) sample(target Address, nearest []Contact) {
+	addrs := make([]Address, len(nearest))
+	for i, c := range nearest {
+		addrs[i] = c.Address
+	}
+	// EstimateMembers counts the center as a member; target is not one.
+	x := estimate{EstimateMembers(target, addrs) - 1, time.Now()}
+	g.mu.Lock()
+	if len(g.samples) < estimateSamples {
+		g.samples = append(g.samples, x)
+	} else {
+		g.samples[g.sampleAt] = x
+		g.sampleAt = (g.sampleAt + 1) % estimateSamples
+	}
+	g.mu.Unlock()
+}
+
+// ownEstimate is this member's estimate from its own table and the
+// lookups of the last RefreshPeriod (older ones may predate joins and
+// departures), without its neighbours' reports.
+func (g *Group) ownEstimate() float64 {
+	sum, n := g.ownEstimateSum()
+	return sum / n
+}
+
+// ownEstimateSum is the sum of the samples ownEstimate averages, and how
+// many there are.
+func (g *Group) ownEstimateSum() (sum, n float64) {
+	sum = g.table.EstimateMembers()
+	n = 1.0
+	fresh := time.Now().Add(-g.cfg.RefreshPeriod)
+	g.mu.Lock()
+	for _, x := range g.samples {
+		if x.at.After(fresh) {
+			sum += x.n
+			n++
+		}
+	}
+	g.mu.Unlock()
+	return sum, n
+}
+
 // EstimateMembers estimates how many members the group has: the mean of
-// this member's estimate from its own table and the latest estimates its
-// neighbours reported (within 3 RefreshPeriods), which are nearly
-// independent samples of the same number.
+// the samples of this member's own estimate (the density of its table, and
+// of each complete lookup result of the last RefreshPeriod, at most 32)
+// and of the own estimates its neighbours reported within the last
+// RefreshPeriod, each counted as one sample. A member that has barely
+// joined so leans on its neighbours, and an established one on its
+// lookups.
 func (g *Group) EstimateMembers() float64 {
-	sum := g.table.EstimateMembers()
-	n := 1.0
-	fresh := time.Now().Add(-3 * g.cfg.RefreshPeriod)
+	sum, n := g.ownEstimateSum()
+	fresh := time.Now().Add(-g.cfg.RefreshPeriod)
 	g.mu.Lock()
 	for p, e := range g.estimates {
 		if e.at.Before(fresh) {
@@ -829,7 +948,7 @@ func (g *Group) maintain(ctx context.Context) {
 		}
 	}
 	g.mu.Unlock()
-	est := uint32(g.table.EstimateMembers())
+	est := uint32(g.ownEstimate())
 	var wg sync.WaitGroup
 	for _, c := range want {
 		g.mu.Lock()

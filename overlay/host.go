@@ -27,6 +27,9 @@ var (
 	ErrNoRoute       = errors.New("overlay: no route")
 	ErrNotNeighbour  = errors.New("overlay: not a neighbour")
 	ErrTTLExceeded   = errors.New("overlay: ttl exceeded")
+
+	errUnreachable = errors.New("overlay: member unreachable")
+	errLinkDropped = errors.New("overlay: link dropped")
 )
 
 // HostConfig configures a Host.

@@ -249,7 +249,8 @@ func SortByDistance(cs []Contact, target Address) {
 // member's (nearest must be the nearest members, in any order, center
 // excluded). With N members spread uniformly, the i-th nearest of the N-1
 // others lies at a fraction about i/N of the key space; the least-squares
-// fit of those fractions d_i to i/N gives N = Σi² / Σ i·d_i. It returns 1
+// fit of those fractions d_i to i/N gives N = Σi² / Σ i·d_i, scaled by
+// (n-1)/n for n samples to remove its bias. It returns 1
 // (the member alone) when nearest is empty.
 func EstimateMembers(center Address, nearest []Address) float64 {
 	if len(nearest) == 0 {
@@ -269,7 +270,12 @@ func EstimateMembers(center Address, nearest []Address) float64 {
 	if den <= 0 {
 		return float64(len(nearest) + 1)
 	}
+	// num/den is 1/x̄ for a mean x̄ of noisy ratios, biased high by
+	// about 1/len (Jensen); measured 4-6 % for 20 samples.
 	n := num / den
+	if len(d) > 1 {
+		n *= float64(len(d)-1) / float64(len(d))
+	}
 	if min := float64(len(nearest) + 1); n < min {
 		n = min
 	}

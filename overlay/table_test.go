@@ -177,6 +177,7 @@ func TestEstimateMembers(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, n := range []int{50, 100, 500, 2000} {
 		var errs []float64
+		bias := 0.0
 		for trial := 0; trial < 200; trial++ {
 			addrs := make([]Address, n)
 			for i := range addrs {
@@ -187,10 +188,14 @@ func TestEstimateMembers(t *testing.T) {
 			sort.Slice(others, func(i, j int) bool { return Closer(others[i], others[j], center) })
 			est := EstimateMembers(center, others[:20])
 			errs = append(errs, math.Abs(est-float64(n))/float64(n))
+			bias += (est - float64(n)) / float64(n) / 200
+		}
+		if math.Abs(bias) > 0.03 {
+			t.Errorf("n=%d: mean signed error %.3f: the estimator is biased", n, bias)
 		}
 		sort.Float64s(errs)
 		med := errs[len(errs)/2]
-		t.Logf("n=%d median relative error %.3f, p90 %.3f", n, med, errs[len(errs)*9/10])
+		t.Logf("n=%d median relative error %.3f, p90 %.3f, mean signed %.3f", n, med, errs[len(errs)*9/10], bias)
 		if med > 0.25 {
 			t.Errorf("n=%d: median error %.2f", n, med)
 		}
