@@ -60,6 +60,7 @@ func commands() []*command {
 		rtmfpCommand(),
 		{name: "demo", summary: "run an echo server and a ping against it in one process", run: runDemo},
 		{name: "version", summary: "print the version of this build", run: runVersion},
+		{name: "swarm", summary: "run a local swarm carrying a live stream, with a web view", run: runSwarm},
 	}
 }
 
