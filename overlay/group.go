@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -68,6 +69,8 @@ type Group struct {
 	links     map[node.PeerID]*link
 	pending   map[uint64]*request
 	estimates map[node.PeerID]estimate
+	rdv       map[netip.AddrPort]*rdvClient
+	rdvMu     sync.Mutex // serializes registrations
 	samples   []estimate // member-count samples from recent lookups (a ring)
 	sampleAt  int
 	looked    map[int]time.Time // last lookup per bucket (common prefix length)
@@ -119,6 +122,7 @@ func newGroup(h *Host, id GroupID, cfg Config) *Group {
 		links:      make(map[node.PeerID]*link),
 		pending:    make(map[uint64]*request),
 		estimates:  make(map[node.PeerID]estimate),
+		rdv:        make(map[netip.AddrPort]*rdvClient),
 		looked:     make(map[int]time.Time),
 		dedup:      make(map[uint64]struct{}),
 		dedupRing:  make([]uint64, cfg.DedupWindow),
@@ -168,6 +172,7 @@ func (g *Group) Close() error {
 	for _, l := range links {
 		g.dropLink(l)
 	}
+	g.closeRendezvous()
 	g.wg.Wait()
 	g.h.leave(g)
 	return g.table.Close()
@@ -183,15 +188,36 @@ func (l *link) isReady() bool {
 }
 
 // Bootstrap meets the group through the given members (a zero PeerID
-// accepts whoever answers at the address), then looks up this member's own
-// address and refreshes every bucket, which fills the table. It fails only
-// if no bootstrap peer answers.
+// accepts whoever answers at the address) and, if the Host has rendezvous
+// addresses, through the recent members the rendezvous know (registering
+// this member with them); then it looks up this member's own address and
+// refreshes every bucket, which fills the table. It fails only if no
+// bootstrap peer answers; the first member a rendezvous hears of succeeds
+// alone.
 func (g *Group) Bootstrap(ctx context.Context, peers ...Peer) error {
 	var met []Peer
 	var lastErr error
+	if len(g.h.cfg.Rendezvous) > 0 {
+		got, err := g.register(ctx)
+		if err != nil && len(peers) == 0 {
+			return fmt.Errorf("%w: %w", ErrNoBootstrap, err)
+		}
+		for _, c := range got {
+			peers = append(peers, Peer{PeerID: c.PeerID, Addr: c.Addr})
+		}
+		if len(got) == 0 && len(peers) == 0 {
+			// The first member the rendezvous has heard of: nobody to
+			// meet yet; the others will find this one.
+			g.kickMaintain()
+			return nil
+		}
+	}
 	for _, p := range peers {
 		if p.PeerID == g.self {
 			continue
+		}
+		if len(met) >= bootstrapMeet {
+			break
 		}
 		dctx, cancel := context.WithTimeout(ctx, g.cfg.DialTimeout)
 		s, err := g.h.dial(dctx, p)
@@ -237,6 +263,10 @@ func (g *Group) Bootstrap(ctx context.Context, peers ...Peer) error {
 
 // bootstrapAttempts bounds Bootstrap's lookups of its own address.
 const bootstrapAttempts = 5
+
+// bootstrapMeet is how many of the given members Bootstrap meets; the
+// lookups that follow find the rest.
+const bootstrapMeet = 4
 
 // Refresh looks up this member's own address and a random address in every
 // bucket not looked into during the last half RefreshPeriod, repopulating
@@ -286,6 +316,11 @@ func (g *Group) refreshLoop() {
 		case <-g.ctx.Done():
 			return
 		case <-t.C:
+			if len(g.h.cfg.Rendezvous) > 0 {
+				// Stay among the rendezvous' recent members, with a
+				// session it can introduce others over.
+				g.register(g.ctx)
+			}
 			g.Refresh(g.ctx)
 		}
 	}
@@ -651,17 +686,7 @@ func (g *Group) findNodeOnce(ctx context.Context, c Contact, target Address) ([]
 		case <-l.dropped:
 			return nil, errLinkDropped
 		case m := <-r.ch:
-			out := make([]Contact, 0, len(m.Nodes))
-			for _, w := range m.Nodes {
-				var c Contact
-				copy(c.PeerID[:], w.PeerID)
-				if c.Addr.UnmarshalBinary(w.Addr) != nil {
-					continue
-				}
-				c.Address = AddressOf(g.id, c.PeerID)
-				out = append(out, c)
-			}
-			return out, nil
+			return contactsOf(g.id, m.Nodes), nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -1180,4 +1205,20 @@ func (g *Group) deliverRouted(m *Message, target Address) {
 		path[i] = node.PeerID(p)
 	}
 	g.deliver(Delivery{Kind: Routed, From: path[0], Target: target, Path: path, Hops: len(path) - 1, Payload: m.Payload})
+}
+
+// contactsOf converts the contacts of a Nodes message (validated by
+// Decode) of group gid.
+func contactsOf(gid GroupID, nodes []WireContact) []Contact {
+	out := make([]Contact, 0, len(nodes))
+	for _, w := range nodes {
+		var c Contact
+		copy(c.PeerID[:], w.PeerID)
+		if c.Addr.UnmarshalBinary(w.Addr) != nil {
+			continue
+		}
+		c.Address = AddressOf(gid, c.PeerID)
+		out = append(out, c)
+	}
+	return out
 }

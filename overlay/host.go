@@ -38,6 +38,11 @@ type HostConfig struct {
 	// (their metadata lacks MetadataPrefix) and flows for groups this host
 	// has not joined. Without it such flows are rejected.
 	OnFlow func(*node.RecvFlow)
+	// Rendezvous are the addresses of rendezvous nodes (see Rendezvous).
+	// Bootstrap registers with them and meets the members they know, and
+	// every dial to a member also asks them to introduce this node, so
+	// members behind NATs can connect.
+	Rendezvous []netip.AddrPort
 	// Logger receives structured logs; the zero Logger discards them.
 	Logger zerolog.Logger
 }
@@ -190,9 +195,15 @@ func (h *Host) dispatch(rf *node.RecvFlow) {
 func (h *Host) dial(ctx context.Context, p Peer) (*node.Session, error) {
 	var s *node.Session
 	var err error
-	if p.PeerID == (node.PeerID{}) {
+	switch {
+	case p.PeerID == (node.PeerID{}):
 		s, err = h.n.DialAny(ctx, p.Addr)
-	} else {
+	case len(h.cfg.Rendezvous) > 0:
+		// The hello to p's address opens this side's NAT to p; the one
+		// to the rendezvous is forwarded to p, whose answer comes through.
+		addrs := append([]netip.AddrPort{p.Addr}, h.cfg.Rendezvous...)
+		s, err = h.n.DialEPD(ctx, node.EPDForPeerID(p.PeerID), addrs...)
+	default:
 		s, err = h.n.Dial(ctx, p.Addr, p.PeerID)
 	}
 	if err != nil {

@@ -47,6 +47,10 @@ const (
 	MsgData MsgType = 5
 	// MsgBye says the sender leaves the group: forget it at once.
 	MsgBye MsgType = 6
+	// MsgRegister, on a rendezvous flow, says the sender is a member of
+	// group Target and asks for recent members (answered by MsgNodes with
+	// the same ReqID).
+	MsgRegister MsgType = 7
 )
 
 func (t MsgType) String() string {
@@ -63,6 +67,8 @@ func (t MsgType) String() string {
 		return "data"
 	case MsgBye:
 		return "bye"
+	case MsgRegister:
+		return "register"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -150,7 +156,7 @@ func Decode(b []byte, maxSize int) (*Message, error) {
 func (m *Message) validate() error {
 	switch m.Type {
 	case MsgHello, MsgBye, MsgData:
-	case MsgFindNode:
+	case MsgFindNode, MsgRegister:
 		if len(m.Target) != 32 {
 			return errors.New("target must be 32 bytes")
 		}

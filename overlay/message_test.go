@@ -27,6 +27,7 @@ func TestMessageRoundTrip(t *testing.T) {
 		{"route", Message{Type: MsgRoute, Target: b32(3), MsgID: 9, TTL: 5, Path: [][]byte{b32(4), b32(5)}, Payload: []byte("hi")}},
 		{"data", Message{Type: MsgData, Payload: []byte{0, 1, 2}}},
 		{"bye", Message{Type: MsgBye}},
+		{"register", Message{Type: MsgRegister, ReqID: 3, Target: b32(6)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
