@@ -60,6 +60,13 @@ func commands() []*command {
 		rtmfpCommand(),
 		{name: "demo", summary: "run an echo server and a ping against it in one process", run: runDemo},
 		{name: "version", summary: "print the version of this build", run: runVersion},
+		{name: "node", summary: "run a long-lived group member (relays streams, logs posts, answers routes)", run: runNode},
+		{name: "publish", summary: "publish stdin or a file as a group's stream", run: runPublish},
+		{name: "play", summary: "write a group's stream to stdout or a file", run: runPlay},
+		{name: "keygen", summary: "make a publisher key pair for publisher=KEY groups", run: runKeygen},
+		{name: "post", summary: "post a message to every member of a group", run: runPost},
+		{name: "listen", summary: "print the posts of a group", run: runListen},
+		routeCommand(),
 		{name: "swarm", summary: "run a local swarm carrying a live stream, with a web view", run: runSwarm},
 	}
 }
