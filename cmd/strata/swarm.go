@@ -104,7 +104,7 @@ func (r *swarmRateFlag) Set(s string) error {
 			mult = 1e9
 		}
 		if mult != 1 {
-			t = t[:len(t)-1]
+			t = strings.TrimSpace(t[:len(t)-1])
 		}
 	}
 	v, err := strconv.ParseFloat(t, 64)
