@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -529,11 +530,14 @@ func (s *swarm) nearest(target overlay.Address) int {
 	return best
 }
 
-// swarmPercentile is the q-quantile (0..1) of d, which it sorts; 0 for none.
+// swarmPercentile is the q-quantile (0..1) of d by nearest rank (the
+// smallest value at least a share q of d does not exceed), which sorts d;
+// 0 for none. By nearest rank a pooled p99 never exceeds every member's.
 func swarmPercentile(d []time.Duration, q float64) time.Duration {
 	if len(d) == 0 {
 		return 0
 	}
 	slices.Sort(d)
-	return d[int(q*float64(len(d)-1))]
+	i := int(math.Ceil(q*float64(len(d)))) - 1
+	return d[min(max(i, 0), len(d)-1)]
 }

@@ -28,8 +28,10 @@ type swarmNodeState struct {
 	Out      uint64  `json:"out_bytes"`
 	Lost     uint64  `json:"lost_bytes"`
 	Bad      uint64  `json:"mismatched_bytes"`
-	P50MS    float64 `json:"p50_ms"`
-	P99MS    float64 `json:"p99_ms"`
+	// P50MS and P99MS are percentiles of the latency of this member's
+	// output records (publisher's stamp to output).
+	P50MS float64 `json:"p50_ms"`
+	P99MS float64 `json:"p99_ms"`
 	// Overhead is the bytes this member received (every purpose) per
 	// useful byte it output.
 	Overhead float64 `json:"overhead"`
@@ -110,7 +112,6 @@ func (s *swarm) snapshot(edges bool) swarmSnapshot {
 		ns := swarmNodeState{
 			Index: i, Peer: m.n.PeerID().String()[:16], Addr: m.addr.String(),
 			Publisher: i == 0, Neighbours: st.Neighbours, Delivery: 1,
-			P50MS: durMS(st.LatencyP50), P99MS: durMS(st.LatencyP99),
 			Sent: st.Sent.Total(), Received: st.Received.Total(),
 		}
 		if st.Neighbours > 0 {
@@ -119,8 +120,13 @@ func (s *swarm) snapshot(edges bool) swarmSnapshot {
 		if i > 0 {
 			m.mu.Lock()
 			ns.Out, ns.Lost, ns.Bad = m.out, m.lost, m.bad
-			pool = append(pool, m.lats...)
+			lats := append([]time.Duration(nil), m.lats...)
 			m.mu.Unlock()
+			pool = append(pool, lats...)
+			// The same samples as the pooled figures (group.Stats has
+			// its own, of blocks rather than records).
+			ns.P50MS = durMS(swarmPercentile(lats, 0.5))
+			ns.P99MS = durMS(swarmPercentile(lats, 0.99))
 			if due > 0 {
 				ns.Delivery = min(float64(ns.Out)/float64(due), 1)
 			}

@@ -402,3 +402,29 @@ func TestSwarmHTTP(t *testing.T) {
 		}
 	}
 }
+
+func TestSwarmPercentile(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var d []time.Duration
+		for _, x := range v {
+			d = append(d, time.Duration(x)*time.Millisecond)
+		}
+		return d
+	}
+	tests := []struct {
+		d    []time.Duration
+		q    float64
+		want time.Duration
+	}{
+		{nil, 0.5, 0},
+		{ms(7), 0.99, 7 * time.Millisecond},
+		{ms(4, 1, 3, 2), 0.5, 2 * time.Millisecond},
+		{ms(4, 1, 3, 2), 0.99, 4 * time.Millisecond},
+		{ms(4, 1, 3, 2), 0, 1 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		if got := swarmPercentile(tc.d, tc.q); got != tc.want {
+			t.Errorf("percentile %v of %v = %v, want %v", tc.q, tc.d, got, tc.want)
+		}
+	}
+}

@@ -68,7 +68,8 @@ function drawGraph() {
   }
   if (gNodes.childElementCount !== nodes.length) {
     gNodes.replaceChildren();
-    for (const n of nodes) {
+    // The publisher last, so no member hides it.
+    for (const n of [...nodes.slice(1), nodes[0]]) {
       const [x, y] = position(n.addr);
       const g = svg("g", {});
       const c = svg("circle", { class: "node" + (n.publisher ? " publisher" : ""), cx: x, cy: y, r: n.publisher ? 11 : 8, "data-i": n.i });
@@ -147,16 +148,20 @@ function drawChart() {
   const h = state.history || [];
   let ymax = 1;
   for (const p of h) for (const [k] of SERIES) ymax = Math.max(ymax, p[k] * 8 / 1000);
-  ymax *= 1.1;
+  // A round step (1, 2 or 5 × a power of ten) and four or five lines.
+  const mag = Math.pow(10, Math.floor(Math.log10(ymax / 4)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((st) => ymax / st <= 5);
+  const lines = Math.ceil(ymax * 1.05 / step);
+  ymax = lines * step;
   const t0 = h.length ? h[0].t : 0, t1 = h.length ? Math.max(h[h.length - 1].t, t0 + 1) : 1;
   const x = (t) => L + (t - t0) / (t1 - t0) * (W - L - Rm);
   const y = (v) => H - B - v / ymax * (H - B - T);
   ctx.strokeStyle = "#2a3348"; ctx.fillStyle = "#8a96ad"; ctx.font = "11px system-ui, sans-serif";
   ctx.lineWidth = 1;
-  for (let i = 0; i <= 4; i++) {
-    const v = ymax * i / 4, yy = y(v);
+  for (let i = 0; i <= lines; i++) {
+    const v = step * i, yy = y(v);
     ctx.beginPath(); ctx.moveTo(L, yy); ctx.lineTo(W - Rm, yy); ctx.stroke();
-    ctx.fillText(v >= 1000 ? (v / 1000).toFixed(1) + "M" : v.toFixed(0) + "k", 4, yy + 4);
+    ctx.fillText(v >= 1000 ? +(v / 1000).toFixed(2) + "M" : +v.toFixed(1) + "k", 4, yy + 4);
   }
   ctx.fillText("kbit/s", 4, H - 6);
   ctx.fillText(t0.toFixed(0) + " s", L, H - 6);
