@@ -39,7 +39,13 @@ type member struct {
 	ip   netip.Addr
 	dead bool
 
-	recv chan Delivery
+	recv chan timedDelivery
+}
+
+// timedDelivery is a delivery and when it came.
+type timedDelivery struct {
+	Delivery
+	at time.Time
 }
 
 type mesh struct {
@@ -47,11 +53,17 @@ type mesh struct {
 	net     *memnet.Network
 	gid     GroupID
 	members []*member
+	width   int // members bootstrapping at once (default 8)
 }
 
 func newMesh(t testing.TB, n int, cfg Config) *mesh {
+	return newMeshOn(t, n, cfg, memnet.Link{Delay: time.Millisecond})
+}
+
+// newMeshOn is newMesh over links with the given impairments.
+func newMeshOn(t testing.TB, n int, cfg Config, link memnet.Link) *mesh {
 	t.Helper()
-	m := &mesh{t: t, net: memnet.New(memnet.Config{Seed: 1, Link: memnet.Link{Delay: time.Millisecond}}), gid: GroupID{0x5a, 0x17}}
+	m := &mesh{t: t, net: memnet.New(memnet.Config{Seed: 1, Link: link}), gid: GroupID{0x5a, 0x17}}
 	t.Cleanup(m.close)
 	for i := 0; i < n; i++ {
 		c, err := m.net.ListenAuto()
@@ -67,7 +79,7 @@ func newMesh(t testing.TB, n int, cfg Config) *mesh {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mb := &member{n: nd, h: h, g: g, ip: nd.AddrPort().Addr(), recv: make(chan Delivery, 1024)}
+		mb := &member{n: nd, h: h, g: g, ip: nd.AddrPort().Addr(), recv: make(chan timedDelivery, 1024)}
 		m.members = append(m.members, mb)
 		go func() {
 			for {
@@ -75,7 +87,7 @@ func newMesh(t testing.TB, n int, cfg Config) *mesh {
 				if err != nil {
 					return
 				}
-				mb.recv <- d
+				mb.recv <- timedDelivery{d, time.Now()}
 			}
 		}()
 	}
@@ -121,7 +133,11 @@ func (m *mesh) parallel(width int, f func(i int, mb *member)) {
 // once more so the tables converge.
 func (m *mesh) bootstrap(ctx context.Context) {
 	seed := m.members[0].h.Self()
-	m.parallel(8, func(i int, mb *member) {
+	width := m.width
+	if width == 0 {
+		width = 8
+	}
+	m.parallel(width, func(i int, mb *member) {
 		if i == 0 {
 			return
 		}
@@ -160,6 +176,7 @@ type routeResult struct {
 	accuracy float64 // delivered to the true nearest
 	lost     int
 	hops     []int
+	latency  []time.Duration // from Route to delivery
 }
 
 // routeTrial routes count messages from random live members to random
@@ -167,6 +184,8 @@ type routeResult struct {
 func (m *mesh) routeTrial(ctx context.Context, r *rand.Rand, count int) routeResult {
 	live := m.live()
 	want := make(map[uint64]int, count)
+	sent := make(map[uint64]time.Time, count)
+	var sentMu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for k := 0; k < count; k++ {
@@ -180,6 +199,9 @@ func (m *mesh) routeTrial(ctx context.Context, r *rand.Rand, count int) routeRes
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			sentMu.Lock()
+			sent[id] = time.Now()
+			sentMu.Unlock()
 			if err := from.g.Route(ctx, target, payload); err != nil {
 				m.t.Logf("route %d: %v", id, err)
 			}
@@ -194,13 +216,17 @@ collect:
 		progress := false
 		for _, i := range live {
 			select {
-			case d := <-m.members[i].recv:
+			case td := <-m.members[i].recv:
+				d := td.Delivery
 				if d.Kind != Routed || len(d.Payload) != 8 {
 					continue
 				}
 				id := binary.BigEndian.Uint64(d.Payload)
 				got[id] = i
 				res.hops = append(res.hops, d.Hops)
+				sentMu.Lock()
+				res.latency = append(res.latency, td.at.Sub(sent[id]))
+				sentMu.Unlock()
 				if d.Path[len(d.Path)-1] != m.members[i].n.PeerID() || len(d.Path) != d.Hops+1 {
 					m.t.Errorf("bad path %v hops %d", len(d.Path), d.Hops)
 				}
@@ -238,8 +264,18 @@ func median(xs []int) float64 {
 }
 
 func (m *mesh) lookupAccuracy(ctx context.Context, r *rand.Rand, count int) float64 {
+	acc, _ := m.lookupTrial(ctx, r, count)
+	return acc
+}
+
+// lookupTrial looks up count random addresses from random live members and
+// returns the share that found the true nearest member, and each lookup's
+// duration.
+func (m *mesh) lookupTrial(ctx context.Context, r *rand.Rand, count int) (float64, []time.Duration) {
 	live := m.live()
 	var ok atomic.Int64
+	var latMu sync.Mutex
+	var lat []time.Duration
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for k := 0; k < count; k++ {
@@ -251,14 +287,18 @@ func (m *mesh) lookupAccuracy(ctx context.Context, r *rand.Rand, count int) floa
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			start := time.Now()
 			res, err := from.g.Lookup(ctx, target)
+			latMu.Lock()
+			lat = append(lat, time.Since(start))
+			latMu.Unlock()
 			if err == nil && len(res) > 0 && res[0].PeerID == want {
 				ok.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	return float64(ok.Load()) / float64(count)
+	return float64(ok.Load()) / float64(count), lat
 }
 
 func (m *mesh) estimateErrors() (medianErr float64, within25 float64) {

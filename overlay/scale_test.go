@@ -1,0 +1,95 @@
+package overlay
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/strata-net/strata/node/memnet"
+)
+
+// TestMeshScale measures lookups and routing in large groups on the
+// virtual clock, with the default Config over links of 10-30 ms one way:
+// STRATA_OVERLAY_SCALE=1000,5000 go test ./overlay -run MeshScale -v
+// -timeout 3h. The figures are the protocol's (hops, virtual latency,
+// messages, memory), not timings of this machine, so it is a measurement
+// run rather than a testing.B benchmark; docs/benchmarks.md records them.
+// Without the variable it is skipped.
+func TestMeshScale(t *testing.T) {
+	spec := os.Getenv("STRATA_OVERLAY_SCALE")
+	if spec == "" {
+		t.Skip("set STRATA_OVERLAY_SCALE=1000,5000 to measure large groups")
+	}
+	for _, f := range strings.Split(spec, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			t.Fatalf("STRATA_OVERLAY_SCALE: bad size %q", f)
+		}
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			wall := time.Now()
+			synctest.Test(t, func(t *testing.T) { scaleRun(t, n) })
+			t.Logf("N=%d: %v of real time", n, time.Since(wall).Round(time.Second))
+		})
+	}
+}
+
+func scaleRun(t *testing.T, n int) {
+	const lookups, routes = 500, 500
+	ctx, cancel := context.WithTimeout(context.Background(), 24*time.Hour)
+	defer cancel()
+	start := time.Now()
+	m := newMeshOn(t, n, Config{}, memnet.Link{Delay: 10 * time.Millisecond, Jitter: 20 * time.Millisecond})
+	m.width = 32
+	m.bootstrap(ctx)
+	boot := time.Since(start)
+	var runtimeMem runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&runtimeMem)
+	table := 0
+	for _, mb := range m.members {
+		table += mb.g.Table().Size()
+	}
+	r := rand.New(rand.NewPCG(7, uint64(n)))
+
+	sentBefore := m.sentMessages()
+	acc, lat := m.lookupTrial(ctx, r, lookups)
+	perLookup := float64(m.sentMessages()-sentBefore) / lookups
+	rt := m.routeTrial(ctx, r, routes)
+	medErr, within := m.estimateErrors()
+
+	slices.Sort(lat)
+	slices.Sort(rt.latency)
+	slices.Sort(rt.hops)
+	q := func(xs []time.Duration, p float64) time.Duration {
+		if len(xs) == 0 {
+			return 0
+		}
+		return xs[int(p*float64(len(xs)-1))].Round(time.Millisecond)
+	}
+	qi := func(xs []int, p float64) int {
+		if len(xs) == 0 {
+			return -1
+		}
+		return xs[int(p*float64(len(xs)-1))]
+	}
+	t.Logf("| %d | %v | %.3f | %v / %v | %.1f | %.3f | %d / %d (max %d) | %v / %v | %.2f / %.0f %% | %.1f | %.0f KiB |",
+		n, boot.Round(time.Second), acc, q(lat, 0.5), q(lat, 0.99), perLookup,
+		rt.accuracy, qi(rt.hops, 0.5), qi(rt.hops, 0.9), qi(rt.hops, 1), q(rt.latency, 0.5), q(rt.latency, 0.99),
+		medErr, within*100, float64(table)/float64(n), float64(runtimeMem.HeapAlloc)/float64(n)/1024)
+}
+
+// sentMessages is the overlay messages all members sent so far.
+func (m *mesh) sentMessages() uint64 {
+	var s uint64
+	for _, mb := range m.members {
+		s += mb.g.Stats().Sent
+	}
+	return s
+}
