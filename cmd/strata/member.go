@@ -239,7 +239,7 @@ func bootstrap(ctx context.Context, g *group.Group, peers []overlay.Peer, timeou
 		err := g.Bootstrap(bctx, peers...)
 		if err == nil {
 			log.Info().Str("group", shortHex(g.ID())).Int("attempts", attempt).
-				Dur("took", time.Since(start)).Msg("joined")
+				Dur("took", time.Since(start)).Int("table", g.Overlay().Table().Size()).Msg("joined")
 			return nil
 		}
 		log.Debug().Err(err).Int("attempt", attempt).Msg("bootstrap failed")
