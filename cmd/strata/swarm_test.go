@@ -20,13 +20,27 @@ import (
 	"github.com/strata-net/strata/overlay"
 )
 
-// TestSwarmRun runs the command on a small swarm without loss and checks
-// its JSON report and progress lines.
+// TestSwarmRun runs the command on a small swarm without loss, on the
+// in-memory network and on UDP, and checks its JSON report and progress
+// lines.
 func TestSwarmRun(t *testing.T) {
+	tests := []struct {
+		network string
+		args    []string
+	}{
+		{"memnet", []string{"--nodes", "8", "--loss", "0", "--delay", "5ms", "--jitter", "0"}},
+		{"udp", []string{"--nodes", "8", "--udp"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.network, func(t *testing.T) { testSwarmRun(t, tc.network, tc.args) })
+	}
+}
+
+func testSwarmRun(t *testing.T, network string, args []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	code, stdout, stderr := runArgs(ctx, "swarm", "--nodes", "8", "--duration", "3s", "--rate", "400k",
-		"--loss", "0", "--delay", "5ms", "--jitter", "0", "--http", "", "--format", "json")
+	args = append([]string{"swarm", "--duration", "3s", "--rate", "400k", "--http", "", "--format", "json"}, args...)
+	code, stdout, stderr := runArgs(ctx, args...)
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
@@ -48,7 +62,7 @@ func TestSwarmRun(t *testing.T) {
 		name string
 		ok   bool
 	}{
-		{"network memnet", rep.Network == "memnet"},
+		{"network", rep.Network == network},
 		{"8 nodes", rep.Nodes == 8},
 		{"published 3 s at 50 kB/s", rep.PublishedBytes == 150_000},
 		{"delivery 1", rep.Delivery == 1},
@@ -426,5 +440,40 @@ func TestSwarmPercentile(t *testing.T) {
 		if got := swarmPercentile(tc.d, tc.q); got != tc.want {
 			t.Errorf("percentile %v of %v = %v, want %v", tc.q, tc.d, got, tc.want)
 		}
+	}
+}
+
+func TestSwarmHelp(t *testing.T) {
+	code, stdout, _ := runArgs(context.Background(), "swarm", "--help")
+	for _, want := range []string{"Usage: strata swarm", "--nodes N", "--loss P", "--rate R", "--http ADDR", "--min-delivery X", "Examples:", "Exit status"} {
+		if code != exitOK || !strings.Contains(stdout, want) {
+			t.Errorf("swarm --help: exit %d, output lacks %q:\n%s", code, want, stdout)
+		}
+	}
+}
+
+// TestSwarmInterrupt cancels a run while it streams: the command stops
+// promptly, says it was interrupted and exits 1.
+func TestSwarmInterrupt(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"swarm", "--nodes", "4", "--duration", "60s", "--rate", "100k", "--http", ""}, newEnv(&out, &errb))
+	}()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(errb.String(), `"streaming"`); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no streaming progress: %s", errb.String())
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitFail || !strings.Contains(errb.String(), "strata swarm: interrupted") || out.String() != "" {
+			t.Fatalf("exit %d, stdout %q, stderr %s", code, out.String(), errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("swarm did not stop within 10 s of the interrupt")
 	}
 }
