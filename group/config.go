@@ -14,7 +14,7 @@ import (
 // pushes spread over a handful of neighbours) scaled to Strata's blocks.
 const (
 	DefaultWindowDuration           = 4 * time.Second
-	DefaultPushNeighbourLimit       = 5
+	DefaultPushNeighbourLimit       = 10
 	DefaultAvailabilityUpdatePeriod = 250 * time.Millisecond
 	DefaultFetchPeriod              = 150 * time.Millisecond
 	DefaultRelayMargin              = 500 * time.Millisecond
@@ -48,9 +48,13 @@ type Config struct {
 	WindowDuration time.Duration
 	// PushNeighbourLimit is how many neighbours push new pieces to a
 	// member: piece i of a block comes from the neighbour for class
-	// i mod PushNeighbourLimit, so pushes never duplicate (default 5).
+	// i mod PushNeighbourLimit, so pushes never duplicate (default 10).
 	// With (K+M)/PushNeighbourLimit ≤ M a whole silent pusher is
-	// repaired by parity alone.
+	// repaired by parity alone; with the defaults, two are. Measured on
+	// the virtual clock with 100 members (20-60 ms links, 5 % loss): 5
+	// classes left whole classes missing at 60 % of blocks when pulls
+	// began (p99 1.2 s, 1.49 bytes received per useful byte); 10 gave
+	// p99 0.62 s at 1.40; 20 p99 0.77 s at 1.48 (more pusher churn).
 	PushNeighbourLimit int
 	// AvailabilityUpdatePeriod is how often a member tells its neighbours
 	// which pieces it holds and reconsiders its pushers (default 250 ms).
