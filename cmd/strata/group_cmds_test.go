@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -513,4 +515,66 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestNodeSignal builds the binary and stops a node with real signals:
+// SIGTERM and SIGINT each end it in order with exit status 0.
+func TestNodeSignal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "strata")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, sig := range []os.Signal{syscall.SIGTERM, os.Interrupt} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd := exec.Command(bin, "node", "--listen", "127.0.0.1:0", "--group", testSpec, "--format", "json", "--stats-interval", "0")
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr syncBuffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			lines := make(chan string, 16)
+			go func() {
+				sc := bufio.NewScanner(stdout)
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+				close(lines)
+				done <- cmd.Wait()
+			}()
+			select {
+			case l := <-lines:
+				if !strings.Contains(l, `"event":"listening"`) {
+					t.Fatalf("first line %q", l)
+				}
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("no start line; stderr:\n%s", &stderr)
+			}
+			cmd.Process.Signal(sig)
+			var last string
+			for l := range lines {
+				last = l
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("exit: %v; stderr:\n%s", err, &stderr)
+				}
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatal("no exit within 10 s of the signal")
+			}
+			if last != `{"event":"stopped"}` {
+				t.Errorf("last line %q, want the stop event", last)
+			}
+		})
+	}
 }
