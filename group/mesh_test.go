@@ -238,6 +238,9 @@ type result struct {
 	p50, p99     time.Duration // worst member's
 	poolP50      time.Duration // over every block at every member
 	poolP99      time.Duration
+
+	heapPerMember float64 // bytes, measurement runs only
+	perPurpose    string  // received per useful byte by purpose
 }
 
 // collect waits until every subscriber output size bytes (or timeout) and
@@ -320,6 +323,7 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 		shunned += st.PushersShunned
 	}
 	n := float64(len(data)) * float64(len(m.members)-1)
+	res.perPurpose = fmt.Sprintf("%.2f / %.2f / %.2f / %.2f", float64(tot.Push)/n, float64(tot.Pull)/n, float64(tot.Parity)/n, float64(tot.Control)/n)
 	m.t.Logf("received per useful byte: push %.3f pull %.3f parity %.3f control %.3f; per member: duplicates %d rebuilt %d pulls %d pusher changes %d shunned %d",
 		float64(tot.Push)/n, float64(tot.Pull)/n, float64(tot.Parity)/n, float64(tot.Control)/n,
 		dups/uint64(len(m.members)-1), rebuilt/uint64(len(m.members)-1), pulls/uint64(len(m.members)-1),

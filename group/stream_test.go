@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 	"testing/synctest"
@@ -20,6 +21,8 @@ type streamScenario struct {
 	rate     int // bytes per second
 	drain    time.Duration
 	deadline time.Duration
+	cfg      Config // zero: the defaults
+	measure  bool   // only measure: do not assert the targets
 }
 
 // run streams and returns the measures, after asserting the targets of
@@ -31,7 +34,7 @@ type streamScenario struct {
 func (sc streamScenario) run(t *testing.T) result {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	spec := Specifier{Name: "stream", Multicast: true, PublisherKey: pub}
-	cfg := Config{}
+	cfg := sc.cfg
 	m := newMesh(t, sc.members, sc.link, spec, cfg, priv)
 	ctx, cancel := context.WithTimeout(context.Background(), sc.deadline)
 	defer cancel()
@@ -50,7 +53,14 @@ func (sc streamScenario) run(t *testing.T) result {
 	t.Logf("missing %.4f%%; received per useful byte max %.3f mean %.3f; publisher upload %.2fx; latency pooled p50 %v p99 %v, worst member p50 %v p99 %v",
 		res.missing*100, res.overhead, res.meanOverhead, res.upload,
 		res.poolP50.Round(time.Millisecond), res.poolP99.Round(time.Millisecond), res.p50.Round(time.Millisecond), res.p99.Round(time.Millisecond))
-	d := Config{}.withDefaults()
+	if sc.measure {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		res.heapPerMember = float64(ms.HeapAlloc) / float64(sc.members)
+		return res
+	}
+	d := cfg.withDefaults()
 	limit := 1.15 * (1 + float64(d.M)/float64(d.K))
 	if res.missing > 0.001 {
 		for i := 0; i < 3; i++ {
@@ -76,9 +86,12 @@ func (sc streamScenario) run(t *testing.T) result {
 // race detector's slowdown), and the run takes a fraction of its duration.
 func (sc streamScenario) virtual(t *testing.T) {
 	wall := time.Now()
-	synctest.Test(t, func(t *testing.T) { sc.run(t) })
+	runVirtual(t, func(t *testing.T) { sc.run(t) })
 	t.Logf("%v of real time", time.Since(wall).Round(time.Millisecond))
 }
+
+// runVirtual runs f on a virtual clock.
+func runVirtual(t *testing.T, f func(t *testing.T)) { synctest.Test(t, f) }
 
 // 20 members, 1 Mbit/s for 8 s over links of 10-20 ms with 5 % loss.
 func TestStreamDelivery(t *testing.T) {
