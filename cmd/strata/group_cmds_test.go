@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/strata-net/strata/group"
 )
 
@@ -574,6 +576,70 @@ func TestNodeSignal(t *testing.T) {
 			}
 			if last != `{"event":"stopped"}` {
 				t.Errorf("last line %q, want the stop event", last)
+			}
+		})
+	}
+}
+
+// TestPlayRecords feeds play the records a subscription can return:
+// data, gaps, a late start, and checks the output and the accounting.
+func TestPlayRecords(t *testing.T) {
+	data := func(off uint64, n int, fill byte) group.Record {
+		return group.Record{Offset: off, Data: bytes.Repeat([]byte{fill}, n)}
+	}
+	gap := group.Record{Offset: 10, Lost: 1}
+	tests := []struct {
+		name     string
+		records  []group.Record
+		lim      playLimits
+		want     []byte
+		start    uint64
+		lost     uint64
+		gaps     uint64
+		end      string
+		wantDone bool // the records run out first: play ends at --idle
+	}{
+		{"in order", []group.Record{data(0, 10, 1), data(10, 5, 2)}, playLimits{idle: 50 * time.Millisecond},
+			append(bytes.Repeat([]byte{1}, 10), 2, 2, 2, 2, 2), 0, 0, 0, "idle", true},
+		{"gap skipped", []group.Record{data(0, 10, 1), gap, data(30, 10, 3)}, playLimits{idle: 50 * time.Millisecond},
+			append(bytes.Repeat([]byte{1}, 10), bytes.Repeat([]byte{3}, 10)...), 0, 20, 1, "idle", true},
+		{"gap zero-filled", []group.Record{data(0, 10, 1), gap, data(30, 10, 3)}, playLimits{idle: 50 * time.Millisecond, zeroGaps: true},
+			append(append(bytes.Repeat([]byte{1}, 10), make([]byte, 20)...), bytes.Repeat([]byte{3}, 10)...), 0, 20, 1, "idle", true},
+		{"late start is not a gap", []group.Record{data(1000, 4, 7)}, playLimits{idle: 50 * time.Millisecond, zeroGaps: true},
+			[]byte{7, 7, 7, 7}, 1000, 0, 0, "idle", true},
+		{"byte limit cuts a record", []group.Record{data(0, 10, 1), data(10, 10, 2)}, playLimits{bytes: 12},
+			append(bytes.Repeat([]byte{1}, 10), 2, 2), 0, 0, 0, "bytes", false},
+		{"byte limit inside zero fill", []group.Record{data(0, 10, 1), gap, data(30, 10, 3)}, playLimits{bytes: 15, zeroGaps: true},
+			append(bytes.Repeat([]byte{1}, 10), make([]byte, 5)...), 0, 20, 1, "bytes", false},
+		{"duration without data", nil, playLimits{duration: 50 * time.Millisecond}, nil, 0, 0, 0, "duration", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			recs := tc.records
+			next := func(ctx context.Context) (group.Record, error) {
+				if len(recs) == 0 {
+					<-ctx.Done()
+					return group.Record{}, ctx.Err()
+				}
+				r := recs[0]
+				recs = recs[1:]
+				return r, nil
+			}
+			var out bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			res, err := play(ctx, next, &out, tc.lim, time.Now(), &progress{}, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out.Bytes(), tc.want) {
+				t.Errorf("output %v, want %v", out.Bytes(), tc.want)
+			}
+			if res.written != int64(len(tc.want)) || res.startOffset != tc.start || res.lost != tc.lost || res.gaps != tc.gaps || res.end != tc.end {
+				t.Errorf("result %+v, want written %d start %d lost %d gaps %d end %s", res, len(tc.want), tc.start, tc.lost, tc.gaps, tc.end)
+			}
+			if tc.wantDone && len(recs) > 0 {
+				t.Errorf("%d records left unread", len(recs))
 			}
 		})
 	}

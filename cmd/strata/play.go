@@ -98,7 +98,7 @@ func runPlay(ctx context.Context, e *env, path string, args []string) int {
 		st := g.Stats()
 		return fmt.Sprintf("%d neighbours, delivered %.1f%%", st.Neighbours, 100*st.DeliveryRatio())
 	})
-	res, err := play(ctx, m.subs[0], w, lim, start, prog, s.log)
+	res, err := play(ctx, m.subs[0].Next, w, lim, start, prog, s.log)
 	prog.end()
 	st := g.Stats()
 	s.log.Info().Int64("bytes", res.written).Uint64("start_offset", res.startOffset).Uint64("gaps", res.gaps).
@@ -123,8 +123,9 @@ type playResult struct {
 	end         string // why it stopped
 }
 
-// play copies the subscription's records to w until a limit is reached.
-func play(ctx context.Context, sub *group.Subscription, w io.Writer, lim playLimits, start time.Time, prog *progress, log zerolog.Logger) (playResult, error) {
+// play copies the records next returns (a Subscription's Next) to w
+// until a limit is reached.
+func play(ctx context.Context, next func(context.Context) (group.Record, error), w io.Writer, lim playLimits, start time.Time, prog *progress, log zerolog.Logger) (playResult, error) {
 	var res playResult
 	var pos uint64 // stream offset of the next byte to write
 	lastData := start
@@ -159,7 +160,7 @@ func play(ctx context.Context, sub *group.Subscription, w io.Writer, lim playLim
 		if !deadline.IsZero() {
 			nctx, cancel = context.WithDeadline(ctx, deadline)
 		}
-		r, err := sub.Next(nctx)
+		r, err := next(nctx)
 		cancel()
 		if err != nil {
 			switch {
