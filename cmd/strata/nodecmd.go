@@ -130,10 +130,10 @@ func logPosts(ctx context.Context, g *group.Group, log zerolog.Logger) {
 
 // nodeStatus prints the node command's stdout.
 type nodeStatus struct {
-	m    *member
-	w    io.Writer
-	json bool
-	live bool // rewrite one status line in place (a terminal)
+	m      *member
+	w      io.Writer
+	json   bool
+	live   bool                // rewrite one status line in place (a terminal)
 	last   map[[32]byte]uint64 // bytes received at lastAt
 	lastAt time.Time
 }
