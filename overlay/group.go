@@ -162,10 +162,19 @@ func (g *Group) Close() error {
 	g.mu.Unlock()
 	bye, _ := Encode(&Message{Version: ProtocolVersion, Type: MsgBye}, g.cfg.MaxMessageSize)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	var receipts []*node.Receipt
 	for _, l := range links {
 		if l.isReady() && l.err == nil {
-			l.out.Write(ctx, bye, node.WriteOptions{})
+			if r, err := l.out.Write(ctx, bye, node.WriteOptions{}); err == nil {
+				receipts = append(receipts, r)
+			}
 		}
+	}
+	// Closing the links closes their sessions, which would drop a Bye
+	// still in flight; the others would then keep this member in their
+	// tables (and bootstrap through it) until it fails to answer.
+	for _, r := range receipts {
+		r.Wait(ctx)
 	}
 	cancel()
 	g.cancel()
@@ -488,7 +497,10 @@ func (g *Group) evictDead(p node.PeerID) {
 }
 
 // enforceLimit closes the least recently used links beyond MaxSessions,
-// sparing neighbours while it can.
+// sparing neighbours while it can, and links used within the last
+// RequestTimeout (a request or its answer may be on the way) until there
+// are twice MaxSessions: a burst of joiners then makes a busy member
+// briefly exceed its limit instead of breaking the exchanges under way.
 func (g *Group) enforceLimit() {
 	for i := 0; i < 8; i++ {
 		g.mu.Lock()
@@ -496,10 +508,15 @@ func (g *Group) enforceLimit() {
 			g.mu.Unlock()
 			return
 		}
+		busy := time.Now().Add(-g.cfg.RequestTimeout)
+		hard := len(g.links) > 2*g.cfg.MaxSessions
 		var victim *link
 		for pass := 0; pass < 3 && victim == nil; pass++ {
 			for _, l := range g.links {
 				if !l.isReady() || l.err != nil {
+					continue
+				}
+				if !hard && l.lastUsed.After(busy) {
 					continue
 				}
 				if pass == 0 && (l.neighbour || l.offered) || pass == 1 && l.neighbour {

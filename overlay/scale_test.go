@@ -46,7 +46,7 @@ func scaleRun(t *testing.T, n int) {
 	defer cancel()
 	start := time.Now()
 	m := newMeshOn(t, n, Config{}, memnet.Link{Delay: 10 * time.Millisecond, Jitter: 20 * time.Millisecond})
-	m.width = 32
+	m.width = 16
 	m.bootstrap(ctx)
 	boot := time.Since(start)
 	var runtimeMem runtime.MemStats
