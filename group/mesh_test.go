@@ -61,31 +61,42 @@ func newMesh(t testing.TB, n int, link memnet.Link, spec Specifier, cfg Config, 
 	m := &mesh{t: t, net: memnet.New(memnet.Config{Seed: 1, Link: memnet.Link{Delay: time.Millisecond}}), link: link}
 	t.Cleanup(m.close)
 	for i := 0; i < n; i++ {
-		c, err := m.net.ListenAuto()
-		if err != nil {
-			t.Fatal(err)
-		}
-		nd, err := node.New(c, node.Config{KeepalivePeriod: time.Second, RetransmitLimit: 5 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		mux := NewMux()
-		h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
-		mc := cfg
-		mc.Mux = mux
-		if mc.Overlay.RequestTimeout == 0 {
-			mc.Overlay = testOverlay()
-		}
+		var key ed25519.PrivateKey
 		if i == 0 {
-			mc.PublisherKey = pubKey
+			key = pubKey
 		}
-		g, err := Join(h, spec, mc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.members = append(m.members, &member{n: nd, h: h, mux: mux, g: g})
+		m.add(spec, cfg, key)
 	}
 	return m
+}
+
+// add starts one more member of spec on the mesh's network (not
+// bootstrapped) with cfg and the publisher key key, and returns it.
+func (m *mesh) add(spec Specifier, cfg Config, key ed25519.PrivateKey) *member {
+	t := m.t
+	t.Helper()
+	c, err := m.net.ListenAuto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd, err := node.New(c, node.Config{KeepalivePeriod: time.Second, RetransmitLimit: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := NewMux()
+	h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
+	cfg.Mux = mux
+	if cfg.Overlay.RequestTimeout == 0 {
+		cfg.Overlay = testOverlay()
+	}
+	cfg.PublisherKey = key
+	g, err := Join(h, spec, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := &member{n: nd, h: h, mux: mux, g: g}
+	m.members = append(m.members, mb)
+	return mb
 }
 
 func (m *mesh) close() {
