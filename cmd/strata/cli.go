@@ -68,6 +68,7 @@ func commands() []*command {
 		{name: "listen", summary: "print the posts of a group", run: runListen},
 		routeCommand(),
 		{name: "swarm", summary: "run a local swarm carrying a live stream, with a web view", run: runSwarm},
+		{name: "rendezvous", summary: "run a rendezvous that introduces group members behind NATs", run: runRendezvous},
 	}
 }
 

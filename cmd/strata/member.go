@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +56,7 @@ type memberFlags struct {
 	listen      string
 	identity    string
 	bootstrap   listFlag
+	rendezvous  listFlag
 	groups      specFlag
 	multiGroup  bool // node: --group may repeat
 	joinTimeout time.Duration
@@ -72,6 +74,7 @@ func (m *memberFlags) register(fs *flag.FlagSet, defaultListen, defaultLevel str
 	fs.StringVar(&m.listen, "listen", defaultListen, listenHelp)
 	fs.StringVar(&m.identity, "identity", "", "`FILE` holding this node's identity (created if missing), so its peer ID and group addresses survive restarts; default: a fresh identity per run")
 	fs.Var(&m.bootstrap, "bootstrap", "members to meet the group through: `ADDR[,ADDR]` (HOST:PORT, or PEERID@HOST:PORT to accept only that peer); may repeat")
+	fs.Var(&m.rendezvous, "rendezvous", "rendezvous nodes ('strata rendezvous') to register with and be introduced through: `ADDR[,ADDR]`; may repeat")
 	groupHelp := "the group `SPEC`ifier, e.g. 'strata:group/lobby?multicast&posting&routing' (required)"
 	if multiGroup {
 		groupHelp = "join the group with this `SPEC`ifier; repeat for several groups (at least one)"
@@ -86,6 +89,7 @@ type memberSetup struct {
 	listen      string
 	identity    string
 	peers       []overlay.Peer
+	rendezvous  []netip.AddrPort
 	specs       []group.Specifier
 	joinTimeout time.Duration
 	log         zerolog.Logger
@@ -128,6 +132,13 @@ func (m *memberFlags) setup(ctx context.Context, e *env) (*memberSetup, error) {
 			return nil, fmt.Errorf("--bootstrap: %v", err)
 		}
 		s.peers = append(s.peers, p)
+	}
+	for _, r := range m.rendezvous {
+		ap, err := parseAddrPort(ctx, r)
+		if err != nil {
+			return nil, fmt.Errorf("--rendezvous: %v", err)
+		}
+		s.rendezvous = append(s.rendezvous, ap)
 	}
 	s.listen = m.listen
 	if s.listen == "" {
@@ -195,8 +206,9 @@ func startMember(ctx context.Context, s *memberSetup) (*member, error) {
 	}
 	m := &member{n: n, mux: group.NewMux(), log: s.log}
 	m.host = overlay.NewHost(n, overlay.HostConfig{
-		OnFlow: m.mux.HandleFlow,
-		Logger: s.log.With().Str("component", "overlay").Logger(),
+		OnFlow:     m.mux.HandleFlow,
+		Rendezvous: s.rendezvous,
+		Logger:     s.log.With().Str("component", "overlay").Logger(),
 	})
 	for _, sp := range s.specs {
 		g, err := group.Join(m.host, sp, group.Config{
@@ -218,7 +230,7 @@ func startMember(ctx context.Context, s *memberSetup) (*member, error) {
 			m.subs = append(m.subs, sub)
 		}
 	}
-	if len(s.peers) == 0 {
+	if len(s.peers) == 0 && len(s.rendezvous) == 0 {
 		return m, nil
 	}
 	for _, g := range m.groups {
