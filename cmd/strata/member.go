@@ -234,7 +234,7 @@ func startMember(ctx context.Context, s *memberSetup) (*member, error) {
 		return m, nil
 	}
 	for _, g := range m.groups {
-		if err := bootstrap(ctx, g, s.peers, s.joinTimeout, s.log); err != nil {
+		if err := bootstrap(ctx, g, s.peers, s.rendezvous, s.joinTimeout, s.log); err != nil {
 			m.close()
 			return nil, err
 		}
@@ -243,7 +243,7 @@ func startMember(ctx context.Context, s *memberSetup) (*member, error) {
 }
 
 // bootstrap meets g through peers, retrying until timeout.
-func bootstrap(ctx context.Context, g *group.Group, peers []overlay.Peer, timeout time.Duration, log zerolog.Logger) error {
+func bootstrap(ctx context.Context, g *group.Group, peers []overlay.Peer, rdv []netip.AddrPort, timeout time.Duration, log zerolog.Logger) error {
 	bctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -260,11 +260,14 @@ func bootstrap(ctx context.Context, g *group.Group, peers []overlay.Peer, timeou
 		}
 		select {
 		case <-bctx.Done():
-			addrs := make([]string, len(peers))
-			for i, p := range peers {
-				addrs[i] = p.Addr.String()
+			addrs := make([]string, 0, len(peers)+len(rdv))
+			for _, p := range peers {
+				addrs = append(addrs, p.Addr.String())
 			}
-			return fmt.Errorf("no bootstrap peer answered within %s at %s: is a strata member of this group (same --group specifier) running there? (%v)",
+			for _, a := range rdv {
+				addrs = append(addrs, "rendezvous "+a.String())
+			}
+			return fmt.Errorf("no bootstrap peer answered within %s at %s: is a strata member of this group (same --group specifier), or a strata rendezvous, running there? (%v)",
 				timeout, strings.Join(addrs, ","), err)
 		case <-time.After(250 * time.Millisecond):
 		}
