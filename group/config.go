@@ -29,6 +29,7 @@ const (
 	DefaultQueue                    = 4096
 	DefaultLinkQueue                = 2048
 	DefaultLatencySamples           = 4096
+	DefaultStartMargin              = 8
 )
 
 // Config tunes one member of a group. Zero fields take the documented
@@ -108,6 +109,16 @@ type Config struct {
 	// accepts, in copies of the stream (default 4).
 	RelayPushCopies int
 
+	// StartMargin is how many blocks before the first block whose
+	// (verified) manifest reaches it a member starts its output (default
+	// 8, about a second at 1 Mbit/s): a member there when the stream began
+	// outputs it from its first byte even if later blocks overtook the
+	// first ones, and a member that joins or starts later begins this
+	// close to the live edge and catches up on these blocks by pulls from
+	// neighbours, which still hold them. Negative means 0. A member that
+	// subscribes after its start outputs from the next block it delivers.
+	StartMargin int
+
 	// PublisherKey is the private key of the stream's publisher; a member
 	// that publishes in a group whose specifier names a publisher key
 	// must hold it.
@@ -170,6 +181,12 @@ func (c Config) withDefaults() Config {
 	defi(&c.Queue, DefaultQueue)
 	defi(&c.LinkQueue, DefaultLinkQueue)
 	defi(&c.LatencySamples, DefaultLatencySamples)
+	switch {
+	case c.StartMargin == 0:
+		c.StartMargin = DefaultStartMargin
+	case c.StartMargin < 0:
+		c.StartMargin = 0
+	}
 	if c.PushNeighbourLimit > maxClasses {
 		c.PushNeighbourLimit = maxClasses
 	}

@@ -54,6 +54,12 @@ type stream struct {
 	dec    *fec.Decoder
 	rs     map[int]reedsolomon.Encoder
 
+	// Where a member that is not the publisher starts (see anchor):
+	// anchored once a verified manifest fixed the start block, feeding
+	// once the decoder was given the start block's first piece.
+	anchored, feeding bool
+	start             uint64
+
 	parents []*link // per class: the neighbour asked to push it
 
 	// publisher
@@ -64,6 +70,7 @@ type stream struct {
 	// subscriber
 	out        chan Record
 	subscribed bool
+	flowing    bool // a data record was output since Subscribe
 	gapFrom    uint64
 	inGap      bool
 	lat        reservoir
@@ -104,7 +111,9 @@ type Record struct {
 func (r Record) IsGap() bool { return r.Lost > 0 }
 
 func newStream(g *Group, params fec.Params) (*stream, error) {
-	dec, err := fec.NewDecoder(fec.DecoderConfig{Params: params, Window: 128, Timeout: g.cfg.WindowDuration})
+	// The decoder starts at the block of the first piece it is given;
+	// begin gives it the start block's first.
+	dec, err := fec.NewDecoder(fec.DecoderConfig{Params: params, Window: 128, Timeout: g.cfg.WindowDuration, StartAnywhere: true})
 	if err != nil {
 		return nil, err
 	}
@@ -140,18 +149,38 @@ func (s *stream) linkRemoved(l *link) {
 	s.selectParents(time.Now())
 }
 
-// getBlock returns the block seq, making it if seq is in range.
+// getBlock returns the block seq, making it if seq is in range. Before a
+// member's start is fixed (anchor) nothing is in range; pushed pieces
+// still wait for their manifests in provisional blocks (pieceBlock).
 func (s *stream) getBlock(seq uint64, now time.Time) *block {
 	if b := s.blocks[seq]; b != nil {
 		return b
 	}
-	head := s.dec.Head()
-	if s.source {
+	head := max(s.dec.Head(), s.low)
+	switch {
+	case s.source:
 		head = s.low
+	case !s.anchored:
+		return nil
 	}
 	if seq < s.low || seq < head || seq >= head+maxAhead {
 		return nil
 	}
+	return s.newBlock(seq, now)
+}
+
+// pieceBlock returns the block of a piece just received: as getBlock,
+// but before the start is fixed, a provisional block (at most maxAhead of
+// them, like the blocks of a started member), so that the first blocks'
+// pieces that overtake their manifests are not lost.
+func (s *stream) pieceBlock(seq uint64, now time.Time) *block {
+	if b := s.getBlock(seq, now); b != nil || s.source || s.anchored || len(s.blocks) >= maxAhead {
+		return b
+	}
+	return s.newBlock(seq, now)
+}
+
+func (s *stream) newBlock(seq uint64, now time.Time) *block {
 	w := s.g.cfg.WindowDuration
 	b := &block{seq: seq, first: now, deadline: now.Add(w - s.g.cfg.RelayMargin), expire: now.Add(w)}
 	s.blocks[seq] = b
@@ -162,6 +191,15 @@ func (s *stream) getBlock(seq uint64, now time.Time) *block {
 func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 	g := s.g
 	seq := sm.Manifest.Block
+	if !s.source && !s.anchored {
+		// Only the publisher's word fixes where this member starts.
+		if !verifyManifest(g.spec, g.id, sm) {
+			g.stats.ForgedDropped++
+			g.ban(l)
+			return
+		}
+		s.anchor(seq, now)
+	}
 	b := s.getBlock(seq, now)
 	l.manifestSent[seq] = true
 	if b == nil {
@@ -198,7 +236,7 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 func (s *stream) handlePiece(l *link, p fec.Piece, now time.Time) {
 	g := s.g
 	l.learn(p.Block, p.Index)
-	b := s.getBlock(p.Block, now)
+	b := s.pieceBlock(p.Block, now)
 	if b != nil && b.firstPiece.IsZero() {
 		b.firstPiece = now
 	}
@@ -267,11 +305,85 @@ func (s *stream) store(b *block, p fec.Piece, from *link, now time.Time) {
 	setBit(b.have, p.Index)
 	b.count++
 	s.g.stats.Pieces++
-	if !s.source {
+	switch {
+	case s.source:
+	case s.feeding:
 		s.dec.Add(p, now)
 		s.drain(now)
+	case p.Block == s.start:
+		s.begin(now)
 	}
 	s.relay(b, p, from, now)
+}
+
+// anchor fixes where this member's output starts, at its first verified
+// manifest, of block seq: StartMargin blocks earlier (block 0 if the
+// stream is younger), so that a member that was there when the stream
+// began outputs it from its first byte even if a later block's manifest
+// overtook the first ones, and a member that joins a running stream
+// starts near the live edge and catches up on those few blocks by pulls
+// (neighbours still hold them, as complete blocks).
+func (s *stream) anchor(seq uint64, now time.Time) {
+	s.anchored = true
+	s.start = seq - min(seq, uint64(s.g.cfg.StartMargin))
+	s.low = s.start
+	for q := range s.blocks {
+		if q < s.start || q >= s.start+maxAhead {
+			delete(s.blocks, q) // provisional, out of range
+		}
+	}
+	for q := s.start; q < seq; q++ {
+		s.getBlock(q, now) // pulled from neighbours that advertise them
+	}
+}
+
+// begin starts the decoder at the start block once a piece of it is here,
+// then gives it every piece held of later blocks. A start block that got
+// no piece by its deadline is passed over for the next block held: the
+// output starts there, and what came before is not reported as a gap.
+func (s *stream) begin(now time.Time) {
+	for range maxAhead {
+		b := s.blocks[s.start]
+		if b != nil && b.count > 0 {
+			s.feed(now)
+			return
+		}
+		if b != nil && !now.After(b.deadline) {
+			return
+		}
+		next, ok := uint64(0), false
+		for seq := range s.blocks {
+			if seq > s.start && (!ok || seq < next) {
+				next, ok = seq, true
+			}
+		}
+		if !ok {
+			return
+		}
+		delete(s.blocks, s.start)
+		s.start, s.low = next, next
+	}
+}
+
+// feed gives the decoder, from the start block on, every piece held.
+func (s *stream) feed(now time.Time) {
+	s.feeding = true
+	var held []uint64
+	for seq := range s.blocks {
+		if seq >= s.start {
+			held = append(held, seq)
+		}
+	}
+	slices.Sort(held)
+	for _, seq := range held {
+		b := s.blocks[seq]
+		for i, p := range b.pieces {
+			if bitSet(b.have, i) {
+				s.dec.Add(p, now)
+			}
+		}
+	}
+	s.drain(now)
 }
 
 // relay pushes p to the neighbours that subscribed to its class.
@@ -446,9 +558,12 @@ func (s *stream) drain(now time.Time) {
 }
 
 func (s *stream) emit(r Record) {
-	if !s.subscribed {
+	// A subscription's output starts with data: blocks lost before it
+	// are not its loss.
+	if !s.subscribed || r.IsGap() && !s.flowing {
 		return
 	}
+	s.flowing = true
 	select {
 	case s.out <- r:
 	default:
@@ -464,6 +579,9 @@ func (s *stream) tick(now time.Time, periodic bool) {
 		s.emitBlocks(now)
 	}
 	if !s.source {
+		if s.anchored && !s.feeding {
+			s.begin(now)
+		}
 		s.dec.Advance(now)
 		s.drain(now)
 		s.pull(now)
@@ -497,7 +615,7 @@ func (s *stream) tick(now time.Time, periodic bool) {
 func (s *stream) prune(now time.Time) {
 	head := s.dec.Head()
 	for seq, b := range s.blocks {
-		if now.After(b.expire) && (s.source || seq < head) {
+		if now.After(b.expire) && (s.source || seq < head || !s.anchored) {
 			delete(s.blocks, seq)
 			if seq >= s.low {
 				s.low = seq + 1
@@ -1110,6 +1228,14 @@ func (s *stream) emitBlocks(now time.Time) {
 // Subscribe returns the stream's output at this member: records in stream
 // order, data or gaps. Records not read in time are dropped (counted in
 // Stats.OutputDropped). There is one subscription per member.
+//
+// A member does not start at the stream's first byte unless it was there
+// when the stream began: its output starts Config.StartMargin blocks
+// before the first block whose manifest reached it (a member that joins a
+// running stream catches up on those from its neighbours), and a member
+// that subscribes after that starts at the next block it delivers. The
+// first record is data; its Offset tells where in the stream it is, and
+// gap records report only blocks lost after it.
 func (g *Group) Subscribe() (*Subscription, error) {
 	if g.st == nil {
 		return nil, ErrMulticastOff
