@@ -13,19 +13,17 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/strata-net/strata/examples/internal/cli"
 	"github.com/strata-net/strata/group"
 	"github.com/strata-net/strata/node"
 	"github.com/strata-net/strata/node/memnet"
@@ -33,21 +31,8 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
-	stop()
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "swarm:", err)
-		os.Exit(1)
-	}
+	cli.Main("swarm", func(ctx context.Context) error { return run(ctx, os.Args[1:], os.Stdout) })
 }
-
-// errUsage marks a bad command line (the flag package has printed why).
-var errUsage = errors.New("usage error")
 
 // options of one run.
 type options struct {
@@ -71,15 +56,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	loss := fs.String("loss", "0%", "datagram loss on every link while streaming, e.g. 2% or 0.02")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the stream's bytes and of the network's randomness")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, err
-		}
-		return o, errUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return o, err
 	}
 	bad := func(format string, a ...any) (options, error) {
-		fmt.Fprintf(stderr, "swarm: "+format+"\n", a...)
-		return o, errUsage
+		return o, cli.Usagef(stderr, "swarm", format, a...)
 	}
 	if fs.NArg() > 0 {
 		return bad("unexpected argument %q (all settings are flags; see --help)", fs.Arg(0))
@@ -231,7 +212,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	// group keeps trying.
 	drainEnd := time.Now().Add(8 * time.Second)
 	for time.Now().Before(drainEnd) && !drained(members[1:], uint64(len(stream))) {
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := cli.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -269,7 +250,7 @@ func bootstrap(ctx context.Context, members []*member) error {
 		if alone == 0 {
 			return nil
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := cli.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return fmt.Errorf("%d members have no neighbour link: %w", alone, err)
 		}
 	}
@@ -291,7 +272,7 @@ func publish(ctx context.Context, g *group.Group, stream []byte, rate int) error
 		}
 		off += n
 		due := start.Add(time.Duration(float64(off) / float64(rate) * float64(time.Second)))
-		if err := sleep(ctx, time.Until(due)); err != nil {
+		if err := cli.Sleep(ctx, time.Until(due)); err != nil {
 			return err
 		}
 	}
@@ -362,16 +343,4 @@ func seed32(s uint64) [32]byte {
 		b[i] = byte(s >> (8 * i))
 	}
 	return b
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-net/strata/examples/internal/cli"
 )
 
 // TestRun runs a short swarm and checks the report: every member output
@@ -59,7 +61,7 @@ func TestUsage(t *testing.T) {
 		{"extra"},
 	} {
 		err := run(context.Background(), args, &bytes.Buffer{})
-		if !errors.Is(err, errUsage) {
+		if !errors.Is(err, cli.ErrUsage) {
 			t.Errorf("%q: error %v, want a usage error", args, err)
 		}
 	}
