@@ -1,0 +1,103 @@
+package dissem
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestDissemination runs each scenario on Strata and on gossipsub and
+// logs a Markdown table of the figures and their ratios:
+//
+//	STRATA_DISSEM=1 go test ./dissem -run Dissemination -v -timeout 60m
+//
+// STRATA_DISSEM=1 means 50 and 100 members at 0 % and 5 % loss; otherwise
+// it is a list of members:loss (50:0,100:0.05,500:0.05).
+// STRATA_DISSEM_SECONDS sets the stream length (default 10);
+// STRATA_DISSEM_CLOCK=real runs on the wall clock instead of the virtual
+// one (testing/synctest). Links: a one-way delay per pair of members drawn
+// in 20-60 ms (the same for both systems); stream 1 Mbit/s in 1000-byte
+// writes. Without STRATA_DISSEM the test is skipped.
+func TestDissemination(t *testing.T) {
+	spec := os.Getenv("STRATA_DISSEM")
+	if spec == "" {
+		t.Skip("set STRATA_DISSEM=1 (see the doc comment) to measure")
+	}
+	if spec == "1" {
+		spec = "50:0,50:0.05,100:0,100:0.05"
+	}
+	secs := 10
+	if v, err := strconv.Atoi(os.Getenv("STRATA_DISSEM_SECONDS")); err == nil && v > 0 {
+		secs = v
+	}
+	virtual := os.Getenv("STRATA_DISSEM_CLOCK") != "real"
+	var rows []string
+	for _, e := range strings.Split(spec, ",") {
+		f := strings.Split(strings.TrimSpace(e), ":")
+		n, err := strconv.Atoi(f[0])
+		loss := 0.0
+		if err == nil && len(f) > 1 {
+			loss, err = strconv.ParseFloat(f[1], 64)
+		}
+		if err != nil || n < 2 || len(f) > 2 {
+			t.Fatalf("STRATA_DISSEM entry %q: want members[:loss]", e)
+		}
+		sc := scenario{
+			members: n, loss: loss,
+			delayMin: 20 * time.Millisecond, delayMax: 60 * time.Millisecond,
+			rate: 125_000, secs: secs, chunk: 1000,
+			drain: 10 * time.Second, seed: 1,
+		}
+		systems := []struct {
+			name string
+			run  func(t *testing.T) result
+		}{
+			{"strata", func(t *testing.T) result { return runStrata(t, sc) }},
+			{"gossip1000", func(t *testing.T) result { return runGossip(t, sc, 1) }},
+			{"gossip16000", func(t *testing.T) result { return runGossip(t, sc, 16) }},
+		}
+		var res []result
+		for _, s := range systems {
+			t.Run(fmt.Sprintf("%s/n=%d/loss=%g", s.name, n, loss), func(t *testing.T) {
+				var r result
+				wall := time.Now()
+				if virtual {
+					synctest.Test(t, func(t *testing.T) { r = s.run(t) })
+				} else {
+					r = s.run(t)
+				}
+				r.wall = time.Since(wall)
+				t.Logf("%+v", r)
+				if r.bad > 0 {
+					t.Errorf("%d outputs differ from the published bytes", r.bad)
+				}
+				res = append(res, r)
+			})
+		}
+		if len(res) != len(systems) {
+			continue
+		}
+		for _, r := range res {
+			rows = append(rows, row(n, loss, r, res[0]))
+		}
+	}
+	t.Logf("clock: %s\n%s\n%s", map[bool]string{true: "virtual", false: "real"}[virtual], header, strings.Join(rows, "\n"))
+}
+
+const header = `| members | loss | system | delivery mean (min) | latency p50 / p99 ms | received per useful byte (wire) | publisher upload | links per member | ratios vs Strata: p99, received, upload | real time |
+| ---: | ---: | --- | --- | --- | --- | ---: | ---: | --- | ---: |`
+
+// row formats r, with its ratios to base (Strata's figures).
+func row(n int, loss float64, r, base result) string {
+	lat := msec(r.p50) + " / " + msec(r.p99)
+	if r.stampP99 > 0 {
+		lat += fmt.Sprintf(" (stamp %s / %s)", msec(r.stampP50), msec(r.stampP99))
+	}
+	return fmt.Sprintf("| %d | %g %% | %s | %.4f %% (%.4f %%) | %s | %.3f (%.3f) | %.2f× | %.1f | %.2f, %.2f, %.2f | %v |",
+		n, loss*100, r.system, r.deliveryMean*100, r.deliveryMin*100, lat, r.overhead, r.wire, r.upload, r.neighbours,
+		float64(r.p99)/float64(base.p99), r.overhead/base.overhead, r.upload/base.upload, r.wall.Round(time.Second))
+}
