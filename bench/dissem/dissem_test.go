@@ -97,7 +97,11 @@ func row(n int, loss float64, r, base result) string {
 	if r.stampP99 > 0 {
 		lat += fmt.Sprintf(" (stamp %s / %s)", msec(r.stampP50), msec(r.stampP99))
 	}
-	return fmt.Sprintf("| %d | %g %% | %s | %.4f %% (%.4f %%) | %s | %.3f (%.3f) | %.2f× | %.1f | %.2f, %.2f, %.2f | %v |",
-		n, loss*100, r.system, r.deliveryMean*100, r.deliveryMin*100, lat, r.overhead, r.wire, r.upload, r.neighbours,
+	lossCol := fmt.Sprintf("%g %%", loss*100)
+	if r.loss != loss {
+		lossCol = fmt.Sprintf("%g %% (not %g %%)", r.loss*100, loss*100)
+	}
+	return fmt.Sprintf("| %d | %s | %s | %.4f %% (%.4f %%) | %s | %.3f (%.3f) | %.2f× | %.1f | %.2f, %.2f, %.2f | %v |",
+		n, lossCol, r.system, r.deliveryMean*100, r.deliveryMin*100, lat, r.overhead, r.wire, r.upload, r.neighbours,
 		float64(r.p99)/float64(base.p99), r.overhead/base.overhead, r.upload/base.upload, r.wall.Round(time.Second))
 }

@@ -108,6 +108,7 @@ func (r *receiver) reject() {
 // result is one system's figures for one scenario.
 type result struct {
 	system       string
+	loss         float64 // loss applied to the links
 	deliveryMean float64 // over subscribers, of bytes (or chunks) output
 	deliveryMin  float64
 	p50, p99     time.Duration // write-to-output per chunk, pooled

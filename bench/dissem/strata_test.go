@@ -27,7 +27,7 @@ type strataMember struct {
 // links, then every pair's link set to its delay and sc.loss before the
 // publisher (member 0) starts.
 func runStrata(t *testing.T, sc scenario) result {
-	res := result{system: "strata"}
+	res := result{system: "strata", loss: sc.loss}
 	pub, priv, err := ed25519.GenerateKey(rand.NewChaCha8([32]byte{byte(sc.seed)}))
 	if err != nil {
 		t.Fatal(err)
