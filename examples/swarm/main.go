@@ -24,10 +24,9 @@ import (
 	"time"
 
 	"github.com/strata-net/strata/examples/internal/cli"
+	"github.com/strata-net/strata/examples/internal/memgroup"
 	"github.com/strata-net/strata/group"
-	"github.com/strata-net/strata/node"
 	"github.com/strata-net/strata/node/memnet"
-	"github.com/strata-net/strata/overlay"
 )
 
 func main() {
@@ -86,21 +85,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 // member is one node of the swarm with its group membership and, for
 // subscribers, what it output.
 type member struct {
-	n *node.Node
-	h *overlay.Host
-	g *group.Group
+	*memgroup.Member
 
 	mu   sync.Mutex
 	out  bytes.Buffer // stream bytes output, in order
 	gaps int          // gap records (blocks given up on)
-}
-
-func (m *member) close() {
-	m.g.Close()
-	m.h.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	m.n.Close(ctx)
-	cancel()
 }
 
 // run starts the swarm, streams, checks every member's output and writes
@@ -122,44 +111,20 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Timeouts shorter than the overlay's defaults (which suit the
-	// Internet) make the mesh form fast on a network in memory.
-	ocfg := overlay.Config{
-		RefreshPeriod:  5 * time.Second,
-		MaintainPeriod: 500 * time.Millisecond,
-		RequestTimeout: time.Second,
-		HopTimeout:     time.Second,
-		DialTimeout:    time.Second,
-	}
-	members := make([]*member, 0, o.nodes)
+	var members []*member
 	defer func() {
-		var wg sync.WaitGroup
-		for _, m := range members {
-			wg.Add(1)
-			go func() { defer wg.Done(); m.close() }()
+		all := make([]*memgroup.Member, len(members))
+		for i, m := range members {
+			all[i] = m.Member
 		}
-		wg.Wait()
+		memgroup.CloseAll(all)
 	}()
 	for range o.nodes {
-		conn, err := network.ListenAuto()
+		m, err := memgroup.Start(network, spec, group.Config{Overlay: memgroup.FastOverlay()})
 		if err != nil {
 			return err
 		}
-		n, err := node.New(conn, node.Config{KeepalivePeriod: time.Second, RetransmitLimit: 5 * time.Second})
-		if err != nil {
-			return err
-		}
-		// The group's streams and posts travel on flows of their own;
-		// the host hands them to the group's multiplexer.
-		mux := group.NewMux()
-		h := overlay.NewHost(n, overlay.HostConfig{OnFlow: mux.HandleFlow})
-		g, err := group.Join(h, spec, group.Config{Mux: mux, Overlay: ocfg})
-		if err != nil {
-			h.Close()
-			n.Close(ctx)
-			return err
-		}
-		members = append(members, &member{n: n, h: h, g: g})
+		members = append(members, &member{Member: m})
 	}
 	fmt.Fprintf(out, "%d members of %s on the in-memory network\n", o.nodes, spec)
 
@@ -175,7 +140,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	rctx, stopReaders := context.WithCancel(ctx)
 	defer func() { stopReaders(); readers.Wait() }()
 	for _, m := range members[1:] {
-		sub, err := m.g.Subscribe()
+		sub, err := m.Group.Subscribe()
 		if err != nil {
 			return err
 		}
@@ -203,7 +168,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	rand.NewChaCha8(seed32(o.seed)).Read(stream)
 	fmt.Fprintf(out, "member 0 publishes %d bytes at %d bytes/s (links %v, loss %.3g%%)\n",
 		len(stream), o.rate, o.delay, o.loss*100)
-	if err := publish(ctx, members[0].g, stream, o.rate); err != nil {
+	if err := publish(ctx, members[0].Group, stream, o.rate); err != nil {
 		return err
 	}
 
@@ -231,8 +196,8 @@ func bootstrap(ctx context.Context, members []*member) error {
 		hi := min(lo+wave, len(members))
 		errs := make(chan error, hi-lo)
 		for i := lo; i < hi; i++ {
-			seed := members[r.IntN(lo)].h.Self()
-			go func() { errs <- members[i].g.Bootstrap(ctx, seed) }()
+			seed := members[r.IntN(lo)].Host.Self()
+			go func() { errs <- members[i].Group.Bootstrap(ctx, seed) }()
 		}
 		for range hi - lo {
 			if err := <-errs; err != nil {
@@ -243,7 +208,7 @@ func bootstrap(ctx context.Context, members []*member) error {
 	for {
 		alone := 0
 		for _, m := range members {
-			if m.g.Stats().Neighbours == 0 {
+			if m.Group.Stats().Neighbours == 0 {
 				alone++
 			}
 		}
@@ -283,7 +248,7 @@ func publish(ctx context.Context, g *group.Group, stream []byte, rate int) error
 // drained reports whether every member output or gave up on total bytes.
 func drained(members []*member, total uint64) bool {
 	for _, m := range members {
-		st := m.g.Stats()
+		st := m.Group.Stats()
 		if st.BytesOut+st.BytesLost < total {
 			return false
 		}
@@ -301,7 +266,7 @@ func report(out io.Writer, members []*member, stream []byte) error {
 		got := m.out.Bytes()
 		gaps := m.gaps
 		m.mu.Unlock()
-		st := m.g.Stats()
+		st := m.Group.Stats()
 		received += st.Received.Total()
 		useful += uint64(len(got))
 		v := verdict(got, stream)
@@ -312,7 +277,7 @@ func report(out io.Writer, members []*member, stream []byte) error {
 			i+1, len(got), v, gaps, st.Neighbours,
 			st.LatencyP50.Round(time.Millisecond), st.LatencyP99.Round(time.Millisecond))
 	}
-	pub := members[0].g.Stats()
+	pub := members[0].Group.Stats()
 	subs := len(members) - 1
 	fmt.Fprintf(out, "%d of %d members output the whole stream byte for byte\n", intact, subs)
 	if useful > 0 {
