@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -28,8 +29,11 @@ type swarmOptions struct {
 	rate     int         // stream rate, bytes per second
 	duration time.Duration
 	udp      bool // real UDP sockets on 127.0.0.1 instead of memnet
-	seed     uint64
-	log      zerolog.Logger
+	// noRendezvous: members meet through earlier members only, without
+	// the swarm's rendezvous node.
+	noRendezvous bool
+	seed         uint64
+	log          zerolog.Logger
 }
 
 // Phases of a swarm run, in order.
@@ -76,6 +80,9 @@ type swarm struct {
 	net     *memnet.Network // nil on UDP
 	spec    group.Specifier
 	pubKey  ed25519.PrivateKey
+	rdv     *overlay.Rendezvous // nil with opt.noRendezvous
+	rn      *node.Node          // the rendezvous' node
+	rdvDone chan error
 	members []*swarmMember
 	byPeer  map[node.PeerID]int
 	start   time.Time
@@ -133,6 +140,12 @@ func newSwarm(opt swarmOptions) (*swarm, error) {
 	if !opt.udp {
 		s.net = memnet.New(memnet.Config{Seed: opt.seed, Link: memnet.Link{Delay: time.Millisecond}})
 	}
+	if !opt.noRendezvous {
+		if err := s.startRendezvous(); err != nil {
+			s.close()
+			return nil, fmt.Errorf("rendezvous: %w", err)
+		}
+	}
 	for i := 0; i < opt.nodes; i++ {
 		if err := s.addMember(i); err != nil {
 			s.close()
@@ -160,7 +173,11 @@ func (s *swarm) addMember(i int) error {
 		return err
 	}
 	mux := group.NewMux()
-	h := overlay.NewHost(n, overlay.HostConfig{OnFlow: mux.HandleFlow, Logger: log})
+	hc := overlay.HostConfig{OnFlow: mux.HandleFlow, Logger: log}
+	if s.rn != nil {
+		hc.Rendezvous = []netip.AddrPort{s.rn.AddrPort()}
+	}
+	h := overlay.NewHost(n, hc)
 	gc := group.Config{Mux: mux, Overlay: swarmOverlay(), Logger: log}
 	gc.Overlay.Logger = log
 	if i == 0 {
@@ -183,6 +200,30 @@ func (s *swarm) addMember(i int) error {
 	return nil
 }
 
+// startRendezvous starts the swarm's rendezvous node, through which every
+// member registers and is introduced to the members it dials (as members
+// behind NATs would need; on one host it only adds the forwarded hellos).
+func (s *swarm) startRendezvous() error {
+	s.rdv = overlay.NewRendezvous(overlay.RendezvousConfig{Logger: s.opt.log.With().Str("component", "rendezvous").Logger()})
+	cfg := node.Config{KeepalivePeriod: time.Second, OnUnmatchedHello: s.rdv.HandleHello, Logger: s.opt.log}
+	var err error
+	if s.net != nil {
+		c, lerr := s.net.ListenAuto()
+		if lerr != nil {
+			return lerr
+		}
+		s.rn, err = node.New(c, cfg)
+	} else {
+		s.rn, err = node.Listen("127.0.0.1:0", cfg)
+	}
+	if err != nil {
+		return err
+	}
+	s.rdvDone = make(chan error, 1)
+	go func() { s.rdvDone <- s.rdv.Serve(s.rn) }()
+	return nil
+}
+
 // close stops every member and the network.
 func (s *swarm) close() {
 	s.cancel()
@@ -200,6 +241,15 @@ func (s *swarm) close() {
 	}
 	wg.Wait()
 	s.wg.Wait()
+	if s.rdv != nil {
+		s.rdv.Close()
+		if s.rn != nil {
+			<-s.rdvDone
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			s.rn.Close(ctx)
+			cancel()
+		}
+	}
 	if s.net != nil {
 		s.net.Close()
 	}
@@ -213,14 +263,20 @@ func (s *swarm) setPhase(p string) {
 
 // bootstrap joins the members in waves of 8, each through a random member
 // of the earlier waves (all through one seed at once overloads its link
-// limit, docs/overlay.md), and waits until every member has a neighbour
-// link.
+// limit, docs/overlay.md) and the rendezvous' recent members, and waits
+// until every member has a neighbour link.
 func (s *swarm) bootstrap(ctx context.Context) error {
 	s.setPhase(phaseBootstrapping)
 	t0 := time.Now()
 	r := rand.New(rand.NewPCG(s.opt.seed, 3))
 	const wave = 8
 	errs := make([]error, len(s.members))
+	if s.rdv != nil {
+		// The first member registers, so the rendezvous knows it.
+		if err := s.members[0].g.Bootstrap(ctx); err != nil {
+			return fmt.Errorf("member 0 registering with the rendezvous: %w", err)
+		}
+	}
 	for lo := 1; lo < len(s.members); lo += wave {
 		hi := min(lo+wave, len(s.members))
 		var wg sync.WaitGroup

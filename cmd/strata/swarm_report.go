@@ -33,8 +33,18 @@ type swarmReport struct {
 
 	Worst swarmWorst `json:"worst"`
 
+	// Rendezvous counts what the swarm's rendezvous did (absent with
+	// --no-rendezvous).
+	Rendezvous *swarmRendezvous `json:"rendezvous,omitempty"`
+
 	MinDelivery float64 `json:"min_delivery"`
 	Pass        bool    `json:"pass"`
+}
+
+// swarmRendezvous is the rendezvous' part of the report.
+type swarmRendezvous struct {
+	Registrations uint64 `json:"registrations"`
+	Introductions uint64 `json:"introductions"`
 }
 
 // swarmWorst names the worst subscriber by each measure.
@@ -70,6 +80,10 @@ func (s *swarm) report(snap swarmSnapshot, minDelivery float64) swarmReport {
 	}
 	if s.opt.udp {
 		r.Network, r.LossPct, r.DelayMS, r.JitterMS = "udp", 0, 0, 0
+	}
+	if s.rdv != nil {
+		st := s.rdv.Stats()
+		r.Rendezvous = &swarmRendezvous{Registrations: st.Registrations, Introductions: st.Introductions}
 	}
 	var out uint64
 	r.Worst.Delivery = swarmWorstMember{Member: -1, Value: 1}

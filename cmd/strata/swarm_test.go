@@ -78,6 +78,9 @@ func testSwarmRun(t *testing.T, network string, args []string) {
 		{"worst p99 member", rep.Worst.LatencyP99MS.Member >= 1 && rep.Worst.LatencyP99MS.Value >= rep.LatencyP50MS},
 		{"worst overhead member", rep.Worst.ReceivedPerByte.Member >= 1 && rep.Worst.ReceivedPerByte.Value >= rep.ReceivedPerByte},
 		{"bootstrap took time", rep.BootstrapS > 0 && rep.BootstrapS < rep.ElapsedS},
+		// Every member registered with the swarm's rendezvous, and the
+		// dials after the first went through it too.
+		{"rendezvous", rep.Rendezvous != nil && rep.Rendezvous.Registrations >= 8 && rep.Rendezvous.Introductions > 0},
 	}
 	for _, c := range checks {
 		if !c.ok {
