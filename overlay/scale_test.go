@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,10 +53,22 @@ func scaleRun(t *testing.T, n int) {
 	var runtimeMem runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&runtimeMem)
-	table := 0
+	if path := os.Getenv("STRATA_HEAP_PROFILE"); path != "" {
+		// The heap right after bootstrap, for finding what a member holds.
+		if f, err := os.Create(path); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
+	table, sessions, links := 0, 0, 0
 	for _, mb := range m.members {
 		table += mb.g.Table().Size()
+		sessions += len(mb.n.Sessions())
+		mb.g.mu.Lock()
+		links += len(mb.g.links)
+		mb.g.mu.Unlock()
 	}
+	t.Logf("N=%d after bootstrap: %.1f sessions and %.1f overlay links per member", n, float64(sessions)/float64(n), float64(links)/float64(n))
 	r := rand.New(rand.NewPCG(7, uint64(n)))
 
 	sentBefore := m.sentMessages()
