@@ -300,7 +300,7 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 		}
 		miss := float64(lost) / float64(len(data))
 		if miss > 0.001 {
-			m.t.Logf("member %d misses %d bytes: %d holes, output %d of %d", i+1, lost, len(mb.holes), len(got), len(data))
+			m.t.Logf("member %d misses %d bytes: %d holes (%v), output %d of %d", i+1, lost, len(mb.holes), mb.holes, len(got), len(data))
 		}
 		pool = append(pool, mb.lats...)
 		mb.mu.Unlock()

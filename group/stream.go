@@ -14,6 +14,10 @@ import (
 	"github.com/strata-net/strata/node"
 )
 
+// sourcePullFloor is how many blocks' worth of pulls the publisher serves
+// whatever its SourcePullShare allows.
+const sourcePullFloor = 4
+
 // maxAhead bounds how far past the oldest undelivered block a piece or
 // advertisement may name a block, which bounds the blocks a neighbour can
 // make a member track.
@@ -825,7 +829,11 @@ func (s *stream) handlePull(l *link, c *control) {
 		s.sendManifest(l, b, -1)
 	}
 	if s.source {
-		budget := s.g.cfg.SourcePullShare * float64(s.g.stats.BytesPublished)
+		// At least sourcePullFloor blocks' worth: early in a stream the
+		// share is tiny, and a block that a dropped forger or a dead
+		// relay was the only carrier of has nobody else to come from.
+		floor := float64(sourcePullFloor * s.g.cfg.K * s.g.cfg.FragmentSize)
+		budget := max(s.g.cfg.SourcePullShare*float64(s.g.stats.BytesPublished), floor)
 		if float64(s.g.stats.Sent.Pull+s.pulledParity) > budget {
 			s.g.stats.PullsRefused++
 			return
