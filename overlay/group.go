@@ -691,6 +691,7 @@ func (g *Group) findNodeOnce(ctx context.Context, c Contact, target Address) ([]
 	if err != nil {
 		return nil, err
 	}
+	g.stats.requests.Add(1)
 	delivered := rc.Done()
 	for {
 		select {

@@ -71,9 +71,12 @@ func scaleRun(t *testing.T, n int) {
 	t.Logf("N=%d after bootstrap: %.1f sessions and %.1f overlay links per member", n, float64(sessions)/float64(n), float64(links)/float64(n))
 	r := rand.New(rand.NewPCG(7, uint64(n)))
 
-	sentBefore := m.sentMessages()
+	reqBefore, lookBefore := m.requestsAndLookups()
 	acc, lat := m.lookupTrial(ctx, r, lookups)
-	perLookup := float64(m.sentMessages()-sentBefore) / lookups
+	reqAfter, lookAfter := m.requestsAndLookups()
+	// Every lookup of the phase counts, refreshes that fell in it too;
+	// each request has one answer.
+	perLookup := float64(reqAfter-reqBefore) / float64(max(lookAfter-lookBefore, 1))
 	rt := m.routeTrial(ctx, r, routes)
 	medErr, within := m.estimateErrors()
 
@@ -98,11 +101,12 @@ func scaleRun(t *testing.T, n int) {
 		medErr, within*100, float64(table)/float64(n), float64(runtimeMem.HeapAlloc)/float64(n)/1024)
 }
 
-// sentMessages is the overlay messages all members sent so far.
-func (m *mesh) sentMessages() uint64 {
-	var s uint64
+// requestsAndLookups sums the FindNode requests and lookups of all members.
+func (m *mesh) requestsAndLookups() (requests, lookups uint64) {
 	for _, mb := range m.members {
-		s += mb.g.Stats().Sent
+		st := mb.g.Stats()
+		requests += st.Requests
+		lookups += st.Lookups
 	}
-	return s
+	return requests, lookups
 }

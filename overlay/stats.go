@@ -19,6 +19,7 @@ type Stats struct {
 	Delivered uint64 // messages handed to Receive
 	// Lookups and liveness.
 	Lookups        uint64
+	Requests       uint64 // FindNode requests sent (by lookups, refreshes included)
 	RequestsFailed uint64 // FindNode requests unanswered in time
 	DeadEvicted    uint64 // contacts removed from the table as dead
 }
@@ -27,7 +28,7 @@ type counters struct {
 	received, sent                                        atomic.Uint64
 	malformed, tooBig, ttl, loop, dup, queueFull, noRoute atomic.Uint64
 	forwarded, delivered                                  atomic.Uint64
-	lookups, requestsFailed, deadEvicted                  atomic.Uint64
+	lookups, requests, requestsFailed, deadEvicted        atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -37,6 +38,6 @@ func (c *counters) snapshot() Stats {
 		DropTTL: c.ttl.Load(), DropLoop: c.loop.Load(), DropDuplicate: c.dup.Load(),
 		DropQueueFull: c.queueFull.Load(), DropNoRoute: c.noRoute.Load(),
 		Forwarded: c.forwarded.Load(), Delivered: c.delivered.Load(),
-		Lookups: c.lookups.Load(), RequestsFailed: c.requestsFailed.Load(), DeadEvicted: c.deadEvicted.Load(),
+		Lookups: c.lookups.Load(), Requests: c.requests.Load(), RequestsFailed: c.requestsFailed.Load(), DeadEvicted: c.deadEvicted.Load(),
 	}
 }
