@@ -18,15 +18,7 @@ import (
 )
 
 // testOverlay has timeouts short enough for tests on an in-memory network.
-func testOverlay() overlay.Config {
-	return overlay.Config{
-		RefreshPeriod:  5 * time.Second,
-		MaintainPeriod: 500 * time.Millisecond,
-		RequestTimeout: time.Second,
-		HopTimeout:     time.Second,
-		DialTimeout:    time.Second,
-	}
-}
+func testOverlay() overlay.Config { return overlay.LocalConfig() }
 
 var debugLat = os.Getenv("STRATA_DEBUGLAT") != ""
 

@@ -80,6 +80,22 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
+// LocalConfig is a Config for a mesh on one host or an in-memory network,
+// where round trips take milliseconds: requests, hops and dials time out
+// after 1 s instead of 2-3 s, neighbours are checked every 500 ms and
+// buckets refreshed every 5 s, so a mesh forms in about a second. The
+// defaults suit the Internet. (In the spirit of memberlist's
+// DefaultLocalConfig; the tests, the swarm demo and the examples use it.)
+func LocalConfig() Config {
+	return Config{
+		RefreshPeriod:  5 * time.Second,
+		MaintainPeriod: 500 * time.Millisecond,
+		RequestTimeout: time.Second,
+		HopTimeout:     time.Second,
+		DialTimeout:    time.Second,
+	}
+}
+
 func (c Config) withDefaults() Config {
 	def := func(v *int, d int) {
 		if *v <= 0 {

@@ -22,15 +22,7 @@ import (
 
 // testConfig has timeouts short enough for tests on a perfect in-memory
 // network.
-func testConfig() Config {
-	return Config{
-		RefreshPeriod:  5 * time.Second,
-		MaintainPeriod: 500 * time.Millisecond,
-		RequestTimeout: time.Second,
-		HopTimeout:     time.Second,
-		DialTimeout:    time.Second,
-	}
-}
+func testConfig() Config { return LocalConfig() }
 
 type member struct {
 	n    *node.Node

@@ -46,13 +46,7 @@ func runStrata(t *testing.T, sc scenario) result {
 		}
 		mux := group.NewMux()
 		h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
-		cfg := group.Config{Mux: mux, Overlay: overlay.Config{
-			RefreshPeriod:  5 * time.Second,
-			MaintainPeriod: 500 * time.Millisecond,
-			RequestTimeout: time.Second,
-			HopTimeout:     time.Second,
-			DialTimeout:    time.Second,
-		}}
+		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig()}
 		if i == 0 {
 			cfg.PublisherKey = priv
 		}

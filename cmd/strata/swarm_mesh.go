@@ -107,17 +107,8 @@ type routeArrival struct {
 	d      overlay.Delivery
 }
 
-// swarmOverlay has timeouts short enough for a mesh in one process
-// (the group package's tests use the same).
-func swarmOverlay() overlay.Config {
-	return overlay.Config{
-		RefreshPeriod:  5 * time.Second,
-		MaintainPeriod: 500 * time.Millisecond,
-		RequestTimeout: time.Second,
-		HopTimeout:     time.Second,
-		DialTimeout:    time.Second,
-	}
-}
+// swarmOverlay has timeouts short enough for a mesh in one process.
+func swarmOverlay() overlay.Config { return overlay.LocalConfig() }
 
 // newSwarm starts opt.nodes members. The mesh forms on a near-perfect
 // network; the impairments of opt.link start with the stream.

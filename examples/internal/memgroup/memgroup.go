@@ -23,15 +23,7 @@ type Member struct {
 
 // FastOverlay has timeouts shorter than the overlay's defaults (which suit
 // the Internet), so that a mesh in memory forms in a second or so.
-func FastOverlay() overlay.Config {
-	return overlay.Config{
-		RefreshPeriod:  5 * time.Second,
-		MaintainPeriod: 500 * time.Millisecond,
-		RequestTimeout: time.Second,
-		HopTimeout:     time.Second,
-		DialTimeout:    time.Second,
-	}
-}
+func FastOverlay() overlay.Config { return overlay.LocalConfig() }
 
 // Start opens a node on network and joins spec with cfg (cfg.Mux is
 // filled in). The member still has to meet the others: Group.Bootstrap.
