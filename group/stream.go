@@ -756,7 +756,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 			}
 		}
 	case ctlSubscribe:
-		s.handleSubscribe(l, c, now)
+		s.handleSubscribe(l, c)
 	case ctlRefuse:
 		if int(c.Modulus) != s.P {
 			return
@@ -775,7 +775,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 
 // handleSubscribe accepts the push classes l asks for as long as this
 // member's push load stays within its limit, and refuses the rest.
-func (s *stream) handleSubscribe(l *link, c *control, now time.Time) {
+func (s *stream) handleSubscribe(l *link, c *control) {
 	if int(c.Modulus) != s.P {
 		s.g.sendControl(l, &control{Type: ctlRefuse, Classes: c.Classes, Modulus: c.Modulus})
 		return
@@ -799,7 +799,6 @@ func (s *stream) handleSubscribe(l *link, c *control, now time.Time) {
 			}
 		}
 	}
-	was := append([]bool(nil), l.subs...)
 	for i := range l.subs {
 		l.subs[i] = false
 	}
@@ -816,8 +815,6 @@ func (s *stream) handleSubscribe(l *link, c *control, now time.Time) {
 	if len(refused) > 0 {
 		s.g.sendControl(l, &control{Type: ctlRefuse, Classes: refused, Modulus: uint8(s.P)})
 	}
-	_ = was
-	_ = now
 }
 
 func (s *stream) handlePull(l *link, c *control) {
@@ -1103,11 +1100,8 @@ func (s *stream) fillStats(st *Stats) {
 	st.LatencySamples = len(s.lat.samples)
 	st.LatencyP50 = s.lat.percentile(0.50)
 	st.LatencyP99 = s.lat.percentile(0.99)
-	if s.inGap {
-		// Bytes of blocks given up on whose end is not known yet are
-		// counted once the next data arrives.
-		_ = s.gapFrom
-	}
+	// Bytes of blocks given up on whose end is not known yet (inGap) are
+	// counted in BytesLost once the next data arrives (drain).
 }
 
 // Publisher writes a stream into the group.
