@@ -296,8 +296,13 @@ func grow(b []byte, n int) []byte {
 // (amd64 with AES-NI, not built with the purego tag) hw does the work in one
 // assembly call per packet; otherwise it keeps one crypto/cipher BlockMode
 // and rewinds its IV, because building a BlockMode per packet allocates.
+// The crypto/cipher state is built only when hw cannot do the work: a node
+// holds a cbc pair per session, and with thousands of sessions in one
+// process (a simulated swarm) the unused software key schedules were a
+// fifth of the heap.
 type cbc struct {
 	hw    hwCBC
+	key   [16]byte
 	block cipher.Block
 	mode  cipher.BlockMode
 	setIV func([]byte)
@@ -308,12 +313,25 @@ type cbc struct {
 type ivSetter interface{ SetIV([]byte) }
 
 func (c *cbc) init(key []byte, encrypt bool) {
-	b, err := aes.NewCipher(key)
-	if err != nil {
+	if len(key) != len(c.key) {
 		panic("flash: AES key of the wrong size") // keys here are always 16 bytes
 	}
-	c.block, c.encr = b, encrypt
-	if encrypt {
+	*c = cbc{encr: encrypt}
+	copy(c.key[:], key)
+	c.hw.init(key, encrypt)
+}
+
+// software builds the crypto/cipher state, on first use.
+func (c *cbc) software() {
+	if c.block != nil {
+		return
+	}
+	b, err := aes.NewCipher(c.key[:])
+	if err != nil {
+		panic("flash: AES key of the wrong size")
+	}
+	c.block = b
+	if c.encr {
 		c.mode = cipher.NewCBCEncrypter(b, c.zero[:])
 	} else {
 		c.mode = cipher.NewCBCDecrypter(b, c.zero[:])
@@ -321,7 +339,6 @@ func (c *cbc) init(key []byte, encrypt bool) {
 	if s, ok := c.mode.(ivSetter); ok {
 		c.setIV = s.SetIV
 	}
-	c.hw.init(key, encrypt)
 }
 
 // crypt runs CBC over src into dst (whole blocks; dst and src either the same
@@ -330,6 +347,7 @@ func (c *cbc) crypt(dst, src []byte) {
 	if c.hw.crypt(dst, src, &c.zero, c.encr) {
 		return
 	}
+	c.software()
 	if c.setIV != nil {
 		c.setIV(c.zero[:])
 		c.mode.CryptBlocks(dst, src)

@@ -321,8 +321,9 @@ func TestManualCBCMatches(t *testing.T) {
 		var fast, slow cbc
 		fast.init(DefaultSessionKey[:], encrypt)
 		slow.init(DefaultSessionKey[:], encrypt)
-		slow.setIV = nil
-		slow.hw = hwCBC{} // no assembly either: the manual loop
+		slow.hw = hwCBC{} // no assembly either
+		slow.software()
+		slow.setIV = nil // and no SetIV: the manual loop
 		src := make([]byte, 96)
 		for i := range src {
 			src[i] = byte(i * 7)
