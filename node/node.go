@@ -99,6 +99,11 @@ type Stats struct {
 	// FlowsRejected counts incoming flows refused because their session's
 	// queue of flows waiting to be accepted was full.
 	FlowsRejected uint64
+	// SessionsOpen and SessionsClosing count the sessions the node holds
+	// now: open ones, and ones closing (waiting for the peer's close
+	// acknowledgement, or lingering to acknowledge the peer's close, RFC
+	// 7016 §3.5.5). Both count against Config.MaxSessions.
+	SessionsOpen, SessionsClosing int
 }
 
 // Node is one RTMFP endpoint.
@@ -210,7 +215,16 @@ func (n *Node) AddrPort() netip.AddrPort { return addrPortOf(n.conn.LocalAddr())
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.unlock()
-	return Stats{Stats: n.ep.Stats(), HellosDropped: n.hellosDropped, FlowsRejected: n.flowsRejected}
+	st := Stats{Stats: n.ep.Stats(), HellosDropped: n.hellosDropped, FlowsRejected: n.flowsRejected}
+	for _, cs := range n.ep.Sessions() {
+		switch {
+		case cs.IsOpen():
+			st.SessionsOpen++
+		case cs.Closed():
+			st.SessionsClosing++
+		}
+	}
+	return st
 }
 
 func (n *Node) serveHellos() {
@@ -410,7 +424,7 @@ func (n *Node) wrapSession(cs *core.Session) *Session {
 	if s := n.sessions[cs]; s != nil {
 		return s
 	}
-	s := &Session{n: n, cs: cs, flows: make(chan *RecvFlow, 64), done: make(chan struct{})}
+	s := newSession(n, cs)
 	n.sessions[cs] = s
 	return s
 }

@@ -17,9 +17,22 @@ type Session struct {
 	flows chan *RecvFlow
 
 	closeOnce sync.Once
-	done      chan struct{}
+	ctx       context.Context // cancelled when the session ends
+	cancel    context.CancelFunc
+	done      <-chan struct{} // ctx.Done()
 	err       error
 }
+
+func newSession(n *Node, cs *core.Session) *Session {
+	s := &Session{n: n, cs: cs, flows: make(chan *RecvFlow, sessionFlowBacklog)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.done = s.ctx.Done()
+	return s
+}
+
+// sessionFlowBacklog is how many incoming flows wait to be accepted on one
+// session; more are rejected and counted (Stats.FlowsRejected).
+const sessionFlowBacklog = 16
 
 // PeerID is the far end's identity.
 func (s *Session) PeerID() PeerID { return PeerID(s.cs.PeerID()) }
@@ -42,6 +55,11 @@ func (s *Session) RTT() time.Duration {
 // Done is closed when the session ends.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
+// Context is done when the session ends. With context.AfterFunc it runs
+// work at the session's end without a goroutine waiting on Done for every
+// session, which matters to a node holding thousands of them.
+func (s *Session) Context() context.Context { return s.ctx }
+
 // Err is why the session ended (nil while open; ErrSessionClosed-wrapped or
 // ErrPeerDead after).
 func (s *Session) Err() error {
@@ -59,7 +77,7 @@ func (s *Session) markClosed(err error) {
 			err = ErrSessionClosed
 		}
 		s.err = err
-		close(s.done)
+		s.cancel()
 	})
 }
 
