@@ -93,6 +93,7 @@ type link struct {
 	offered   bool // the peer keeps us as a neighbour
 	gone      bool
 	dropped   chan struct{} // closed by dropLink
+	stopWatch func() bool   // unregisters the session-end callback
 }
 
 // estimate is a neighbour's member-count estimate and when it came.
@@ -441,22 +442,22 @@ func (g *Group) open(l *link, s *node.Session) error {
 	g.stats.sent.Add(1)
 	l.s, l.out = s, f
 	g.h.acquire(s)
-	g.wg.Add(1)
-	go g.watch(l)
+	// No goroutine waits for every link's session to end: a member keeps
+	// dozens of links, and a simulated swarm thousands of members.
+	l.stopWatch = context.AfterFunc(s.Context(), func() { g.sessionEnded(l) })
 	return nil
 }
 
-// watch drops l when its session ends; a peer that died is also forgotten.
-func (g *Group) watch(l *link) {
-	defer g.wg.Done()
-	select {
-	case <-l.s.Done():
-		if errors.Is(l.s.Err(), node.ErrPeerDead) {
-			g.evictDead(l.peer)
-		}
-		g.dropLink(l)
-	case <-g.ctx.Done():
+// sessionEnded drops l when its session ends; a peer that died is also
+// forgotten.
+func (g *Group) sessionEnded(l *link) {
+	if g.ctx.Err() != nil {
+		return // the group is closing and drops its links itself
 	}
+	if errors.Is(l.s.Err(), node.ErrPeerDead) {
+		g.evictDead(l.peer)
+	}
+	g.dropLink(l)
 }
 
 // dropLink closes l and forgets it.
@@ -481,6 +482,7 @@ func (g *Group) dropLink(l *link) {
 		in.Reject(0)
 	}
 	if l.out != nil {
+		l.stopWatch()
 		l.out.Close()
 		g.h.release(l.s)
 	}

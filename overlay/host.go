@@ -73,8 +73,9 @@ func NewHost(n *node.Node, cfg HostConfig) *Host {
 		groups:   make(map[GroupID]*Group),
 		sessions: make(map[*node.Session]int),
 	}
-	h.wg.Add(1)
+	h.wg.Add(2)
 	go h.acceptLoop()
+	go h.flowLoop()
 	return h
 }
 
@@ -140,7 +141,7 @@ func (h *Host) acceptLoop() {
 	}
 }
 
-// track starts reading the flows of s once.
+// track counts s among the host's sessions until it ends.
 func (h *Host) track(s *node.Session) {
 	h.mu.Lock()
 	if _, ok := h.sessions[s]; ok || h.closed {
@@ -148,23 +149,24 @@ func (h *Host) track(s *node.Session) {
 		return
 	}
 	h.sessions[s] = 0
-	h.wg.Add(1)
 	h.mu.Unlock()
-	go h.flowLoop(s)
-}
-
-func (h *Host) flowLoop(s *node.Session) {
-	defer h.wg.Done()
-	defer func() {
+	context.AfterFunc(s.Context(), func() {
 		h.mu.Lock()
 		delete(h.sessions, s)
 		h.mu.Unlock()
-	}()
+	})
+}
+
+// flowLoop hands the flows peers open, on any session, to their groups:
+// one goroutine for the node rather than one per session.
+func (h *Host) flowLoop() {
+	defer h.wg.Done()
 	for {
-		rf, err := s.AcceptFlow(h.ctx)
+		rf, err := h.n.AcceptFlow(h.ctx)
 		if err != nil {
 			return
 		}
+		h.track(rf.Session())
 		h.dispatch(rf)
 	}
 }

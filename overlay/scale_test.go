@@ -60,15 +60,25 @@ func scaleRun(t *testing.T, n int) {
 			f.Close()
 		}
 	}
-	table, sessions, links := 0, 0, 0
+	if path := os.Getenv("STRATA_GOROUTINE_DUMP"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.Lookup("goroutine").WriteTo(f, 1)
+			f.Close()
+		}
+	}
+	table, sessions, closing, links := 0, 0, 0, 0
 	for _, mb := range m.members {
 		table += mb.g.Table().Size()
-		sessions += len(mb.n.Sessions())
+		st := mb.n.Stats()
+		sessions += st.SessionsOpen
+		closing += st.SessionsClosing
 		mb.g.mu.Lock()
 		links += len(mb.g.links)
 		mb.g.mu.Unlock()
 	}
-	t.Logf("N=%d after bootstrap: %.1f sessions and %.1f overlay links per member", n, float64(sessions)/float64(n), float64(links)/float64(n))
+	t.Logf("N=%d after bootstrap: %.1f open and %.1f closing sessions, %.1f overlay links, %.1f goroutines, heap %.0f KiB, stacks %.0f KiB per member",
+		n, float64(sessions)/float64(n), float64(closing)/float64(n), float64(links)/float64(n),
+		float64(runtime.NumGoroutine())/float64(n), float64(runtimeMem.HeapAlloc)/float64(n)/1024, float64(runtimeMem.StackInuse)/float64(n)/1024)
 	r := rand.New(rand.NewPCG(7, uint64(n)))
 
 	reqBefore, lookBefore := m.requestsAndLookups()
