@@ -29,12 +29,13 @@ func TestForgedPiecesAreDropped(t *testing.T) {
 		return out
 	}
 	bad.g.mu.Unlock()
-	m.subscribe(ctx)
+	data := streamData(300_000)
+	m.subscribe(ctx, data)
 	p, err := m.members[0].g.Publish()
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := publish(t, ctx, p, 300_000, 150_000, 1000)
+	publish(t, ctx, p, data, 150_000, 1000)
 	res := m.collect(data, 6*time.Second, evil)
 	if res.missing > 0.001 {
 		t.Errorf("honest members miss %.3f%% of the stream", res.missing*100)

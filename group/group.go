@@ -59,7 +59,7 @@ type Group struct {
 	seen     map[[postIDSize]byte]struct{}
 	seenRing [][postIDSize]byte
 	seenNext int
-	posts    chan Post
+	posts    *fifo[Post]
 
 	// stream
 	st *stream
@@ -93,7 +93,7 @@ func Join(host *overlay.Host, spec Specifier, cfg Config) (*Group, error) {
 		banned:  make(map[node.PeerID]bool),
 		rnd:     mrand.New(mrand.NewPCG(leUint64(seed[:8]), leUint64(seed[8:]))),
 		seen:    make(map[[postIDSize]byte]struct{}),
-		posts:   make(chan Post, cfg.Queue),
+		posts:   newFIFO[Post](cfg.Queue),
 	}
 	if spec.Multicast {
 		st, err := newStream(g, params)
@@ -287,27 +287,22 @@ func (g *Group) linkOn(s *node.Session) *link {
 	l := newLink(p, s, ctrl, data, g.cfg.LinkQueue)
 	g.links[p] = l
 	g.stats.Neighbours = len(g.links)
-	g.wg.Add(2)
+	g.wg.Add(1)
 	go g.sendLoop(l)
-	go g.watch(l)
+	// The link goes when its session ends; a callback, not a goroutine
+	// per link waiting for it.
+	l.stopWatch = context.AfterFunc(s.Context(), func() {
+		if g.ctx.Err() != nil {
+			return
+		}
+		g.mu.Lock()
+		g.dropLink(l)
+		g.mu.Unlock()
+	})
 	if g.st != nil {
 		g.st.linkAdded(l)
 	}
 	return l
-}
-
-// watch drops the link when its session ends.
-func (g *Group) watch(l *link) {
-	defer g.wg.Done()
-	select {
-	case <-l.sess.Done():
-	case <-l.done:
-	case <-g.ctx.Done():
-		return
-	}
-	g.mu.Lock()
-	g.dropLink(l)
-	g.mu.Unlock()
 }
 
 // dropLink forgets l. Called with g.mu held.
@@ -440,35 +435,44 @@ func (g *Group) sendData(l *link, lane int, b []byte, deadline time.Time, t *uin
 func (g *Group) sendLoop(l *link) {
 	defer g.wg.Done()
 	for {
+		m, ok := l.q.pop()
+		if !ok {
+			select {
+			case <-g.ctx.Done():
+				return
+			case <-l.done:
+				return
+			case <-l.q.ready:
+			}
+			continue
+		}
 		select {
-		case <-g.ctx.Done():
-			return
 		case <-l.done:
 			return
-		case m := <-l.q:
-			f := l.ctrl
-			var opt node.WriteOptions
-			if m.data {
-				f = l.data[m.lane]
-				left := time.Until(m.deadline)
-				if left <= 0 {
-					g.mu.Lock()
-					g.stats.StaleDropped++
-					g.mu.Unlock()
-					continue
-				}
-				opt.FinishWithin = left
-				opt.NoRetransmit = m.noRTX
-			}
-			if _, err := f.Write(g.ctx, m.b, opt); err != nil {
-				if g.ctx.Err() != nil {
-					return
-				}
+		default:
+		}
+		f := l.ctrl
+		var opt node.WriteOptions
+		if m.data {
+			f = l.data[m.lane]
+			left := time.Until(m.deadline)
+			if left <= 0 {
 				g.mu.Lock()
-				g.dropLink(l)
+				g.stats.StaleDropped++
 				g.mu.Unlock()
+				continue
+			}
+			opt.FinishWithin = left
+			opt.NoRetransmit = m.noRTX
+		}
+		if _, err := f.Write(g.ctx, m.b, opt); err != nil {
+			if g.ctx.Err() != nil {
 				return
 			}
+			g.mu.Lock()
+			g.dropLink(l)
+			g.mu.Unlock()
+			return
 		}
 	}
 }
@@ -523,14 +527,7 @@ func (g *Group) Post(ctx context.Context, payload []byte) error {
 
 // ReceivePost waits for the next post of another member.
 func (g *Group) ReceivePost(ctx context.Context) (Post, error) {
-	select {
-	case p := <-g.posts:
-		return p, nil
-	case <-ctx.Done():
-		return Post{}, ctx.Err()
-	case <-g.ctx.Done():
-		return Post{}, ErrClosed
-	}
+	return g.posts.wait(ctx, g.ctx.Done(), ErrClosed)
 }
 
 // remember records a post ID; the oldest is forgotten beyond PostMemory.
@@ -561,10 +558,9 @@ func (g *Group) handlePost(l *link, c *control) {
 		g.stats.PostDuplicates++
 		return
 	}
-	select {
-	case g.posts <- Post{ID: id, From: l.peer, Payload: c.Payload}:
+	if g.posts.push(Post{ID: id, From: l.peer, Payload: c.Payload}) {
 		g.stats.PostsReceived++
-	default:
+	} else {
 		g.stats.PostsDropped++
 	}
 	if c.TTL <= 1 {

@@ -132,7 +132,8 @@ func TestLateStart(t *testing.T) {
 				}
 			}
 		}()
-		data := publish(t, ctx, p, size, rate, 1000)
+		data := streamData(size)
+		publish(t, ctx, p, data, rate, 1000)
 		wg.Wait()
 		for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 			done := true

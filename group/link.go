@@ -25,9 +25,10 @@ type link struct {
 	sess      *node.Session
 	ctrl      *node.SendFlow
 	data      []*node.SendFlow // lanes, then the manifest and pull lane
-	q         chan outMsg
+	q         *fifo[outMsg]
 	done      chan struct{}
 	closeOnce sync.Once
+	stopWatch func() bool // unregisters the session-end callback
 
 	// stream state
 	know         map[uint64][]byte // pieces the neighbour holds (advertised, sent or received)
@@ -43,7 +44,7 @@ type link struct {
 func newLink(p node.PeerID, s *node.Session, ctrl *node.SendFlow, data []*node.SendFlow, queue int) *link {
 	return &link{
 		peer: p, sess: s, ctrl: ctrl, data: data,
-		q:            make(chan outMsg, queue),
+		q:            newFIFO[outMsg](queue),
 		done:         make(chan struct{}),
 		know:         make(map[uint64][]byte),
 		manifestSent: make(map[uint64]bool),
@@ -58,16 +59,14 @@ func (l *link) enqueue(m outMsg) bool {
 		return false
 	default:
 	}
-	select {
-	case l.q <- m:
-		return true
-	default:
-		return false
-	}
+	return l.q.push(m)
 }
 
 func (l *link) close() {
 	l.closeOnce.Do(func() {
+		if l.stopWatch != nil {
+			l.stopWatch()
+		}
 		close(l.done)
 		l.ctrl.Close()
 		for _, f := range l.data {

@@ -72,7 +72,7 @@ type stream struct {
 	pulledParity uint64 // parity bytes sent for pulls (counted as Parity)
 
 	// subscriber
-	out        chan Record
+	out        *fifo[Record]
 	subscribed bool
 	flowing    bool // a data record was output since Subscribe
 	gapFrom    uint64
@@ -127,7 +127,7 @@ func newStream(g *Group, params fec.Params) (*stream, error) {
 		dec:     dec,
 		rs:      make(map[int]reedsolomon.Encoder),
 		parents: make([]*link, g.cfg.PushNeighbourLimit),
-		out:     make(chan Record, g.cfg.Queue),
+		out:     newFIFO[Record](g.cfg.Queue),
 		lat:     reservoir{samples: make([]time.Duration, 0, g.cfg.LatencySamples)},
 	}, nil
 }
@@ -568,9 +568,7 @@ func (s *stream) emit(r Record) {
 		return
 	}
 	s.flowing = true
-	select {
-	case s.out <- r:
-	default:
+	if !s.out.push(r) {
 		s.g.stats.OutputDropped++
 	}
 }
@@ -1258,14 +1256,7 @@ type Subscription struct {
 
 // Next waits for the next record.
 func (s *Subscription) Next(ctx context.Context) (Record, error) {
-	select {
-	case r := <-s.g.st.out:
-		return r, nil
-	case <-ctx.Done():
-		return Record{}, ctx.Err()
-	case <-s.g.ctx.Done():
-		return Record{}, ErrClosed
-	}
+	return s.g.st.out.wait(ctx, s.g.ctx.Done(), ErrClosed)
 }
 
 var _ = node.PriorityData

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"testing/synctest"
@@ -46,13 +47,14 @@ func (sc streamScenario) run(t *testing.T) result {
 	start := time.Now()
 	m.bootstrap(ctx)
 	t.Logf("%d members bootstrapped in %v", sc.members, time.Since(start).Round(time.Millisecond))
-	m.subscribe(ctx)
+	data := streamData(sc.bytes)
+	m.subscribe(ctx, data)
 	m.impair()
 	p, err := m.members[0].g.Publish()
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := publish(t, ctx, p, sc.bytes, sc.rate, 1000)
+	publish(t, ctx, p, data, sc.rate, 1000)
 	res := m.collect(data, sc.drain)
 	m.diag(t)
 
@@ -64,6 +66,14 @@ func (sc streamScenario) run(t *testing.T) result {
 		runtime.GC()
 		runtime.ReadMemStats(&ms)
 		res.heapPerMember = float64(ms.HeapAlloc) / float64(sc.members)
+		t.Logf("per member: heap %.0f KiB, stacks %.0f KiB, %.1f goroutines",
+			res.heapPerMember/1024, float64(ms.StackInuse)/float64(sc.members)/1024, float64(runtime.NumGoroutine())/float64(sc.members))
+		if path := os.Getenv("STRATA_HEAP_PROFILE"); path != "" {
+			if f, err := os.Create(path); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
 		return res
 	}
 	d := cfg.withDefaults()
