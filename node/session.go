@@ -277,10 +277,11 @@ func (r *Receipt) Wait(ctx context.Context) error {
 
 // RecvFlow is the receiving side of a flow.
 type RecvFlow struct {
-	n    *Node
-	s    *Session
-	cf   *core.RecvFlow
-	wake chan struct{}
+	n      *Node
+	s      *Session
+	cf     *core.RecvFlow
+	wake   chan struct{}
+	notify func() // guarded by n.mu
 }
 
 func newRecvFlow(n *Node, s *Session, cf *core.RecvFlow) *RecvFlow {
@@ -289,11 +290,58 @@ func newRecvFlow(n *Node, s *Session, cf *core.RecvFlow) *RecvFlow {
 	return f
 }
 
+// signal wakes a waiting Read and calls the Notify function. Called with
+// the node locked.
 func (f *RecvFlow) signal() {
 	select {
 	case f.wake <- struct{}{}:
 	default:
 	}
+	if f.notify != nil {
+		f.notify()
+	}
+}
+
+// Notify arranges for fn to be called whenever the flow may have become
+// readable: a message arrived, or the flow ended (TryRead then says how).
+// It lets one goroutine serve many flows instead of one blocked in Read
+// per flow. fn runs on the node's internal goroutine with the node locked:
+// it must return quickly and must not call into the node (queue the flow
+// for a reader and return). If a message already waits, fn is called once
+// at once. A nil fn stops the calls.
+func (f *RecvFlow) Notify(fn func()) {
+	f.n.mu.Lock()
+	defer f.n.unlock()
+	f.notify = fn
+	if fn == nil {
+		return
+	}
+	if _, ok := f.cf.MessageLen(); ok || f.cf.Err() != nil || f.cf.Finished() {
+		fn()
+	}
+}
+
+// TryRead returns the next message if one waits, without waiting. ok is
+// false with a nil error when none is ready yet; at the end of the flow
+// err is io.EOF, and if the flow, its session or the node failed it says
+// why.
+func (f *RecvFlow) TryRead() (msg []byte, ok bool, err error) {
+	f.n.mu.Lock()
+	defer f.n.unlock()
+	if m, ok := f.cf.Read(); ok {
+		f.n.service()
+		return m.Data, true, nil
+	}
+	if err := f.cf.Err(); err != nil {
+		return nil, false, err
+	}
+	if f.cf.Finished() {
+		return nil, false, io.EOF
+	}
+	if f.n.closed {
+		return nil, false, ErrClosed
+	}
+	return nil, false, nil
 }
 
 // Session is the flow's session.

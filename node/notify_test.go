@@ -1,0 +1,110 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/strata-net/strata/node"
+	"github.com/strata-net/strata/node/memnet"
+)
+
+// One goroutine reads a flow through Notify and TryRead instead of a
+// blocking Read: every message arrives in order, then io.EOF; the
+// session's Context is done when it closes, and Stats counts it.
+func TestNotifyTryReadAndSessionContext(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, a, b := rbMemPair(t, memnet.Config{Seed: 3, Link: memnet.Link{Delay: 2 * time.Millisecond, Loss: 0.05}})
+	s, err := a.Dial(ctx, b.AddrPort(), b.PeerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.OpenFlow([]byte("notify"), node.PriorityRoutine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][]byte
+	for i := 0; i < 100; i++ {
+		want = append(want, bytes.Repeat([]byte{byte(i)}, 1+i*131%3000))
+	}
+	go func() {
+		for _, m := range want {
+			if err := f.Send(ctx, m, node.WriteOptions{}); err != nil {
+				return
+			}
+		}
+		f.Close()
+	}()
+	bs, err := b.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf, err := bs.AcceptFlow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][]byte
+	if m, ok, err := rf.TryRead(); ok && err == nil {
+		got = append(got, m) // one may already be there
+	}
+	ready := make(chan struct{}, 1)
+	rf.Notify(func() {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	})
+	var end error
+	for end == nil {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			t.Fatalf("after %d messages: %v", len(got), ctx.Err())
+		}
+		for {
+			m, ok, err := rf.TryRead()
+			if err != nil {
+				end = err
+				break
+			}
+			if !ok {
+				break
+			}
+			got = append(got, m)
+		}
+	}
+	if !errors.Is(end, io.EOF) {
+		t.Fatalf("flow ended with %v, want io.EOF", end)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("read %d messages, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("message %d differs", i)
+		}
+	}
+
+	if st := a.Stats(); st.SessionsOpen != 1 || st.SessionsClosing != 0 {
+		t.Fatalf("open session: %d open, %d closing", st.SessionsOpen, st.SessionsClosing)
+	}
+	ended := make(chan struct{})
+	context.AfterFunc(bs.Context(), func() { close(ended) })
+	s.Close()
+	select {
+	case <-ended:
+	case <-ctx.Done():
+		t.Fatal("the far end's session context is not done after close")
+	}
+	if bs.Err() == nil || s.Context().Err() == nil {
+		t.Fatalf("after close: Err %v, context %v", bs.Err(), s.Context().Err())
+	}
+	// The far end lingers to acknowledge the close (RFC 7016 §3.5.5.2).
+	if st := b.Stats(); st.SessionsOpen != 0 || st.SessionsClosing != 1 {
+		t.Fatalf("far end after close: %d open, %d closing", st.SessionsOpen, st.SessionsClosing)
+	}
+}
