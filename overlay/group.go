@@ -250,8 +250,8 @@ func (g *Group) Bootstrap(ctx context.Context, peers ...Peer) error {
 	// closing links beyond its session limit while hundreds join); the
 	// joiner tries again rather than end up alone with an empty table.
 	wait := g.cfg.RequestTimeout / 4
-	for attempt := 0; ; attempt++ {
-		if g.refresh(ctx) || len(met) == 0 {
+	for attempt := 0; len(met) > 0; attempt++ {
+		if g.lookupSelf(ctx) {
 			break
 		}
 		if attempt == bootstrapAttempts-1 {
@@ -268,6 +268,18 @@ func (g *Group) Bootstrap(ctx context.Context, peers ...Peer) error {
 		}
 	}
 	g.kickMaintain()
+	// The member is in the group once the members nearest it know it;
+	// the other buckets fill in the background (a joiner waited seconds
+	// for them while members crashed around it).
+	g.mu.Lock()
+	if !g.closed {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			g.refreshBuckets(g.ctx)
+		}()
+	}
+	g.mu.Unlock()
 	return nil
 }
 
@@ -288,20 +300,37 @@ func (g *Group) Refresh(ctx context.Context) { g.refresh(ctx) }
 // refresh is Refresh, reporting whether any other member answered the
 // lookup of this member's own address.
 func (g *Group) refresh(ctx context.Context) bool {
+	answered := g.lookupSelf(ctx)
+	g.refreshBuckets(ctx)
+	return answered
+}
+
+// lookupSelf looks up this member's own address, reporting whether any
+// other member answered.
+func (g *Group) lookupSelf(ctx context.Context) bool {
 	near, err := g.Lookup(ctx, g.addr)
 	if err != nil {
 		return false
 	}
-	answered := false
 	for _, c := range near {
 		if c.PeerID != g.self {
-			answered = true
+			return true
 		}
 	}
+	return false
+}
+
+// refreshBuckets looks up a random address in every bucket not looked
+// into during the last half RefreshPeriod, then tells the neighbours this
+// member's estimate of the group size.
+func (g *Group) refreshBuckets(ctx context.Context) {
+	// One lookup at a time: lookups in parallel touch more members than
+	// MaxSessions, and the links they evict from each other are dialled
+	// again (at N=500 the CI scenario took four times the CPU).
 	recent := time.Now().Add(-g.cfg.RefreshPeriod / 2)
 	for cpl, t := range g.table.RefreshTargets() {
 		if ctx.Err() != nil {
-			return answered
+			return
 		}
 		g.mu.Lock()
 		skip := g.looked[cpl].After(recent)
@@ -314,7 +343,6 @@ func (g *Group) refresh(ctx context.Context) bool {
 	for _, l := range g.neighbourLinks() {
 		g.send(ctx, l, &Message{Type: MsgHello, Neighbour: true, Estimate: uint32(est)})
 	}
-	return answered
 }
 
 func (g *Group) refreshLoop() {
@@ -658,7 +686,12 @@ func (g *Group) send(ctx context.Context, l *link, m *Message) (*node.Receipt, e
 // under it).
 func (g *Group) findNode(ctx context.Context, c Contact, target Address) ([]Contact, error) {
 	got, err := g.findNodeOnce(ctx, c, target)
-	if err == nil || ctx.Err() != nil {
+	if err == nil || ctx.Err() != nil || errors.Is(err, errUnreachable) || errors.Is(err, context.DeadlineExceeded) {
+		// A member that could not be dialled, or did not answer in
+		// RequestTimeout, will not a moment later: the retry is for
+		// links that broke. (A crashed member's session stays open
+		// until its retransmissions time out; retrying on it cost every
+		// lookup that met it a second timeout.)
 		return got, err
 	}
 	g.mu.Lock()
@@ -740,69 +773,71 @@ func (g *Group) Lookup(ctx context.Context, target Address) ([]Contact, error) {
 			short = append(short, c)
 		}
 	}
-	for round := 0; round < DefaultMaxLookupRounds; round++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+	// Alpha requests are in flight at a time, and each answer starts the
+	// next request at once: a member that does not answer holds up one
+	// slot for its timeout, not a whole round of the lookup.
+	type result struct {
+		c   Contact
+		got []Contact
+		err error
+	}
+	results := make(chan result, g.cfg.Alpha) // never more in flight
+	inflight, sent := 0, 0
+	maxRequests := DefaultMaxLookupRounds * g.cfg.Alpha
+	for {
 		SortByDistance(short, target)
-		var batch []Contact
 		live := 0
 		for _, c := range short {
-			if live >= g.cfg.K || len(batch) >= g.cfg.Alpha {
+			if live >= g.cfg.K || inflight >= g.cfg.Alpha || sent >= maxRequests || ctx.Err() != nil {
 				break
 			}
 			switch seen[c.PeerID] {
 			case failed:
 				continue
 			case fresh:
-				batch = append(batch, c)
+				seen[c.PeerID] = asked
+				inflight++
+				sent++
+				go func(c Contact) {
+					got, err := g.findNode(ctx, c, target)
+					results <- result{c, got, err}
+				}(c)
 			}
 			live++
 		}
-		if len(batch) == 0 {
+		if inflight == 0 {
 			break
 		}
-		type result struct {
-			c   Contact
-			got []Contact
-			err error
+		r := <-results
+		inflight--
+		if r.err != nil {
+			seen[r.c.PeerID] = failed
+			g.log.Debug().Err(r.err).Str("peer", r.c.PeerID.String()[:8]).Msg("find_node failed")
+			g.stats.requestsFailed.Add(1)
+			// Only a member that cannot be reached is taken for dead: a
+			// slow or dropped request on a live session is not death
+			// (the session's own liveness check evicts a member that
+			// stops answering altogether).
+			if errors.Is(r.err, errUnreachable) && ctx.Err() == nil && g.ctx.Err() == nil {
+				g.evictDead(r.c.PeerID)
+			}
+			continue
 		}
-		results := make(chan result, len(batch))
-		for _, c := range batch {
-			seen[c.PeerID] = asked
-			go func(c Contact) {
-				got, err := g.findNode(ctx, c, target)
-				results <- result{c, got, err}
-			}(c)
-		}
-		for range batch {
-			r := <-results
-			if r.err != nil {
-				seen[r.c.PeerID] = failed
-				g.log.Debug().Err(r.err).Str("peer", r.c.PeerID.String()[:8]).Msg("find_node failed")
-				g.stats.requestsFailed.Add(1)
-				// Only a member that cannot be reached is taken for dead:
-				// a slow or dropped request on a live session is not
-				// death (the session's own liveness check evicts a member
-				// that stops answering altogether).
-				if errors.Is(r.err, errUnreachable) && ctx.Err() == nil && g.ctx.Err() == nil {
-					g.evictDead(r.c.PeerID)
-				}
+		seen[r.c.PeerID] = answered
+		g.table.Add(r.c.PeerID, r.c.Addr, true)
+		for _, c := range r.got {
+			if _, ok := seen[c.PeerID]; ok {
 				continue
 			}
-			seen[r.c.PeerID] = answered
-			g.table.Add(r.c.PeerID, r.c.Addr, true)
-			for _, c := range r.got {
-				if _, ok := seen[c.PeerID]; ok {
-					continue
-				}
-				// Contacts heard of enter the table only once they
-				// answer: a dead member others still list must not
-				// spread from table to table.
-				seen[c.PeerID] = fresh
-				short = append(short, c)
-			}
+			// Contacts heard of enter the table only once they answer: a
+			// dead member others still list must not spread from table
+			// to table.
+			seen[c.PeerID] = fresh
+			short = append(short, c)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	SortByDistance(short, target)
 	out := make([]Contact, 0, g.cfg.K)

@@ -8,10 +8,13 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -41,11 +44,37 @@ type timedDelivery struct {
 }
 
 type mesh struct {
-	t       testing.TB
-	net     *memnet.Network
-	gid     GroupID
-	members []*member
-	width   int // members bootstrapping at once (default 8)
+	t        testing.TB
+	net      *memnet.Network
+	gid      GroupID
+	members  []*member
+	width    int  // members bootstrapping at once (default 8)
+	progress bool // log bootstrap progress (scale runs)
+}
+
+// logProgress logs what, with the heap and the sessions held per member;
+// with STRATA_HEAP_PROFILE set it also writes the heap profile there.
+func (m *mesh) logProgress(what string) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	open, closing := 0, 0
+	for _, mb := range m.members {
+		st := mb.n.Stats()
+		open += st.SessionsOpen
+		closing += st.SessionsClosing
+	}
+	n := float64(len(m.members))
+	var tv syscall.Timeval
+	syscall.Gettimeofday(&tv) // the real clock: time.Now is virtual in the bubble
+	m.t.Logf("%s (at %s real): heap %.0f KiB, stacks %.0f KiB, %.1f open and %.1f closing sessions, %.0f goroutines per member",
+		what, time.Unix(tv.Unix()).UTC().Format("15:04:05"), float64(ms.HeapAlloc)/n/1024, float64(ms.StackInuse)/n/1024,
+		float64(open)/n, float64(closing)/n, float64(runtime.NumGoroutine())/n)
+	if path := os.Getenv("STRATA_HEAP_PROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 }
 
 func newMesh(t testing.TB, n int, cfg Config) *mesh {
@@ -129,12 +158,19 @@ func (m *mesh) bootstrap(ctx context.Context) {
 	if width == 0 {
 		width = 8
 	}
+	var joined atomic.Int64
+	start := time.Now()
 	m.parallel(width, func(i int, mb *member) {
 		if i == 0 {
 			return
 		}
 		if err := mb.g.Bootstrap(ctx, seed); err != nil {
 			m.t.Errorf("member %d bootstrap: %v", i, err)
+		}
+		if m.progress {
+			if j := joined.Add(1); j%int64(max(len(m.members)/10, 1)) == 0 {
+				m.logProgress(fmt.Sprintf("%d of %d joined after %v", j, len(m.members)-1, time.Since(start).Round(time.Second)))
+			}
 		}
 	})
 	m.parallel(16, func(i int, mb *member) { mb.g.Refresh(ctx) })
@@ -373,6 +409,7 @@ func TestMeshConvergesAndRoutes(t *testing.T) {
 	wall := time.Now()
 	synctest.Test(t, func(t *testing.T) { meshScenario(t, n) })
 	t.Logf("N=%d: %v of real time", n, time.Since(wall).Round(time.Millisecond))
+
 }
 
 func meshScenario(t *testing.T, n int) {

@@ -48,6 +48,7 @@ func scaleRun(t *testing.T, n int) {
 	start := time.Now()
 	m := newMeshOn(t, n, Config{}, memnet.Link{Delay: 10 * time.Millisecond, Jitter: 20 * time.Millisecond})
 	m.width = 16
+	m.progress = true
 	m.bootstrap(ctx)
 	boot := time.Since(start)
 	var runtimeMem runtime.MemStats
