@@ -20,6 +20,7 @@ type tail struct {
 	since  time.Time     // when it subscribed
 	edge   uint64        // bytes published by then
 	delay  time.Duration // from subscribing to the first record
+	boot   time.Duration // bootstrap time (churn test)
 	start  uint64        // offset of the first record
 	got    bool
 	out    bytes.Buffer

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"slices"
 	"sync"
@@ -23,6 +24,7 @@ func testOverlay() overlay.Config { return overlay.LocalConfig() }
 var debugLat = os.Getenv("STRATA_DEBUGLAT") != ""
 
 type member struct {
+	c   net.PacketConn // the node's socket (closed under it to crash it)
 	n   *node.Node
 	h   *overlay.Host
 	mux *Mux
@@ -88,7 +90,7 @@ func (m *mesh) add(spec Specifier, cfg Config, key ed25519.PrivateKey) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mb := &member{n: nd, h: h, mux: mux, g: g}
+	mb := &member{c: c, n: nd, h: h, mux: mux, g: g}
 	m.members = append(m.members, mb)
 	return mb
 }
@@ -286,10 +288,12 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 	var res result
 	var pool []time.Duration
 	var sumOv float64
+	counted := 0
 	for i, mb := range m.members[1:] {
 		if skipped(i + 1) {
 			continue
 		}
+		counted++
 		st := mb.g.Stats()
 		mb.mu.Lock()
 		if mb.err != nil {
@@ -314,7 +318,7 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 		res.p99 = max(res.p99, st.LatencyP99)
 		res.p50 = max(res.p50, st.LatencyP50)
 	}
-	res.meanOverhead = sumOv / float64(len(m.members)-1)
+	res.meanOverhead = sumOv / float64(max(counted, 1))
 	if len(pool) > 0 {
 		slices.Sort(pool)
 		res.poolP50 = pool[len(pool)/2]
