@@ -120,6 +120,16 @@ func TestChurnDuringStream(t *testing.T) {
 			t.Errorf("a member present throughout misses %.3f%% of the stream (limit 0.1%%)", res.missing*100)
 		}
 
+		// Joiners may still be catching up on the stream's last blocks.
+		for deadline := time.Now().Add(8 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			done := true
+			for _, tl := range tails {
+				done = done && tl.end() >= uint64(len(data))
+			}
+			if done {
+				break
+			}
+		}
 		window := Config{}.withDefaults().WindowDuration
 		windowBytes := uint64(window.Seconds() * rate)
 		for k, tl := range tails {

@@ -330,14 +330,37 @@ func (g *Group) dropLink(l *link) {
 
 // ban drops a neighbour that sent forged data and refuses it from now on.
 // Called with g.mu held.
-func (g *Group) ban(l *link) {
+func (g *Group) ban(l *link) { g.banFor(l, "sent forged data") }
+
+func (g *Group) banFor(l *link, why string) {
 	if g.banned[l.peer] {
 		return
 	}
 	g.banned[l.peer] = true
 	g.stats.Banned++
-	g.log.Warn().Str("peer", fmt.Sprintf("%x", l.peer[:8])).Msg("group: neighbour sent forged data; dropped")
+	g.log.Warn().Str("peer", fmt.Sprintf("%x", l.peer[:8])).Str("why", why).Msg("group: neighbour dropped and banned")
 	g.dropLink(l)
+}
+
+// maxStrikes is how much misbehaviour short of forgery (garbage, floods,
+// withheld pushes) a neighbour is forgiven before it is banned. Honest
+// members send none of it; the allowance is for a version mismatch or a
+// moment of overload, not a pattern.
+const maxStrikes = 8
+
+// strike counts one misbehaviour of l, banning it at maxStrikes. Called
+// with g.mu held.
+func (g *Group) strike(l *link, why string) {
+	l.strikes++
+	if l.strikes >= maxStrikes {
+		g.banFor(l, why)
+	}
+}
+
+// malformed counts an undecodable or invalid message from l.
+func (g *Group) malformed(l *link) {
+	g.stats.MalformedDropped++
+	g.strike(l, "sends malformed messages")
 }
 
 // inFlow is a neighbour's flow to this member.
@@ -424,7 +447,12 @@ func (g *Group) handleControl(l *link, msg []byte, now time.Time) {
 	g.stats.Received.Control += uint64(len(msg))
 	c, err := decodeControl(msg)
 	if err != nil {
-		g.stats.MalformedDropped++
+		g.malformed(l)
+		return
+	}
+	if c.Type == ctlAvail && !l.availAllowed(now, g.cfg.AvailabilityUpdatePeriod) {
+		g.stats.FloodDropped++
+		g.strike(l, "floods availability maps")
 		return
 	}
 	if c.Type == ctlPost {
@@ -440,13 +468,13 @@ func (g *Group) handleControl(l *link, msg []byte, now time.Time) {
 func (g *Group) handleData(l *link, msg []byte, now time.Time) {
 	if g.st == nil {
 		g.stats.Received.Control += uint64(len(msg))
-		g.stats.MalformedDropped++
+		g.malformed(l)
 		return
 	}
 	sm, p, how, err := decodeData(msg)
 	if err != nil {
 		g.stats.Received.Control += uint64(len(msg))
-		g.stats.MalformedDropped++
+		g.malformed(l)
 		return
 	}
 	if sm != nil {
@@ -610,7 +638,7 @@ func (g *Group) remember(id [postIDSize]byte) bool {
 
 func (g *Group) handlePost(l *link, c *control) {
 	if !g.spec.Posting {
-		g.stats.MalformedDropped++
+		g.malformed(l)
 		return
 	}
 	var id [postIDSize]byte

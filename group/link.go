@@ -39,6 +39,35 @@ type link struct {
 	subs         []bool            // push classes it wants from us
 	refused      []time.Time       // per class: it refused to push to us until then
 	source       bool              // it says it is the publisher
+
+	// misbehaviour
+	strikes     int         // see Group.strike
+	availTokens float64     // availability maps it may still send now
+	availAt     time.Time   // when availTokens was last refilled
+	pushedAt    []time.Time // per push class: its last push to us (or when we subscribed)
+}
+
+// Availability maps: a member sends one every AvailabilityUpdatePeriod
+// (and one more when its routes change); availRate a period are allowed,
+// availBurst at once.
+const (
+	availRate  = 3
+	availBurst = 12
+)
+
+// availAllowed takes a token for one availability map from l, reporting
+// false if l sends them faster than availRate per period.
+func (l *link) availAllowed(now time.Time, period time.Duration) bool {
+	if l.availAt.IsZero() {
+		l.availTokens, l.availAt = availBurst, now
+	}
+	l.availTokens = min(availBurst, l.availTokens+availRate*float64(now.Sub(l.availAt))/float64(period))
+	l.availAt = now
+	if l.availTokens < 1 {
+		return false
+	}
+	l.availTokens--
+	return true
 }
 
 func newLink(p node.PeerID, s *node.Session, ctrl *node.SendFlow, data []*node.SendFlow, queue int) *link {

@@ -259,6 +259,7 @@ type result struct {
 	poolP50      time.Duration // over every block at every member
 	poolP99      time.Duration
 
+	banned        uint64  // neighbours banned, over all members
 	heapPerMember float64 // bytes, measurement runs only
 	perPurpose    string  // received per useful byte by purpose
 }
@@ -337,6 +338,7 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 		pulls += st.PullsSent
 		changes += st.PusherChanges
 		shunned += st.PushersShunned
+		res.banned += st.Banned
 	}
 	n := float64(len(data)) * float64(len(m.members)-1)
 	res.perPurpose = fmt.Sprintf("%.2f / %.2f / %.2f / %.2f", float64(tot.Push)/n, float64(tot.Pull)/n, float64(tot.Parity)/n, float64(tot.Control)/n)

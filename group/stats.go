@@ -45,13 +45,17 @@ type Stats struct {
 	// do not match their signed manifest; Banned the neighbours dropped
 	// for sending them.
 	ForgedDropped, Banned uint64
-	// MalformedDropped counts undecodable or invalid messages.
-	MalformedDropped uint64
+	// MalformedDropped counts undecodable or invalid messages;
+	// FloodDropped availability maps beyond a neighbour's allowance (a few
+	// per AvailabilityUpdatePeriod). A neighbour that keeps sending either,
+	// or keeps withholding the pushes it took on, is banned (Banned).
+	MalformedDropped, FloodDropped uint64
 	// QueueDropped counts messages not sent because a link's queue was
 	// full; StaleDropped those whose deadline passed in the queue.
 	QueueDropped, StaleDropped uint64
 	// PusherChanges counts push classes moved to another neighbour;
-	// PushersShunned the pushers dropped for being late.
+	// PushersShunned the pushers dropped for being late or for pushing
+	// nothing of a class they took on.
 	PusherChanges, PushersShunned uint64
 	// PullsSent counts pull requests; PullsServed pieces sent for pulls.
 	PullsSent, PullsServed uint64

@@ -94,6 +94,25 @@ type stream struct {
 	// tamper, set by tests only, alters every piece this member sends and
 	// makes it push to every neighbour: a forging member.
 	tamper func([]byte) []byte
+	// withhold, set by tests only, makes this member push nothing while
+	// it takes on push classes and advertises what it holds.
+	withhold bool
+
+	// per push class: the newest block a piece of it reached this member
+	// of (-1: none), and when
+	classNewest   []int64
+	classNewestAt []time.Time
+}
+
+// withholdAfter is how long a pusher may send nothing of a class it took
+// on, while the class's pieces reach this member otherwise, before it is
+// taken for withholding them: eight availability periods (2 s by
+// default). An honest pusher can be silent for a while without fault (it
+// skips pieces this member rebuilt from parity or pulled first and
+// advertised); at 100 members a 600 ms limit banned two honest members in
+// 15 s, 2 s none.
+func (s *stream) withholdAfter() time.Duration {
+	return 8 * s.g.cfg.AvailabilityUpdatePeriod
 }
 
 // Record is one in-order piece of a subscriber's output: stream bytes, or
@@ -127,8 +146,11 @@ func newStream(g *Group, params fec.Params) (*stream, error) {
 		dec:     dec,
 		rs:      make(map[int]reedsolomon.Encoder),
 		parents: make([]*link, g.cfg.PushNeighbourLimit),
-		out:     newFIFO[Record](g.cfg.Queue),
-		lat:     reservoir{samples: make([]time.Duration, 0, g.cfg.LatencySamples)},
+
+		classNewest:   slices.Repeat([]int64{-1}, g.cfg.PushNeighbourLimit),
+		classNewestAt: make([]time.Time, g.cfg.PushNeighbourLimit),
+		out:           newFIFO[Record](g.cfg.Queue),
+		lat:           reservoir{samples: make([]time.Duration, 0, g.cfg.LatencySamples)},
 	}, nil
 }
 
@@ -142,6 +164,7 @@ func (s *stream) linkAdded(l *link) {
 	}
 	l.subs = make([]bool, s.P)
 	l.refused = make([]time.Time, s.P)
+	l.pushedAt = make([]time.Time, s.P)
 }
 
 func (s *stream) linkRemoved(l *link) {
@@ -244,11 +267,15 @@ func (s *stream) handlePiece(l *link, p fec.Piece, now time.Time) {
 	if b != nil && b.firstPiece.IsZero() {
 		b.firstPiece = now
 	}
+	if k := p.Index % s.P; int64(p.Block) > s.classNewest[k] {
+		s.classNewest[k], s.classNewestAt[k] = int64(p.Block), now
+	}
 	if b != nil && s.parents[p.Index%s.P] == l {
 		// Smoothed lateness of this pusher against the block's first
 		// piece here: a pusher much later than the others is replaced.
 		k := p.Index % s.P
 		l.late[k] += (now.Sub(b.firstPiece) - l.late[k]) / 8
+		l.pushedAt[k] = now
 	}
 	if b == nil {
 		g.stats.OutOfWindow++
@@ -392,7 +419,7 @@ func (s *stream) feed(now time.Time) {
 
 // relay pushes p to the neighbours that subscribed to its class.
 func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
-	if now.After(b.deadline) {
+	if now.After(b.deadline) || s.withhold {
 		return
 	}
 	class := p.Index % s.P
@@ -591,6 +618,7 @@ func (s *stream) tick(now time.Time, periodic bool) {
 	switch {
 	case periodic:
 		s.prune(now)
+		s.checkWithholding(now)
 		s.selectParents(now)
 		s.advertise()
 		s.dirty = false
@@ -971,6 +999,41 @@ func (s *stream) myDepth(k int) int {
 // under loss). It keeps the current pusher unless another is nearer by two
 // hops or the current one's pushes come late (then it is shunned for a
 // while), and tells the neighbours whose set changed.
+// checkWithholding shuns every pusher that sends nothing of a class it
+// took on while it advertises the class's newest block and that block's
+// piece reached this member otherwise a while ago, and bans it the second
+// time (half the strikes a time). Honest pushers do not fall silent on
+// pieces they hold.
+func (s *stream) checkWithholding(now time.Time) {
+	for c, p := range s.parents {
+		if p == nil || s.classNewest[c] < 0 || p.newest[c] < s.classNewest[c] {
+			continue
+		}
+		quiet := now.Sub(p.pushedAt[c])
+		if quiet <= s.withholdAfter() || now.Sub(s.classNewestAt[c]) <= s.g.cfg.FetchPeriod || !s.classNewestAt[c].After(p.pushedAt[c]) {
+			continue
+		}
+		p.refused[c] = now.Add(10 * s.g.cfg.AvailabilityUpdatePeriod)
+		s.g.stats.PushersShunned++
+		s.parents[c] = nil
+		s.g.sendControl(p, &control{Type: ctlSubscribe, Classes: s.classesOf(p), Modulus: uint8(s.P)})
+		for range maxStrikes / 2 {
+			s.g.strike(p, "withholds pushes") // may drop p: its classes go
+		}
+	}
+}
+
+// classesOf lists the push classes l pushes to this member.
+func (s *stream) classesOf(l *link) []byte {
+	var classes []byte
+	for c, p := range s.parents {
+		if p == l {
+			classes = append(classes, byte(c))
+		}
+	}
+	return classes
+}
+
 func (s *stream) selectParents(now time.Time) {
 	if s.source || s.g.closed {
 		return
@@ -1065,6 +1128,7 @@ func (s *stream) selectParents(now time.Time) {
 		changed[best] = true
 		load[best]++
 		best.late[c] = 0
+		best.pushedAt[c] = now // its pushes are judged from here
 		s.parents[c] = best
 		s.g.stats.PusherChanges++
 	}

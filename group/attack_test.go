@@ -1,0 +1,155 @@
+package group
+
+import (
+	"context"
+	"crypto/ed25519"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/strata-net/strata/node"
+	"github.com/strata-net/strata/node/memnet"
+)
+
+// Three hostile members at once, each caught by its own check while the
+// others' output stays whole: one takes on push classes and pushes
+// nothing (withholds), one sends valid availability maps fifty times a
+// second (floods), one writes random bytes on its control and data flows
+// (garbage). Every honest neighbour of the flooder and of the garbage
+// sender counts what it dropped and bans it; the withholder's children
+// shun it as a pusher and ban it; the honest members output the whole
+// stream byte for byte. 30 members, 1 Mbit/s for 20 s, links of 10-20 ms
+// with 1 % loss, on the virtual clock.
+func TestHostileMembersAreDisconnected(t *testing.T) {
+	const (
+		members = 30
+		rate    = 125_000
+		size    = 20 * rate
+	)
+	const withholder, flooder, garbler = 3, 7, 11
+	hostile := []int{withholder, flooder, garbler}
+	wall := time.Now()
+	synctest.Test(t, func(t *testing.T) {
+		pub, priv, _ := ed25519.GenerateKey(nil)
+		spec := Specifier{Name: "hostile", Multicast: true, PublisherKey: pub}
+		link := memnet.Link{Delay: 10 * time.Millisecond, Jitter: 10 * time.Millisecond, Loss: 0.01}
+		m := newMesh(t, members, link, spec, Config{}, priv)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		m.bootstrap(ctx)
+		data := streamData(size)
+		m.subscribe(ctx, data)
+		m.impair()
+
+		w := m.members[withholder].g
+		w.mu.Lock()
+		w.st.withhold = true
+		w.mu.Unlock()
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { // the flooder: its real maps, 50 a second
+			defer wg.Done()
+			g := m.members[flooder].g
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				g.mu.Lock()
+				g.st.advertise()
+				g.mu.Unlock()
+			}
+		}()
+		go func() { // the garbage sender: random bytes on every flow
+			defer wg.Done()
+			g := m.members[garbler].g
+			r := rand.New(rand.NewPCG(5, 5))
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				g.mu.Lock()
+				for _, l := range g.links {
+					junk := make([]byte, 1+r.IntN(200))
+					for i := range junk {
+						junk[i] = byte(r.Uint32())
+					}
+					l.enqueue(outMsg{b: junk})
+					l.enqueue(outMsg{data: true, lane: r.IntN(len(l.data)), b: junk, deadline: time.Now().Add(time.Second)})
+				}
+				g.mu.Unlock()
+			}
+		}()
+
+		p, err := m.members[0].g.Publish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish(t, ctx, p, data, rate, 1000)
+		res := m.collect(data, 8*time.Second, hostile...)
+		close(stop)
+		wg.Wait()
+		t.Logf("honest members: missing %.4f%%, %.3f bytes received per useful byte, p99 %v",
+			res.missing*100, res.meanOverhead, res.poolP99.Round(time.Millisecond))
+		if res.missing > 0.001 {
+			t.Errorf("an honest member misses %.3f%% of the stream (limit 0.1%%)", res.missing*100)
+		}
+
+		ids := map[int]node.PeerID{}
+		for _, i := range hostile {
+			ids[i] = m.members[i].n.PeerID()
+		}
+		banned := map[int]int{}
+		var floods, malformed, shunned uint64
+		stillParent := 0
+		for i, mb := range m.members {
+			if i == withholder || i == flooder || i == garbler {
+				continue
+			}
+			st := mb.g.Stats()
+			floods += st.FloodDropped
+			malformed += st.MalformedDropped
+			shunned += st.PushersShunned
+			mb.g.mu.Lock()
+			for _, h := range hostile {
+				if mb.g.banned[ids[h]] {
+					banned[h]++
+				}
+				if h != withholder && mb.g.links[ids[h]] != nil {
+					t.Errorf("member %d still has a link to hostile member %d", i, h)
+				}
+			}
+			for _, par := range mb.g.st.parents {
+				if par != nil && par.peer == ids[withholder] {
+					stillParent++
+					break
+				}
+			}
+			// No honest member is banned by another.
+			for j, other := range m.members {
+				if j != i && j != withholder && j != flooder && j != garbler && mb.g.banned[other.n.PeerID()] {
+					t.Errorf("member %d banned honest member %d", i, j)
+				}
+			}
+			mb.g.mu.Unlock()
+		}
+		t.Logf("banned by honest members: withholder %d, flooder %d, garbage sender %d; counted: %d maps dropped as floods, %d malformed messages, %d pushers shunned; %d members still take a class from the withholder",
+			banned[withholder], banned[flooder], banned[garbler], floods, malformed, shunned, stillParent)
+		if banned[flooder] == 0 || floods == 0 {
+			t.Errorf("the flooder was banned by %d members after %d dropped maps", banned[flooder], floods)
+		}
+		if banned[garbler] == 0 || malformed == 0 {
+			t.Errorf("the garbage sender was banned by %d members after %d malformed messages", banned[garbler], malformed)
+		}
+		if banned[withholder] < 2 || shunned == 0 {
+			t.Errorf("the withholder was banned by %d members after %d shunnings", banned[withholder], shunned)
+		}
+	})
+	t.Logf("%v of real time", time.Since(wall).Round(time.Millisecond))
+}
