@@ -167,6 +167,10 @@ func (m *mesh) bootstrap(ctx context.Context) {
 		if err := mb.g.Bootstrap(ctx, seed); err != nil {
 			m.t.Errorf("member %d bootstrap: %v", i, err)
 		}
+		// Bootstrap fills the far buckets in the background; refreshing
+		// here too keeps the joins paced by width (the background refresh
+		// skips the buckets this one looked into, and the other way round).
+		mb.g.Refresh(ctx)
 		if m.progress {
 			if j := joined.Add(1); j%int64(max(len(m.members)/10, 1)) == 0 {
 				m.logProgress(fmt.Sprintf("%d of %d joined after %v", j, len(m.members)-1, time.Since(start).Round(time.Second)))
