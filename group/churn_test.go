@@ -147,7 +147,7 @@ func TestChurnDuringStream(t *testing.T) {
 				t.Errorf("joiner %d: %d blocks reported lost", k, tl.gaps)
 			case tl.start+uint64(tl.out.Len()) != uint64(len(data)):
 				t.Errorf("joiner %d: output [%d, %d) does not end at the stream's end %d", k, tl.start, tl.start+uint64(tl.out.Len()), len(data))
-			case string(tl.out.Bytes()) != string(data[tl.start:]):
+			case tl.out.String() != string(data[tl.start:]):
 				t.Errorf("joiner %d: output differs from the published bytes", k)
 			default:
 				t.Logf("joiner %d: bootstrap %v, first record %v after subscribing, %d bytes behind the live edge", k, tl.boot.Round(time.Millisecond), tl.delay.Round(time.Millisecond), int64(tl.edge)-int64(tl.start))
