@@ -686,6 +686,26 @@ func signingBytes(gid [32]byte, stamp int64, manifest []byte) []byte {
 	return append(b, manifest...)
 }
 
+// endSigningBytes is what the publisher signs to end the stream.
+func endSigningBytes(gid [32]byte, c *control) []byte {
+	b := make([]byte, 0, 64+24)
+	b = append(b, "strata group end v1\x00"...)
+	b = append(b, gid[:]...)
+	for _, v := range []uint64{uint64(c.Stamp), c.Count, c.End} {
+		for i := 7; i >= 0; i-- {
+			b = append(b, byte(v>>(8*i)))
+		}
+	}
+	return b
+}
+
+func verifyEnd(spec Specifier, gid [32]byte, c *control) bool {
+	if len(spec.PublisherKey) == 0 {
+		return true
+	}
+	return len(c.Sig) == ed25519.SignatureSize && ed25519.Verify(spec.PublisherKey, endSigningBytes(gid, c), c.Sig)
+}
+
 func verifyManifest(spec Specifier, gid [32]byte, sm *signedManifest) bool {
 	if len(spec.PublisherKey) == 0 {
 		return true

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -39,6 +41,7 @@ type member struct {
 	lats   []time.Duration
 	gaps   uint64
 	err    error
+	eof    bool // Next returned io.EOF
 }
 
 type mesh struct {
@@ -186,6 +189,9 @@ func (m *mesh) subscribe(ctx context.Context, data []byte) {
 			for {
 				r, err := sub.Next(ctx)
 				if err != nil {
+					mb.mu.Lock()
+					mb.eof = errors.Is(err, io.EOF)
+					mb.mu.Unlock()
 					return
 				}
 				mb.mu.Lock()

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
+	"errors"
+	"io"
 	"slices"
 	"time"
 
@@ -70,6 +72,13 @@ type stream struct {
 	enc          *fec.Encoder
 	source       bool
 	pulledParity uint64 // parity bytes sent for pulls (counted as Parity)
+	published    uint64 // blocks emitted
+
+	// end of the stream: the publisher's verified word, when it came, and
+	// endCh closed once this member's output has reached it
+	end   *control
+	endAt time.Time
+	endCh chan struct{}
 
 	// subscriber
 	out        *fifo[Record]
@@ -150,6 +159,7 @@ func newStream(g *Group, params fec.Params) (*stream, error) {
 		classNewest:   slices.Repeat([]int64{-1}, g.cfg.PushNeighbourLimit),
 		classNewestAt: make([]time.Time, g.cfg.PushNeighbourLimit),
 		out:           newFIFO[Record](g.cfg.Queue),
+		endCh:         make(chan struct{}),
 		lat:           reservoir{samples: make([]time.Duration, 0, g.cfg.LatencySamples)},
 	}, nil
 }
@@ -165,6 +175,9 @@ func (s *stream) linkAdded(l *link) {
 	l.subs = make([]bool, s.P)
 	l.refused = make([]time.Time, s.P)
 	l.pushedAt = make([]time.Time, s.P)
+	if s.end != nil {
+		s.g.sendControl(l, s.end) // a neighbour that missed the flood
+	}
 }
 
 func (s *stream) linkRemoved(l *link) {
@@ -613,6 +626,7 @@ func (s *stream) tick(now time.Time, periodic bool) {
 		}
 		s.dec.Advance(now)
 		s.drain(now)
+		s.checkEnd(now)
 		s.pull(now)
 	}
 	switch {
@@ -796,6 +810,49 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 		s.selectParents(now)
 	case ctlPull:
 		s.handlePull(l, c)
+	case ctlEnd:
+		s.handleEnd(l, c, now)
+	}
+}
+
+// handleEnd takes the publisher's end of the stream from l and floods it
+// on.
+func (s *stream) handleEnd(l *link, c *control, now time.Time) {
+	if s.end != nil || s.source {
+		return
+	}
+	if !verifyEnd(s.g.spec, s.g.id, c) {
+		s.g.stats.ForgedDropped++
+		s.g.ban(l)
+		return
+	}
+	s.end, s.endAt = c, now
+	for _, o := range s.g.links {
+		if o != l {
+			s.g.sendControl(o, c)
+		}
+	}
+	s.checkEnd(now)
+}
+
+// checkEnd ends the output once it has passed the stream's last block, or
+// a window after the end if this member never started (it joined after
+// the stream's last blocks were gone).
+func (s *stream) checkEnd(now time.Time) {
+	if s.end == nil || s.ended() {
+		return
+	}
+	if s.source || s.feeding && s.dec.Head() >= s.end.Count || !s.feeding && now.Sub(s.endAt) > s.g.cfg.WindowDuration {
+		close(s.endCh)
+	}
+}
+
+func (s *stream) ended() bool {
+	select {
+	case <-s.endCh:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -1171,6 +1228,9 @@ type Publisher struct {
 	g *Group
 }
 
+// ErrStreamEnded is returned by Publisher.Write after Close.
+var ErrStreamEnded = errors.New("group: the stream has ended")
+
 // Publish makes this member the group's publisher. In a group whose
 // specifier names a publisher key, Config.PublisherKey must be its private
 // key: every block's manifest is signed with it.
@@ -1236,6 +1296,9 @@ func (p *Publisher) Write(ctx context.Context, b []byte) (int, error) {
 	if g.closed {
 		return 0, ErrClosed
 	}
+	if g.st.end != nil {
+		return 0, ErrStreamEnded
+	}
 	now := time.Now()
 	g.st.enc.Write(now, b)
 	g.stats.BytesPublished += uint64(len(b))
@@ -1253,6 +1316,37 @@ func (p *Publisher) Sync() {
 	}
 	g.st.enc.Sync()
 	g.st.emitBlocks(time.Now())
+}
+
+// Close ends the stream: the open block is sent, then the end (signed
+// like the blocks) floods the group, and every subscriber's Next returns
+// io.EOF once its output has passed the last block. Later writes fail
+// with ErrStreamEnded. The member stays in the group, relaying and
+// serving pulls while the stream's last blocks are in the window.
+func (p *Publisher) Close() error {
+	g := p.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return ErrClosed
+	}
+	s := g.st
+	if s.end != nil {
+		return nil
+	}
+	now := time.Now()
+	s.enc.Sync()
+	s.emitBlocks(now)
+	c := &control{Type: ctlEnd, Count: s.published, End: g.stats.BytesPublished, Stamp: now.UnixNano()}
+	if len(g.spec.PublisherKey) > 0 {
+		c.Sig = ed25519.Sign(g.cfg.PublisherKey, endSigningBytes(g.id, c))
+	}
+	s.end, s.endAt = c, now
+	for _, l := range g.links {
+		g.sendControl(l, c)
+	}
+	s.checkEnd(now)
+	return nil
 }
 
 // emitBlocks signs and sends the encoder's closed blocks.
@@ -1275,6 +1369,7 @@ func (s *stream) emitBlocks(now time.Time) {
 		if len(g.spec.PublisherKey) > 0 {
 			sm.Sig = ed25519.Sign(g.cfg.PublisherKey, signingBytes(g.id, sm.Stamp, raw))
 		}
+		s.published = blk.Seq + 1
 		b := s.getBlock(blk.Seq, now)
 		if b == nil {
 			continue
@@ -1318,9 +1413,33 @@ type Subscription struct {
 	g *Group
 }
 
-// Next waits for the next record.
+// Next waits for the next record. Once the publisher has ended the stream
+// (Publisher.Close) and this member's output has passed its last block,
+// Next returns io.EOF.
 func (s *Subscription) Next(ctx context.Context) (Record, error) {
-	return s.g.st.out.wait(ctx, s.g.ctx.Done(), ErrClosed)
+	st := s.g.st
+	for {
+		if r, ok := st.out.pop(); ok {
+			return r, nil
+		}
+		select {
+		case <-st.endCh:
+			// The end is reached; records queued meanwhile come first.
+			if r, ok := st.out.pop(); ok {
+				return r, nil
+			}
+			return Record{}, io.EOF
+		default:
+		}
+		select {
+		case <-st.out.ready:
+		case <-st.endCh:
+		case <-ctx.Done():
+			return Record{}, ctx.Err()
+		case <-s.g.ctx.Done():
+			return Record{}, ErrClosed
+		}
+	}
 }
 
 var _ = node.PriorityData

@@ -2,6 +2,7 @@ package group
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -60,6 +61,9 @@ const (
 	ctlPull ctlType = 4
 	// ctlPost: a posted message flooding the group.
 	ctlPost ctlType = 5
+	// ctlEnd: the publisher ended the stream after Count blocks and End
+	// bytes; signed like manifests, flooded over the group.
+	ctlEnd ctlType = 6
 )
 
 // control is one control message, msgpack-encoded as a map with short
@@ -89,6 +93,12 @@ type control struct {
 	ID      []byte `msgpack:"i,omitempty"`
 	TTL     uint8  `msgpack:"ttl,omitempty"`
 	Payload []byte `msgpack:"d,omitempty"`
+	// End: blocks and bytes in the stream, the publisher's stamp (Unix
+	// ns) and signature over endSigningBytes.
+	Count uint64 `msgpack:"n,omitempty"`
+	End   uint64 `msgpack:"e,omitempty"`
+	Stamp int64  `msgpack:"ts,omitempty"`
+	Sig   []byte `msgpack:"sig,omitempty"`
 }
 
 func encodeControl(c *control) ([]byte, error) {
@@ -163,6 +173,10 @@ func (c *control) validate() error {
 		if len(c.ID) != postIDSize || len(c.Payload) > MaxPostSize {
 			return bad("bad id or payload")
 		}
+	case ctlEnd:
+		if len(c.Sig) != 0 && len(c.Sig) != ed25519.SignatureSize {
+			return bad("bad signature length")
+		}
 	default:
 		return bad("unknown type")
 	}
@@ -181,6 +195,8 @@ func (t ctlType) String() string {
 		return "pull"
 	case ctlPost:
 		return "post"
+	case ctlEnd:
+		return "end"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

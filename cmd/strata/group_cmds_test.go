@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -588,6 +589,7 @@ func TestPlayRecords(t *testing.T) {
 		return group.Record{Offset: off, Data: bytes.Repeat([]byte{fill}, n)}
 	}
 	gap := group.Record{Offset: 10, Lost: 1}
+	endOfStream := group.Record{Offset: math.MaxUint64}
 	tests := []struct {
 		name     string
 		records  []group.Record
@@ -612,6 +614,8 @@ func TestPlayRecords(t *testing.T) {
 		{"byte limit inside zero fill", []group.Record{data(0, 10, 1), gap, data(30, 10, 3)}, playLimits{bytes: 15, zeroGaps: true},
 			append(bytes.Repeat([]byte{1}, 10), make([]byte, 5)...), 0, 20, 1, "bytes", false},
 		{"duration without data", nil, playLimits{duration: 50 * time.Millisecond}, nil, 0, 0, 0, "duration", true},
+		{"end of stream", []group.Record{data(0, 10, 1), gap, data(30, 10, 3), endOfStream}, playLimits{idle: time.Hour},
+			append(bytes.Repeat([]byte{1}, 10), bytes.Repeat([]byte{3}, 10)...), 0, 20, 1, "end of stream", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -623,6 +627,9 @@ func TestPlayRecords(t *testing.T) {
 				}
 				r := recs[0]
 				recs = recs[1:]
+				if r.Offset == endOfStream.Offset {
+					return group.Record{}, io.EOF // what Subscription.Next says at the end
+				}
 				return r, nil
 			}
 			var out bytes.Buffer

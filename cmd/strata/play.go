@@ -27,10 +27,12 @@ output, so the output is shorter than the stream; with --gaps zero it is
 written as zero bytes, so output offsets stay those of the stream (what a
 player of a fixed-rate format or a byte-for-byte comparison wants).
 
-A group stream has no end marker, so play stops when any of these comes
-first: --bytes N bytes written, --duration D since it started, --idle D
-without new data once data has flowed (default 10s: the publisher is taken
-to have finished), or SIGINT/SIGTERM. It exits 0, or 1 if no stream data
+play stops at the end of the stream (the publisher reached the end of its
+input and ended the stream; every byte up to it has been written), or
+when any of these comes first: --bytes N bytes written, --duration D
+since it started, --idle D without new data once data has flowed
+(default 10s: a publisher that died without ending the stream), or
+SIGINT/SIGTERM. It exits 0, or 1 if no stream data
 came at all before --duration ran out (is a publisher running?).
 Progress is shown on stderr when it is a terminal; a summary is logged at
 the end.`,
@@ -164,6 +166,9 @@ func play(ctx context.Context, next func(context.Context) (group.Record, error),
 		cancel()
 		if err != nil {
 			switch {
+			case errors.Is(err, io.EOF):
+				res.end = "end of stream"
+				return res, nil
 			case ctx.Err() != nil:
 				res.end = "interrupted"
 				return res, nil

@@ -19,7 +19,8 @@ var publishUsage = usage{
 	about: `
 Joins the group as its publisher and publishes stdin (or --in FILE) as the
 group's stream, paced to at most --rate bytes a second. When the input
-ends it sends the last block at once and stays --linger, so that members can
+ends it sends the last block at once and ends the stream (players exit once
+they have written every byte), and stays --linger, so that members can
 still fetch the tail from it, then leaves and exits 0. SIGINT or SIGTERM
 stops reading, and the command leaves at once (exit 0).
 
@@ -108,9 +109,13 @@ func runPublish(ctx context.Context, e *env, path string, args []string) int {
 	}
 	prog := startProgress(e, "published", func() string { return fmt.Sprintf("%d neighbours", g.Stats().Neighbours) })
 	err = publishStream(ctx, pub, input, rate.n, prog)
-	pub.Sync()
-	prog.end()
 	interrupted := ctx.Err() != nil
+	if err == nil && !interrupted {
+		pub.Close() // the end of the input ends the stream: players exit
+	} else {
+		pub.Sync()
+	}
+	prog.end()
 	if err != nil && !interrupted {
 		return failErr(e, path, err)
 	}
