@@ -19,10 +19,13 @@ import (
 // second (floods), one writes random bytes on its control and data flows
 // (garbage). Every honest neighbour of the flooder and of the garbage
 // sender counts what it dropped and bans it; the withholder's children
-// shun it as a pusher and ban it; the honest members output the whole
+// ban it; the honest members output the whole
 // stream byte for byte. 30 members, 1 Mbit/s for 20 s, links of 10-20 ms
 // with 1 % loss, on the virtual clock.
 func TestHostileMembersAreDisconnected(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a long scenario: .ci/run runs it without -race")
+	}
 	const (
 		members = 30
 		rate    = 125_000
@@ -147,8 +150,10 @@ func TestHostileMembersAreDisconnected(t *testing.T) {
 		if banned[garbler] == 0 || malformed == 0 {
 			t.Errorf("the garbage sender was banned by %d members after %d malformed messages", banned[garbler], malformed)
 		}
-		if banned[withholder] < 2 || shunned == 0 {
-			t.Errorf("the withholder was banned by %d members after %d shunnings", banned[withholder], shunned)
+		// (Members it has not fooled yet may still take classes from it:
+		// after the stream nothing shows that it withholds.)
+		if banned[withholder] < 3 {
+			t.Errorf("the withholder was banned by %d members; %d members still take a class from it", banned[withholder], stillParent)
 		}
 	})
 	t.Logf("%v of real time", time.Since(wall).Round(time.Millisecond))

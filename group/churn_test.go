@@ -22,6 +22,9 @@ import (
 // its end. 40 members, 1 Mbit/s for 20 s, links of 10-20 ms with 1 %
 // loss, on the virtual clock.
 func TestChurnDuringStream(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a long scenario: .ci/run runs it without -race")
+	}
 	const (
 		members = 40
 		rate    = 125_000

@@ -62,7 +62,8 @@ type Group struct {
 	seenRing [][postIDSize]byte
 	seenNext int
 	posts    *fifo[Post]
-	readable *fifo[*inFlow] // neighbours' flows with news, for readLoop
+	readable *fifo[*inFlow]      // neighbours' flows with news, for readLoop
+	strikes  map[node.PeerID]int // misbehaviour short of a ban (see strike)
 
 	// stream
 	st *stream
@@ -348,11 +349,17 @@ func (g *Group) banFor(l *link, why string) {
 // moment of overload, not a pattern.
 const maxStrikes = 8
 
-// strike counts one misbehaviour of l, banning it at maxStrikes. Called
-// with g.mu held.
+// strike counts one misbehaviour of l's member, banning it at maxStrikes.
+// Strikes are kept per member, not per link, so a member that is
+// disconnected and links again starts where it left off. Called with g.mu
+// held.
 func (g *Group) strike(l *link, why string) {
-	l.strikes++
-	if l.strikes >= maxStrikes {
+	if g.strikes == nil {
+		g.strikes = make(map[node.PeerID]int)
+	}
+	g.strikes[l.peer]++
+	if g.strikes[l.peer] >= maxStrikes {
+		delete(g.strikes, l.peer)
 		g.banFor(l, why)
 	}
 }

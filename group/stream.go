@@ -1058,8 +1058,7 @@ func (s *stream) myDepth(k int) int {
 // while), and tells the neighbours whose set changed.
 // checkWithholding shuns every pusher that sends nothing of a class it
 // took on while it advertises the class's newest block and that block's
-// piece reached this member otherwise a while ago, and bans it the second
-// time (half the strikes a time). Honest pushers do not fall silent on
+// piece reached this member otherwise a while ago, and bans it. Honest pushers do not fall silent on
 // pieces they hold.
 func (s *stream) checkWithholding(now time.Time) {
 	for c, p := range s.parents {
@@ -1070,25 +1069,9 @@ func (s *stream) checkWithholding(now time.Time) {
 		if quiet <= s.withholdAfter() || now.Sub(s.classNewestAt[c]) <= s.g.cfg.FetchPeriod || !s.classNewestAt[c].After(p.pushedAt[c]) {
 			continue
 		}
-		p.refused[c] = now.Add(10 * s.g.cfg.AvailabilityUpdatePeriod)
 		s.g.stats.PushersShunned++
-		s.parents[c] = nil
-		s.g.sendControl(p, &control{Type: ctlSubscribe, Classes: s.classesOf(p), Modulus: uint8(s.P)})
-		for range maxStrikes / 2 {
-			s.g.strike(p, "withholds pushes") // may drop p: its classes go
-		}
+		s.g.banFor(p, "withholds pushes") // its classes go with its link
 	}
-}
-
-// classesOf lists the push classes l pushes to this member.
-func (s *stream) classesOf(l *link) []byte {
-	var classes []byte
-	for c, p := range s.parents {
-		if p == l {
-			classes = append(classes, byte(c))
-		}
-	}
-	return classes
 }
 
 func (s *stream) selectParents(now time.Time) {
