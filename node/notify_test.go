@@ -108,3 +108,63 @@ func TestNotifyTryReadAndSessionContext(t *testing.T) {
 		t.Fatalf("far end after close: %d open, %d closing", st.SessionsOpen, st.SessionsClosing)
 	}
 }
+
+// Rejecting a flow wakes a Read blocked on it (io.EOF) and a Notify
+// function; TryRead then says io.EOF too.
+func TestRejectWakesReader(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, a, b := rbMemPair(t, memnet.Config{Seed: 4, Link: memnet.Link{Delay: time.Millisecond}})
+	s, err := a.Dial(ctx, b.AddrPort(), b.PeerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.OpenFlow([]byte("reject me"), node.PriorityRoutine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Send(ctx, []byte("first"), node.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := b.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf, err := bs.AcceptFlow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := rf.Read(ctx); err != nil || string(m) != "first" {
+		t.Fatalf("first read: %q %v", m, err)
+	}
+	notified := make(chan struct{}, 1)
+	rf.Notify(func() {
+		select {
+		case notified <- struct{}{}:
+		default:
+		}
+	})
+	read := make(chan error, 1)
+	go func() {
+		_, err := rf.Read(ctx) // blocks: nothing more is sent
+		read <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	rf.Reject(0)
+	select {
+	case err := <-read:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("Read after Reject: %v, want io.EOF", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("a Read blocked on the flow did not return after Reject")
+	}
+	select {
+	case <-notified:
+	default:
+		t.Fatal("Reject did not call the Notify function")
+	}
+	if _, ok, err := rf.TryRead(); ok || !errors.Is(err, io.EOF) {
+		t.Fatalf("TryRead after Reject: %v %v", ok, err)
+	}
+}

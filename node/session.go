@@ -447,9 +447,16 @@ func (f *RecvFlow) SetUnordered(on bool) {
 }
 
 // Reject refuses the flow; the sender's flow fails with ErrFlowRejected.
+// Messages not yet read are discarded, and a Read waiting on the flow (or
+// any later one) returns io.EOF.
 func (f *RecvFlow) Reject(code uint64) {
 	f.n.mu.Lock()
 	defer f.n.unlock()
 	f.cf.Reject(code)
 	f.n.service()
+	// The core emits no event for a flow this end rejects: wake its
+	// reader here. (A goroutine blocked in Read stayed there for good:
+	// the overlay rejects a dropped link's flow while reading it, and a
+	// 300-member mesh had leaked 64,000 of them.)
+	f.signal()
 }
