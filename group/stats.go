@@ -55,8 +55,8 @@ type Stats struct {
 	QueueDropped, StaleDropped uint64
 	// PusherChanges counts push classes moved to another neighbour;
 	// PushersShunned the pushers dropped for being late or for pushing
-	// nothing of a class they took on.
-	PusherChanges, PushersShunned uint64
+	// nothing of a class they took on; Withholding counts the latter.
+	PusherChanges, PushersShunned, Withholding uint64
 	// PullsSent counts pull requests; PullsServed pieces sent for pulls.
 	PullsSent, PullsServed uint64
 	// PullsRefused counts pull requests the publisher did not serve
