@@ -20,9 +20,6 @@ import (
 	"github.com/strata-net/strata/overlay"
 )
 
-// testOverlay has timeouts short enough for tests on an in-memory network.
-func testOverlay() overlay.Config { return overlay.LocalConfig() }
-
 var debugLat = os.Getenv("STRATA_DEBUGLAT") != ""
 
 type member struct {
@@ -86,7 +83,7 @@ func (m *mesh) add(spec Specifier, cfg Config, key ed25519.PrivateKey) *member {
 	h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
 	cfg.Mux = mux
 	if cfg.Overlay.RequestTimeout == 0 {
-		cfg.Overlay = testOverlay()
+		cfg.Overlay = overlay.LocalConfig()
 	}
 	cfg.PublisherKey = key
 	g, err := Join(h, spec, cfg)

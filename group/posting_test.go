@@ -99,14 +99,14 @@ func TestOptionsMakeOtherGroups(t *testing.T) {
 	// Members 0 and 1 also join b on the same hosts and muxes.
 	var gb []*Group
 	for _, mb := range m.members[:2] {
-		g, err := Join(mb.h, b, Config{Mux: mb.mux, Overlay: testOverlay()})
+		g, err := Join(mb.h, b, Config{Mux: mb.mux, Overlay: overlay.LocalConfig()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { g.Close() })
 		gb = append(gb, g)
 	}
-	if _, err := Join(m.members[0].h, a, Config{Mux: m.members[0].mux, Overlay: testOverlay()}); err == nil {
+	if _, err := Join(m.members[0].h, a, Config{Mux: m.members[0].mux, Overlay: overlay.LocalConfig()}); err == nil {
 		t.Fatal("joined the same group twice")
 	}
 	if err := gb[1].Bootstrap(ctx, overlay.Peer{PeerID: m.members[0].n.PeerID(), Addr: m.members[0].n.AddrPort()}); err != nil {

@@ -23,10 +23,6 @@ import (
 	"github.com/strata-net/strata/node/memnet"
 )
 
-// testConfig has timeouts short enough for tests on a perfect in-memory
-// network.
-func testConfig() Config { return LocalConfig() }
-
 type member struct {
 	n    *node.Node
 	h    *Host
@@ -420,7 +416,7 @@ func meshScenario(t *testing.T, n int) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cfg := testConfig()
+	cfg := LocalConfig()
 	m := newMesh(t, n, cfg)
 	r := rand.New(rand.NewPCG(42, uint64(n)))
 	m.bootstrap(ctx)

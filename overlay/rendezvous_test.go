@@ -65,7 +65,7 @@ func (w *rdvWorld) member() *natMember {
 		w.t.Fatal(err)
 	}
 	h := NewHost(n, HostConfig{Rendezvous: []netip.AddrPort{w.rn.AddrPort()}})
-	g, err := h.Join(w.gid, testConfig())
+	g, err := h.Join(w.gid, LocalConfig())
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestRendezvousUnreachable(t *testing.T) {
 		defer n.Close(context.Background())
 		h := NewHost(n, HostConfig{Rendezvous: []netip.AddrPort{netip.MustParseAddrPort("10.9.9.9:1935")}})
 		defer h.Close()
-		g, _ := h.Join(GroupID{1}, testConfig())
+		g, _ := h.Join(GroupID{1}, LocalConfig())
 		err = g.Bootstrap(context.Background())
 		if !errors.Is(err, ErrNoBootstrap) || !errors.Is(err, ErrRendezvous) {
 			t.Fatalf("Bootstrap: %v, want ErrNoBootstrap and ErrRendezvous", err)

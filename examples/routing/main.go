@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	network := memnet.New(memnet.Config{Link: memnet.Link{Delay: o.delay}})
 	defer network.Close()
 	spec := group.Specifier{Name: "example-routing", Routing: true}
-	ocfg := memgroup.FastOverlay()
+	ocfg := overlay.LocalConfig()
 	ocfg.K = o.k
 	x := &explorer{byPeer: make(map[node.PeerID]int), waiting: make(map[uint64]chan arrival)}
 	var receivers sync.WaitGroup

@@ -27,6 +27,7 @@ import (
 	"github.com/strata-net/strata/examples/internal/memgroup"
 	"github.com/strata-net/strata/group"
 	"github.com/strata-net/strata/node/memnet"
+	"github.com/strata-net/strata/overlay"
 )
 
 func main() {
@@ -120,7 +121,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		memgroup.CloseAll(all)
 	}()
 	for range o.nodes {
-		m, err := memgroup.Start(network, spec, group.Config{Overlay: memgroup.FastOverlay()})
+		m, err := memgroup.Start(network, spec, group.Config{Overlay: overlay.LocalConfig()})
 		if err != nil {
 			return err
 		}

@@ -21,10 +21,6 @@ type Member struct {
 	Group *group.Group
 }
 
-// FastOverlay has timeouts shorter than the overlay's defaults (which suit
-// the Internet), so that a mesh in memory forms in a second or so.
-func FastOverlay() overlay.Config { return overlay.LocalConfig() }
-
 // Start opens a node on network and joins spec with cfg (cfg.Mux is
 // filled in). The member still has to meet the others: Group.Bootstrap.
 func Start(network *memnet.Network, spec group.Specifier, cfg group.Config) (*Member, error) {
