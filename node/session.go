@@ -19,14 +19,12 @@ type Session struct {
 	closeOnce sync.Once
 	ctx       context.Context // cancelled when the session ends
 	cancel    context.CancelFunc
-	done      <-chan struct{} // ctx.Done()
 	err       error
 }
 
 func newSession(n *Node, cs *core.Session) *Session {
 	s := &Session{n: n, cs: cs, flows: make(chan *RecvFlow, sessionFlowBacklog)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.done = s.ctx.Done()
 	return s
 }
 
@@ -53,7 +51,7 @@ func (s *Session) RTT() time.Duration {
 }
 
 // Done is closed when the session ends.
-func (s *Session) Done() <-chan struct{} { return s.done }
+func (s *Session) Done() <-chan struct{} { return s.ctx.Done() }
 
 // Context is done when the session ends. With context.AfterFunc it runs
 // work at the session's end without a goroutine waiting on Done for every
@@ -64,7 +62,7 @@ func (s *Session) Context() context.Context { return s.ctx }
 // ErrPeerDead after).
 func (s *Session) Err() error {
 	select {
-	case <-s.done:
+	case <-s.ctx.Done():
 		return s.err
 	default:
 		return nil
@@ -103,7 +101,7 @@ func (s *Session) AcceptFlow(ctx context.Context) (*RecvFlow, error) {
 		return f, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
-	case <-s.done:
+	case <-s.ctx.Done():
 		select {
 		case f := <-s.flows:
 			return f, nil
@@ -228,7 +226,7 @@ func (f *SendFlow) AcceptReturn(ctx context.Context) (*RecvFlow, error) {
 		return r, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
-	case <-f.s.done:
+	case <-f.s.ctx.Done():
 		return nil, f.s.err
 	}
 }
@@ -355,22 +353,9 @@ func (f *RecvFlow) Metadata() []byte { return f.cf.Metadata() }
 // error says why.
 func (f *RecvFlow) Read(ctx context.Context) ([]byte, error) {
 	for {
-		f.n.mu.Lock()
-		m, ok := f.cf.Read()
-		if ok {
-			f.n.service()
-			f.n.unlock()
-			return m.Data, nil
+		if m, ok, err := f.TryRead(); ok || err != nil {
+			return m, err
 		}
-		if err := f.cf.Err(); err != nil {
-			f.n.unlock()
-			return nil, err
-		}
-		if f.cf.Finished() {
-			f.n.unlock()
-			return nil, io.EOF
-		}
-		f.n.unlock()
 		select {
 		case <-f.wake:
 		case <-ctx.Done():
