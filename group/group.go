@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -62,8 +63,7 @@ type Group struct {
 	seenRing [][postIDSize]byte
 	seenNext int
 	posts    *fifo[Post]
-	readable *fifo[*inFlow]      // neighbours' flows with news, for readLoop
-	strikes  map[node.PeerID]int // misbehaviour short of a ban (see strike)
+	readable *fifo[*inFlow] // neighbours' flows with news, for readLoop
 
 	// stream
 	st *stream
@@ -343,23 +343,17 @@ func (g *Group) banFor(l *link, why string) {
 	g.dropLink(l)
 }
 
-// maxStrikes is how much misbehaviour short of forgery (garbage, floods,
-// withheld pushes) a neighbour is forgiven before it is banned. Honest
-// members send none of it; the allowance is for a version mismatch or a
-// moment of overload, not a pattern.
+// maxStrikes is how much misbehaviour short of forgery (garbage, floods)
+// a neighbour is forgiven before it is banned. Honest members send none of
+// it; the allowance is for a version mismatch or a moment of overload, not
+// a pattern.
 const maxStrikes = 8
 
-// strike counts one misbehaviour of l's member, banning it at maxStrikes.
-// Strikes are kept per member, not per link, so a member that is
-// disconnected and links again starts where it left off. Called with g.mu
-// held.
+// strike counts one misbehaviour of l, banning its member at maxStrikes.
+// Called with g.mu held.
 func (g *Group) strike(l *link, why string) {
-	if g.strikes == nil {
-		g.strikes = make(map[node.PeerID]int)
-	}
-	g.strikes[l.peer]++
-	if g.strikes[l.peer] >= maxStrikes {
-		delete(g.strikes, l.peer)
+	l.strikes++
+	if l.strikes >= maxStrikes {
 		g.banFor(l, why)
 	}
 }
@@ -389,7 +383,7 @@ const readBatch = 32
 func (g *Group) readLoop() {
 	defer g.wg.Done()
 	for {
-		in, err := g.readable.wait(g.ctx, g.ctx.Done(), ErrClosed)
+		in, err := g.readable.wait(g.ctx, g.ctx.Done(), ErrClosed, nil)
 		if err != nil {
 			return
 		}
@@ -623,7 +617,7 @@ func (g *Group) Post(ctx context.Context, payload []byte) error {
 
 // ReceivePost waits for the next post of another member.
 func (g *Group) ReceivePost(ctx context.Context) (Post, error) {
-	return g.posts.wait(ctx, g.ctx.Done(), ErrClosed)
+	return g.posts.wait(ctx, g.ctx.Done(), ErrClosed, nil)
 }
 
 // remember records a post ID; the oldest is forgotten beyond PostMemory.
@@ -698,12 +692,9 @@ func endSigningBytes(gid [32]byte, c *control) []byte {
 	b := make([]byte, 0, 64+24)
 	b = append(b, "strata group end v1\x00"...)
 	b = append(b, gid[:]...)
-	for _, v := range []uint64{uint64(c.Stamp), c.Count, c.End} {
-		for i := 7; i >= 0; i-- {
-			b = append(b, byte(v>>(8*i)))
-		}
-	}
-	return b
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Stamp))
+	b = binary.BigEndian.AppendUint64(b, c.Count)
+	return binary.BigEndian.AppendUint64(b, c.End)
 }
 
 func verifyEnd(spec Specifier, gid [32]byte, c *control) bool {

@@ -41,6 +41,7 @@ type link struct {
 	source       bool              // it says it is the publisher
 
 	// misbehaviour
+	strikes     int         // see Group.strike
 	availTokens float64     // availability maps it may still send now
 	availAt     time.Time   // when availTokens was last refilled
 	pushedAt    []time.Time // per push class: its last push to us (or when we subscribed)

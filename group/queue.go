@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"io"
 	"sync"
 )
 
@@ -70,9 +71,10 @@ func (q *fifo[T]) len() int {
 	return len(q.buf) - q.head
 }
 
-// wait pops the head, waiting for one while ctx and closed allow;
-// errClosed is returned once closed is.
-func (q *fifo[T]) wait(ctx context.Context, closed <-chan struct{}, errClosed error) (T, error) {
+// wait pops the head, waiting for one while ctx and closed allow:
+// errClosed is returned once closed is, and io.EOF once end is and the
+// queue is empty (a nil end never is).
+func (q *fifo[T]) wait(ctx context.Context, closed <-chan struct{}, errClosed error, end <-chan struct{}) (T, error) {
 	for {
 		if v, ok := q.pop(); ok {
 			return v, nil
@@ -80,6 +82,11 @@ func (q *fifo[T]) wait(ctx context.Context, closed <-chan struct{}, errClosed er
 		var zero T
 		select {
 		case <-q.ready:
+		case <-end:
+			if v, ok := q.pop(); ok { // pushed since the pop above
+				return v, nil
+			}
+			return zero, io.EOF
 		case <-ctx.Done():
 			return zero, ctx.Err()
 		case <-closed:

@@ -1,6 +1,10 @@
 package group
 
-import "testing"
+import (
+	"context"
+	"io"
+	"testing"
+)
 
 // The group's queues are bounded FIFOs: it refuses beyond its limit, keeps
 // order across compactions and signals readiness.
@@ -65,5 +69,28 @@ func TestFIFO(t *testing.T) {
 				t.Fatalf("len %d after draining", q.len())
 			}
 		})
+	}
+}
+
+// wait returns what is queued before it reports the end, and the closed
+// error once closed.
+func TestFIFOWait(t *testing.T) {
+	ctx := context.Background()
+	q := newFIFO[int](4)
+	end, closed := make(chan struct{}), make(chan struct{})
+	q.push(1)
+	close(end)
+	q.push(2)
+	for _, want := range []int{1, 2} {
+		if v, err := q.wait(ctx, closed, ErrClosed, end); err != nil || v != want {
+			t.Fatalf("wait: %d %v, want %d", v, err, want)
+		}
+	}
+	if _, err := q.wait(ctx, closed, ErrClosed, end); err != io.EOF {
+		t.Fatalf("after the end: %v, want io.EOF", err)
+	}
+	close(closed)
+	if _, err := q.wait(ctx, closed, ErrClosed, nil); err != ErrClosed {
+		t.Fatalf("closed: %v, want ErrClosed", err)
 	}
 }

@@ -47,8 +47,8 @@ type Stats struct {
 	ForgedDropped, Banned uint64
 	// MalformedDropped counts undecodable or invalid messages;
 	// FloodDropped availability maps beyond a neighbour's allowance (a few
-	// per AvailabilityUpdatePeriod). A neighbour that keeps sending either,
-	// or keeps withholding the pushes it took on, is banned (Banned).
+	// per AvailabilityUpdatePeriod). A neighbour that keeps sending either
+	// is banned (Banned).
 	MalformedDropped, FloodDropped uint64
 	// QueueDropped counts messages not sent because a link's queue was
 	// full; StaleDropped those whose deadline passed in the queue.

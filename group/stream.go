@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
-	"io"
 	"slices"
 	"time"
 
@@ -113,15 +112,16 @@ type stream struct {
 	classNewestAt []time.Time
 }
 
+// withholdShun is how many availability periods a class is taken from a
+// pusher found withholding it (15 s by default).
+const withholdShun = 60
+
 // withholdAfter is how long a pusher may send nothing of a class it took
 // on, while the class's pieces reach this member otherwise, before it is
 // taken for withholding them: eight availability periods (2 s by
 // default). An honest pusher can be silent for a while without fault (it
 // skips pieces this member rebuilt from parity or pulled first and
-// advertised); at 100 members a 600 ms limit banned two honest members in
-// 15 s, 2 s none.
-const withholdShun = 60
-
+// advertised), which is why it is shunned, not banned.
 func (s *stream) withholdAfter() time.Duration {
 	return 8 * s.g.cfg.AvailabilityUpdatePeriod
 }
@@ -1051,18 +1051,10 @@ func (s *stream) myDepth(k int) int {
 	return noRoute
 }
 
-// selectParents chooses, for every push class, the neighbour to push it:
-// the one nearest the publisher in that class's tree (fewest hops, as
-// neighbours advertise), spreading classes over distinct neighbours while
-// there are enough (one session cannot always carry the whole stream
-// under loss). It keeps the current pusher unless another is nearer by two
-// hops or the current one's pushes come late (then it is shunned for a
-// while), and tells the neighbours whose set changed.
 // checkWithholding shuns every pusher that sends nothing of a class it
 // took on while it advertises the class's newest block and that block's
 // piece reached this member otherwise a while ago: the class is taken
-// from it for withholdShun availability periods (15 s by default). Honest pushers do not fall silent on
-// pieces they hold.
+// from it for withholdShun availability periods.
 func (s *stream) checkWithholding(now time.Time) {
 	for c, p := range s.parents {
 		if p == nil || s.classNewest[c] < 0 || p.newest[c] < s.classNewest[c] {
@@ -1080,16 +1072,28 @@ func (s *stream) checkWithholding(now time.Time) {
 		s.g.stats.Withholding++
 		p.refused[c] = now.Add(withholdShun * s.g.cfg.AvailabilityUpdatePeriod)
 		s.parents[c] = nil
-		var classes []byte
-		for k, q := range s.parents {
-			if q == p {
-				classes = append(classes, byte(k))
-			}
-		}
-		s.g.sendControl(p, &control{Type: ctlSubscribe, Classes: classes, Modulus: uint8(s.P)})
+		s.subscribe(p)
 	}
 }
 
+// subscribe tells l the push classes this member now wants from it.
+func (s *stream) subscribe(l *link) {
+	var classes []byte
+	for c, p := range s.parents {
+		if p == l {
+			classes = append(classes, byte(c))
+		}
+	}
+	s.g.sendControl(l, &control{Type: ctlSubscribe, Classes: classes, Modulus: uint8(s.P)})
+}
+
+// selectParents chooses, for every push class, the neighbour to push it:
+// the one nearest the publisher in that class's tree (fewest hops, as
+// neighbours advertise), spreading classes over distinct neighbours while
+// there are enough (one session cannot always carry the whole stream
+// under loss). It keeps the current pusher unless another is nearer by two
+// hops or the current one's pushes come late (then it is shunned for a
+// while), and tells the neighbours whose set changed.
 func (s *stream) selectParents(now time.Time) {
 	if s.source || s.g.closed {
 		return
@@ -1204,13 +1208,7 @@ func (s *stream) selectParents(now time.Time) {
 		if s.g.links[l.peer] != l {
 			continue
 		}
-		var classes []byte
-		for c, p := range s.parents {
-			if p == l {
-				classes = append(classes, byte(c))
-			}
-		}
-		s.g.sendControl(l, &control{Type: ctlSubscribe, Classes: classes, Modulus: uint8(s.P)})
+		s.subscribe(l)
 	}
 }
 
@@ -1416,29 +1414,7 @@ type Subscription struct {
 // (Publisher.Close) and this member's output has passed its last block,
 // Next returns io.EOF.
 func (s *Subscription) Next(ctx context.Context) (Record, error) {
-	st := s.g.st
-	for {
-		if r, ok := st.out.pop(); ok {
-			return r, nil
-		}
-		select {
-		case <-st.endCh:
-			// The end is reached; records queued meanwhile come first.
-			if r, ok := st.out.pop(); ok {
-				return r, nil
-			}
-			return Record{}, io.EOF
-		default:
-		}
-		select {
-		case <-st.out.ready:
-		case <-st.endCh:
-		case <-ctx.Done():
-			return Record{}, ctx.Err()
-		case <-s.g.ctx.Done():
-			return Record{}, ErrClosed
-		}
-	}
+	return s.g.st.out.wait(ctx, s.g.ctx.Done(), ErrClosed, s.g.st.endCh)
 }
 
 var _ = node.PriorityData
