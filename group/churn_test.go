@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -123,39 +124,11 @@ func TestChurnDuringStream(t *testing.T) {
 			t.Errorf("a member present throughout misses %.3f%% of the stream (limit 0.1%%)", res.missing*100)
 		}
 
-		// Joiners may still be catching up on the stream's last blocks.
-		for deadline := time.Now().Add(8 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			done := true
-			for _, tl := range tails {
-				done = done && tl.end() >= uint64(len(data))
-			}
-			if done {
-				break
-			}
-		}
-		window := Config{}.withDefaults().WindowDuration
-		windowBytes := uint64(window.Seconds() * rate)
+		waitTails(tails, len(data), 8*time.Second)
 		for k, tl := range tails {
-			tl.mu.Lock()
-			switch {
-			case !tl.got:
-				t.Errorf("joiner %d: no output; overlay %d neighbours, table %d; stats %+v", k, len(tl.member.g.Overlay().Neighbours()), tl.member.g.Overlay().Table().Size(), tl.member.g.Stats())
-			case tl.err != nil:
-				t.Errorf("joiner %d: %v", k, tl.err)
-			case tl.delay > window:
-				t.Errorf("joiner %d: first record %v after subscribing (limit %v)", k, tl.delay, window)
-			case tl.start+windowBytes < tl.edge:
-				t.Errorf("joiner %d: output starts at %d, live edge was %d (limit -%d)", k, tl.start, tl.edge, windowBytes)
-			case tl.gaps > 0:
-				t.Errorf("joiner %d: %d blocks reported lost", k, tl.gaps)
-			case tl.start+uint64(tl.out.Len()) != uint64(len(data)):
-				t.Errorf("joiner %d: output [%d, %d) does not end at the stream's end %d", k, tl.start, tl.start+uint64(tl.out.Len()), len(data))
-			case tl.out.String() != string(data[tl.start:]):
-				t.Errorf("joiner %d: output differs from the published bytes", k)
-			default:
+			if tl.check(t, fmt.Sprintf("joiner %d", k), data, rate) {
 				t.Logf("joiner %d: bootstrap %v, first record %v after subscribing, %d bytes behind the live edge", k, tl.boot.Round(time.Millisecond), tl.delay.Round(time.Millisecond), int64(tl.edge)-int64(tl.start))
 			}
-			tl.mu.Unlock()
 		}
 	})
 	t.Logf("%v of real time", time.Since(wall).Round(time.Millisecond))

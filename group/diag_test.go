@@ -20,8 +20,12 @@ func (m *mesh) diag(t *testing.T) {
 	for i, mb := range m.members[1:] {
 		rows = append(rows, row{i + 1, mb.g.Stats().LatencyP50})
 	}
+	if len(rows) == 0 {
+		return
+	}
 	slices.SortFunc(rows, func(a, b row) int { return int(b.p50 - a.p50) })
-	for _, r := range append(rows[:4], rows[len(rows)/2]) {
+	// (Clip: appending the median must not overwrite the fifth worst.)
+	for _, r := range append(slices.Clip(rows[:min(4, len(rows))]), rows[len(rows)/2]) {
 		mb := m.members[r.i]
 		st := mb.g.Stats()
 		mb.g.mu.Lock()

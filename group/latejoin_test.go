@@ -69,6 +69,52 @@ func (tl *tail) end() uint64 {
 	return tl.start + uint64(tl.out.Len())
 }
 
+// waitTails waits up to d for every tail to reach the end of a stream of
+// size bytes (members that joined late may still be catching up).
+func waitTails(tails []*tail, size int, d time.Duration) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		done := true
+		for _, tl := range tails {
+			done = done && tl.end() >= uint64(size)
+		}
+		if done {
+			return
+		}
+	}
+}
+
+// check reports what is wrong with tl's output of data, published at rate
+// bytes a second: it must start within a window of subscribing and within
+// a window's worth of bytes of the live edge, have no gap, and be the
+// stream's bytes from there to its end. It reports whether all is well.
+func (tl *tail) check(t *testing.T, name string, data []byte, rate int) bool {
+	t.Helper()
+	window := Config{}.withDefaults().WindowDuration
+	windowBytes := uint64(window.Seconds() * float64(rate))
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	switch {
+	case !tl.got:
+		g := tl.member.g
+		t.Errorf("%s: no output; overlay %d neighbours, table %d; stats %+v", name, len(g.Overlay().Neighbours()), g.Overlay().Table().Size(), g.Stats())
+	case tl.err != nil:
+		t.Errorf("%s: %v", name, tl.err)
+	case tl.delay > window:
+		t.Errorf("%s: first record %v after subscribing (limit %v)", name, tl.delay, window)
+	case tl.start+windowBytes < tl.edge || tl.start > tl.edge+windowBytes:
+		t.Errorf("%s: output starts at offset %d, live edge was %d (limit ±%d)", name, tl.start, tl.edge, windowBytes)
+	case tl.gaps > 0:
+		t.Errorf("%s: %d blocks reported lost", name, tl.gaps)
+	case tl.start+uint64(tl.out.Len()) != uint64(len(data)):
+		t.Errorf("%s: output [%d, %d) does not end at the stream's end %d", name, tl.start, tl.start+uint64(tl.out.Len()), len(data))
+	case !bytes.Equal(tl.out.Bytes(), data[tl.start:]):
+		t.Errorf("%s: output differs from the published bytes [%d, %d)", name, tl.start, len(data))
+	default:
+		return true
+	}
+	return false
+}
+
 // A member that subscribes 5 s into a stream, and a node that joins the
 // group then, each output within a window of subscribing a contiguous
 // suffix of the stream that starts within a window's worth of bytes of
@@ -136,41 +182,14 @@ func TestLateStart(t *testing.T) {
 		data := streamData(size)
 		publish(t, ctx, p, data, rate, 1000)
 		wg.Wait()
-		for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			done := true
-			for _, tl := range tails {
-				done = done && tl.end() >= uint64(len(data))
-			}
-			if done {
-				break
-			}
-		}
-
-		window := Config{}.withDefaults().WindowDuration
-		windowBytes := uint64(window.Seconds() * rate)
+		waitTails(tails, len(data), 6*time.Second)
 		for i, c := range cases {
 			tl := tails[i]
 			tl.mu.Lock()
-			st := tl.member.g.Stats()
 			t.Logf("%s: subscribed at offset %d, first record after %v at offset %d, %d bytes out, %d blocks lost; stats %+v",
-				c.name, tl.edge, tl.delay.Round(time.Millisecond), tl.start, tl.out.Len(), tl.gaps, st)
-			switch {
-			case !tl.got:
-				t.Errorf("%s: no output", c.name)
-			case tl.err != nil:
-				t.Errorf("%s: %v", c.name, tl.err)
-			case tl.delay > window:
-				t.Errorf("%s: first record %v after subscribing (limit %v)", c.name, tl.delay, window)
-			case tl.start+windowBytes < tl.edge || tl.start > tl.edge+windowBytes:
-				t.Errorf("%s: output starts at offset %d, live edge was %d (limit ±%d)", c.name, tl.start, tl.edge, windowBytes)
-			case tl.gaps > 0:
-				t.Errorf("%s: %d blocks reported lost", c.name, tl.gaps)
-			case tl.start+uint64(tl.out.Len()) != uint64(len(data)):
-				t.Errorf("%s: output [%d, %d) does not end at the stream's end %d", c.name, tl.start, tl.start+uint64(tl.out.Len()), len(data))
-			case !bytes.Equal(tl.out.Bytes(), data[tl.start:]):
-				t.Errorf("%s: output differs from the published bytes [%d, %d)", c.name, tl.start, len(data))
-			}
+				c.name, tl.edge, tl.delay.Round(time.Millisecond), tl.start, tl.out.Len(), tl.gaps, tl.member.g.Stats())
 			tl.mu.Unlock()
+			tl.check(t, c.name, data, rate)
 		}
 	})
 	t.Logf("%v of real time", time.Since(wall).Round(time.Millisecond))

@@ -19,14 +19,7 @@ func TestNotifyTryReadAndSessionContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, a, b := rbMemPair(t, memnet.Config{Seed: 3, Link: memnet.Link{Delay: 2 * time.Millisecond, Loss: 0.05}})
-	s, err := a.Dial(ctx, b.AddrPort(), b.PeerID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := s.OpenFlow([]byte("notify"), node.PriorityRoutine)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, f := openFlow(t, ctx, a, b, "notify")
 	var want [][]byte
 	for i := 0; i < 100; i++ {
 		want = append(want, bytes.Repeat([]byte{byte(i)}, 1+i*131%3000))
@@ -115,14 +108,7 @@ func TestRejectWakesReader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, a, b := rbMemPair(t, memnet.Config{Seed: 4, Link: memnet.Link{Delay: time.Millisecond}})
-	s, err := a.Dial(ctx, b.AddrPort(), b.PeerID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := s.OpenFlow([]byte("reject me"), node.PriorityRoutine)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, f := openFlow(t, ctx, a, b, "reject me")
 	if err := f.Send(ctx, []byte("first"), node.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -167,4 +153,19 @@ func TestRejectWakesReader(t *testing.T) {
 	if _, ok, err := rf.TryRead(); ok || !errors.Is(err, io.EOF) {
 		t.Fatalf("TryRead after Reject: %v %v", ok, err)
 	}
+}
+
+// openFlow dials b from a and opens a flow with metadata meta on the
+// session.
+func openFlow(t *testing.T, ctx context.Context, a, b *node.Node, meta string) (*node.Session, *node.SendFlow) {
+	t.Helper()
+	s, err := a.Dial(ctx, b.AddrPort(), b.PeerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.OpenFlow([]byte(meta), node.PriorityRoutine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, f
 }
