@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -46,6 +47,7 @@ func TestManyProcesses(t *testing.T) {
 		cmd    *exec.Cmd
 		stderr *syncBuffer
 		done   chan error
+		first  chan string // its first stdout line
 	}
 	var procs []*proc
 	start := func(args ...string) *proc {
@@ -72,19 +74,7 @@ func TestManyProcesses(t *testing.T) {
 			close(lines)
 			p.done <- p.cmd.Wait()
 		}()
-		if args[0] == "node" {
-			select {
-			case l := <-lines:
-				var addr string
-				if i := strings.Index(l, `"addr":"`); i >= 0 {
-					addr = l[i+8:]
-					addr = addr[:strings.IndexByte(addr, '"')]
-				}
-				p.stderr.Write([]byte("addr " + addr + "\n"))
-			case <-time.After(15 * time.Second):
-				t.Fatalf("the seed did not start: %s", p.stderr)
-			}
-		}
+		p.first = lines
 		return p
 	}
 	t.Cleanup(func() {
@@ -94,15 +84,16 @@ func TestManyProcesses(t *testing.T) {
 	})
 
 	seed := start(append([]string{"node", "--listen", "127.0.0.1:0", "--group", spec, "--format", "json", "--stats-interval", "0"}, logs...)...)
-	var boot string
-	for _, l := range strings.Split(seed.stderr.String(), "\n") {
-		if a, ok := strings.CutPrefix(l, "addr "); ok {
-			boot = a
+	var info startInfo
+	select {
+	case l := <-seed.first:
+		if err := json.Unmarshal([]byte(l), &info); err != nil || info.Addr == "" {
+			t.Fatalf("seed's first line %q: %v", l, err)
 		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the seed did not start: %s", seed.stderr)
 	}
-	if boot == "" {
-		t.Fatalf("no seed address: %s", seed.stderr)
-	}
+	boot := info.Addr
 	input := make([]byte, rate*secs)
 	rand.Read(input)
 	inFile := filepath.Join(dir, "in.bin")
