@@ -249,6 +249,9 @@ func (s *swarm) progress(e *env, path string) (stop func()) {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		enc := json.NewEncoder(e.stderr)
+		// The chart's first point is taken at once, so a page loaded
+		// within the first second already has one.
+		s.sample(s.snapshot(false))
 		for {
 			select {
 			case <-done:
