@@ -265,6 +265,12 @@ type result struct {
 	banned        uint64  // neighbours banned, over all members
 	heapPerMember float64 // bytes, measurement runs only
 	perPurpose    string  // received per useful byte by purpose
+
+	// For the simulation report: every block output's latency, and per
+	// subscriber the fraction of the stream output and the bytes received
+	// and sent over the stream's bytes.
+	lats                      []time.Duration
+	delivered, recvBy, sentBy []float64
 }
 
 // collect waits until every subscriber output size bytes (or timeout) and
@@ -315,6 +321,9 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 		mb.mu.Unlock()
 		res.missing = max(res.missing, miss)
 		useful := len(data) - lost
+		res.delivered = append(res.delivered, 1-miss)
+		res.recvBy = append(res.recvBy, float64(st.Received.Total())/float64(len(data)))
+		res.sentBy = append(res.sentBy, float64(st.Sent.Total())/float64(len(data)))
 		ov := float64(st.Received.Total()) / float64(max(useful, 1))
 
 		sumOv += ov
@@ -325,6 +334,7 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 	res.meanOverhead = sumOv / float64(max(counted, 1))
 	if len(pool) > 0 {
 		slices.Sort(pool)
+		res.lats = pool
 		res.poolP50 = pool[len(pool)/2]
 		res.poolP99 = pool[len(pool)*99/100]
 	}

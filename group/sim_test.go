@@ -1,0 +1,278 @@
+package group
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-net/strata/node/memnet"
+)
+
+// TestSimReport runs stream scenarios on the virtual clock and writes the
+// simulation report: a results table and SVG plots (delivery and overhead
+// against loss, latency CDFs, publisher upload, the distribution of load
+// over the members).
+//
+//	STRATA_SIM=100:0,100:0.01,100:0.05,100:0.1 [STRATA_SIM_SECONDS=10] \
+//	  [STRATA_SIM_OUT=../docs/sim] go test ./group -run SimReport -v -timeout 4h
+//
+// Entries are members:loss. Results accumulate in results.json in the
+// output directory (an entry replaces an earlier one of the same
+// scenario), so sizes can be run separately; the table and the plots are
+// rebuilt from all of them. Without STRATA_SIM it is skipped.
+func TestSimReport(t *testing.T) {
+	spec := os.Getenv("STRATA_SIM")
+	if spec == "" {
+		t.Skip("set STRATA_SIM (see the doc comment) to write the simulation report")
+	}
+	secs := 10
+	if v, err := strconv.Atoi(os.Getenv("STRATA_SIM_SECONDS")); err == nil && v > 0 {
+		secs = v
+	}
+	dir := os.Getenv("STRATA_SIM_OUT")
+	if dir == "" {
+		dir = filepath.Join("..", "docs", "sim")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var entries []simEntry
+	for _, e := range strings.Split(spec, ",") {
+		f := strings.Split(strings.TrimSpace(e), ":")
+		if len(f) != 2 {
+			t.Fatalf("STRATA_SIM entry %q: want members:loss", e)
+		}
+		n, err1 := strconv.Atoi(f[0])
+		loss, err2 := strconv.ParseFloat(f[1], 64)
+		if err1 != nil || err2 != nil || n < 2 || loss < 0 || loss >= 1 {
+			t.Fatalf("STRATA_SIM entry %q: want members (at least 2):loss (0 to 1)", e)
+		}
+		entries = append(entries, simEntry{Members: n, Loss: loss, Seconds: secs})
+	}
+	path := filepath.Join(dir, "results.json")
+	for _, e := range entries {
+		t.Run(fmt.Sprintf("%d:%g", e.Members, e.Loss), func(t *testing.T) {
+			sc := streamScenario{
+				members:  e.Members,
+				link:     memnet.Link{Delay: 20 * time.Millisecond, Jitter: 40 * time.Millisecond, Loss: e.Loss},
+				bytes:    e.Seconds * 125_000,
+				rate:     125_000,
+				drain:    10 * time.Second,
+				deadline: 24 * time.Hour,
+				measure:  true,
+			}
+			wall := time.Now()
+			var res result
+			runVirtual(t, func(t *testing.T) { res = sc.run(t) })
+			e.fill(res, time.Since(wall))
+			all := loadSimResults(t, path)
+			all = slices.DeleteFunc(all, func(o simEntry) bool { return o.key() == e.key() })
+			all = append(all, e)
+			slices.SortFunc(all, func(a, b simEntry) int {
+				if a.Members != b.Members {
+					return a.Members - b.Members
+				}
+				if a.Loss != b.Loss {
+					return cmpFloat(a.Loss, b.Loss)
+				}
+				return a.Seconds - b.Seconds
+			})
+			writeSimReport(t, dir, path, all)
+			t.Logf("%s", e.row())
+		})
+	}
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// simEntry is one scenario's figures, as kept in results.json.
+type simEntry struct {
+	Members int     `json:"members"`
+	Loss    float64 `json:"loss"`
+	Seconds int     `json:"seconds"`
+
+	Missing         float64   `json:"missing"`      // worst member's fraction not output
+	Delivery        float64   `json:"delivery"`     // mean fraction output
+	Overhead        float64   `json:"overhead"`     // mean bytes received per useful byte
+	OverheadMax     float64   `json:"overhead_max"` // worst member's
+	PerPurpose      string    `json:"per_purpose"`  // push / pull / parity / control per useful byte
+	Upload          float64   `json:"upload"`       // publisher bytes sent per stream byte
+	P50             float64   `json:"p50_ms"`       // pooled latency, ms
+	P90             float64   `json:"p90_ms"`
+	P99             float64   `json:"p99_ms"`
+	LatencyQuantile []float64 `json:"latency_quantiles_ms"`
+	SentQuantile    []float64 `json:"sent_quantiles"` // subscribers' bytes sent per stream byte, 0th..100th percentile
+	RecvQuantile    []float64 `json:"recv_quantiles"`
+	HeapPerMemberKB float64   `json:"heap_per_member_kib"`
+	RealSeconds     float64   `json:"real_seconds"`
+}
+
+func (e simEntry) key() string { return fmt.Sprintf("%d:%g:%d", e.Members, e.Loss, e.Seconds) }
+
+// quantiles returns the 0th, 1st, ..., 100th percentiles of sorted xs.
+func quantiles(xs []float64) []float64 {
+	if len(xs) == 0 {
+		return nil
+	}
+	out := make([]float64, 101)
+	for i := range out {
+		out[i] = xs[int(math.Round(float64(i)/100*float64(len(xs)-1)))]
+	}
+	return out
+}
+
+func (e *simEntry) fill(res result, wall time.Duration) {
+	e.Missing = res.missing
+	var sum float64
+	for _, d := range res.delivered {
+		sum += d
+	}
+	e.Delivery = sum / float64(max(len(res.delivered), 1))
+	e.Overhead, e.OverheadMax, e.PerPurpose = res.meanOverhead, res.overhead, res.perPurpose
+	e.Upload = res.upload
+	lat := make([]float64, len(res.lats))
+	for i, l := range res.lats {
+		lat[i] = float64(l.Microseconds()) / 1000
+	}
+	e.LatencyQuantile = quantiles(lat) // res.lats is sorted
+	if q := e.LatencyQuantile; q != nil {
+		e.P50, e.P90, e.P99 = q[50], q[90], q[99]
+	}
+	sent, recv := slices.Clone(res.sentBy), slices.Clone(res.recvBy)
+	slices.Sort(sent)
+	slices.Sort(recv)
+	e.SentQuantile, e.RecvQuantile = quantiles(sent), quantiles(recv)
+	e.HeapPerMemberKB = res.heapPerMember / 1024
+	e.RealSeconds = math.Round(wall.Seconds())
+}
+
+func (e simEntry) row() string {
+	return fmt.Sprintf("| %d | %g %% | %d s | %.4f %% | %.3f %% | %.3f (max %.3f) | %s | %.2f× | %.0f / %.0f / %.0f | %.2f / %.2f / %.2f | %.0f KiB | %.0f s |",
+		e.Members, e.Loss*100, e.Seconds, e.Missing*100, e.Delivery*100, e.Overhead, e.OverheadMax, e.PerPurpose, e.Upload,
+		e.P50, e.P90, e.P99, q(e.SentQuantile, 50), q(e.SentQuantile, 99), q(e.SentQuantile, 100), e.HeapPerMemberKB, e.RealSeconds)
+}
+
+func q(xs []float64, i int) float64 {
+	if len(xs) <= i {
+		return math.NaN()
+	}
+	return xs[i]
+}
+
+func loadSimResults(t *testing.T, path string) []simEntry {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []simEntry
+	if err := json.Unmarshal(b, &all); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return all
+}
+
+// writeSimReport writes results.json, results.md and the plots.
+func writeSimReport(t *testing.T, dir, path string, all []simEntry) {
+	b, err := json.MarshalIndent(all, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, data []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Base(path), append(b, '\n'))
+
+	var md strings.Builder
+	md.WriteString("| members | loss | stream | missing (worst member) | delivered (mean) | received per useful byte: mean (worst) | push / pull / parity / control | publisher upload | latency p50 / p90 / p99 ms | subscribers' upload p50 / p99 / max (× stream) | heap per member | real time |\n")
+	md.WriteString("|---:|---:|---:|---:|---:|---|---|---:|---|---|---:|---:|\n")
+	for _, e := range all {
+		md.WriteString(e.row() + "\n")
+	}
+	write("results.md", []byte(md.String()))
+
+	// By size: one series per member count, against loss.
+	sizes := map[int][]simEntry{}
+	var ns []int
+	for _, e := range all {
+		if _, ok := sizes[e.Members]; !ok {
+			ns = append(ns, e.Members)
+		}
+		sizes[e.Members] = append(sizes[e.Members], e)
+	}
+	slices.Sort(ns)
+	vsLoss := func(title, ylabel string, y func(simEntry) float64) plot {
+		p := plot{title: title, xlabel: "loss each way (%)", ylabel: ylabel, ymin0: true}
+		for _, n := range ns {
+			s := plotSeries{name: fmt.Sprintf("%d members", n), dots: true}
+			for _, e := range sizes[n] {
+				s.xs, s.ys = append(s.xs, e.Loss*100), append(s.ys, y(e))
+			}
+			p.series = append(p.series, s)
+		}
+		return p
+	}
+	write("delivery.svg", vsLoss("Stream delivered (mean over members)", "delivered (%)", func(e simEntry) float64 { return e.Delivery * 100 }).svg())
+	write("overhead.svg", vsLoss("Bytes received per useful byte (mean)", "received / useful", func(e simEntry) float64 { return e.Overhead }).svg())
+	write("upload.svg", vsLoss("Publisher upload", "bytes sent / stream bytes", func(e simEntry) float64 { return e.Upload }).svg())
+
+	cdf := func(title string, pick func(simEntry) bool, name func(simEntry) string) plot {
+		p := plot{title: title, xlabel: "latency from the publisher's block stamp to output (ms)", ylabel: "fraction of blocks output", ymin0: true}
+		for _, e := range all {
+			if !pick(e) || len(e.LatencyQuantile) == 0 {
+				continue
+			}
+			s := plotSeries{name: name(e)}
+			for i, v := range e.LatencyQuantile {
+				s.xs, s.ys = append(s.xs, v), append(s.ys, float64(i)/100)
+			}
+			p.series = append(p.series, s)
+		}
+		return p
+	}
+	if len(ns) > 0 {
+		n0 := ns[0]
+		write("latency_cdf_loss.svg", cdf(fmt.Sprintf("Latency CDF, %d members, by loss", n0),
+			func(e simEntry) bool { return e.Members == n0 }, func(e simEntry) string { return fmt.Sprintf("%g %% loss", e.Loss*100) }).svg())
+	}
+	at5 := func(e simEntry) bool { return math.Abs(e.Loss-0.05) < 1e-9 }
+	write("latency_cdf_size.svg", cdf("Latency CDF at 5 % loss, by size", at5,
+		func(e simEntry) string { return fmt.Sprintf("%d members", e.Members) }).svg())
+
+	load := plot{title: "Load over the subscribers at 5 % loss", xlabel: "subscribers, by load (percentile)", ylabel: "bytes / stream bytes", ymin0: true}
+	for _, e := range all {
+		if !at5(e) {
+			continue
+		}
+		for _, c := range []struct {
+			what string
+			qs   []float64
+		}{{"sent", e.SentQuantile}, {"received", e.RecvQuantile}} {
+			s := plotSeries{name: fmt.Sprintf("%d members, %s", e.Members, c.what)}
+			for i, v := range c.qs {
+				s.xs, s.ys = append(s.xs, float64(i)), append(s.ys, v)
+			}
+			load.series = append(load.series, s)
+		}
+	}
+	write("load.svg", load.svg())
+}
