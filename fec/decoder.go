@@ -141,6 +141,10 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 // Stats returns the decoder's counters.
 func (d *Decoder) Stats() DecoderStats { return d.stats }
 
+// Pos returns the stream offset where the head block begins, as far as
+// known (where the output stopped).
+func (d *Decoder) Pos() uint64 { return d.pos }
+
 // Head returns the sequence number of the oldest block not yet delivered
 // or given up on.
 func (d *Decoder) Head() uint64 { return d.head }

@@ -67,6 +67,23 @@ func NewEncoder(p Params) (*Encoder, error) {
 	}, nil
 }
 
+// ErrStarted is returned by StartAt once the encoder has taken bytes.
+var ErrStarted = errors.New("fec: the encoder has already started")
+
+// StartAt makes the first block seq instead of 0 (the stream offset still
+// starts at 0). It must be called before the first Write.
+func (e *Encoder) StartAt(seq uint64) error {
+	if e.offset != 0 || e.blkLen > 0 || len(e.lens) > 0 || len(e.out) > 0 {
+		return ErrStarted
+	}
+	e.seq = seq
+	return nil
+}
+
+// NextSeq is the number of the block the next bytes go into (the open
+// one, or the next if none is open).
+func (e *Encoder) NextSeq() uint64 { return e.seq }
+
 // Params returns the encoder's parameters.
 func (e *Encoder) Params() Params { return e.p }
 

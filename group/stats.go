@@ -32,6 +32,9 @@ type Stats struct {
 	BytesOut, BytesLost uint64
 	// BlocksOut and BlocksLost count blocks output and given up on.
 	BlocksOut, BlocksLost uint64
+	// Restarts counts the publisher's restarts this member followed (a
+	// new run of the stream; see Record.Restarted).
+	Restarts uint64
 	// LatencyP50 and LatencyP99 are percentiles of the time from the
 	// publisher's stamp on a block to its output here, over a bounded
 	// random sample of blocks (LatencySamples of them).

@@ -24,6 +24,27 @@ const sourcePullFloor = 4
 // make a member track.
 const maxAhead = 256
 
+// A block's number carries the run of the stream it belongs to: a
+// publisher numbers its blocks from run<<runShift, run being the time it
+// started publishing in units of runUnit. A publisher that restarts with
+// the same key therefore numbers its blocks above everything it sent
+// before, without knowing what that was, and members that see a verified
+// manifest of a later run follow it (stream.restart). A run holds up to
+// 2^28 blocks (a year at 8 blocks a second).
+const (
+	runShift = 28
+	runUnit  = time.Second / 8
+)
+
+func runOf(seq uint64) uint64 { return seq >> runShift }
+
+// runStart is the first block of a run starting at now.
+func runStart(now time.Time) uint64 { return uint64(now.UnixNano()/int64(runUnit)) << runShift }
+
+// ErrStreamTooLong is returned by Publisher.Write once the stream has
+// used up its run's block numbers.
+var ErrStreamTooLong = errors.New("group: the stream reached its block limit (2^28 blocks)")
+
 // block is one FEC block in a member's window.
 type block struct {
 	seq        uint64
@@ -139,15 +160,27 @@ type Record struct {
 	// Latency is the time from the publisher's stamp on the block to
 	// this output (data records only).
 	Latency time.Duration
+	// Restarted reports that the publisher restarted (with the same key):
+	// the output goes on with a new run of the stream, whose offsets start
+	// again at 0. Lost then counts the blocks of the previous run this
+	// member knew of and did not output, and Offset is where its output
+	// of that run stopped. Blocks of the previous run that never reached
+	// this member are not known, so not counted.
+	Restarted bool
 }
 
-// IsGap reports whether r reports lost blocks.
-func (r Record) IsGap() bool { return r.Lost > 0 }
+// IsGap reports whether r reports lost blocks or a restart: a record
+// without data.
+func (r Record) IsGap() bool { return r.Lost > 0 || r.Restarted }
+
+// newDecoder is a member's FEC decoder. It starts at the block of the
+// first piece it is given; begin gives it the start block's first.
+func newDecoder(g *Group, params fec.Params) (*fec.Decoder, error) {
+	return fec.NewDecoder(fec.DecoderConfig{Params: params, Window: 128, Timeout: g.cfg.WindowDuration, StartAnywhere: true})
+}
 
 func newStream(g *Group, params fec.Params) (*stream, error) {
-	// The decoder starts at the block of the first piece it is given;
-	// begin gives it the start block's first.
-	dec, err := fec.NewDecoder(fec.DecoderConfig{Params: params, Window: 128, Timeout: g.cfg.WindowDuration, StartAnywhere: true})
+	dec, err := newDecoder(g, params)
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +266,18 @@ func (s *stream) newBlock(seq uint64, now time.Time) *block {
 func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 	g := s.g
 	seq := sm.Manifest.Block
+	if s.anchored && !s.source && s.end == nil && (runOf(seq) > runOf(s.start) || seq >= max(s.dec.Head(), s.low)+maxAhead) {
+		// A later run (the publisher restarted), or the stream is far
+		// past this member's window (a long partition, or its start
+		// was an old manifest replayed): move there. Only the
+		// publisher's word moves a member.
+		if !verifyManifest(g.spec, g.id, sm) {
+			g.stats.ForgedDropped++
+			g.ban(l)
+			return
+		}
+		s.restart(seq, now)
+	}
 	if !s.source && !s.anchored {
 		// Only the publisher's word fixes where this member starts.
 		if !verifyManifest(g.spec, g.id, sm) {
@@ -371,7 +416,7 @@ func (s *stream) store(b *block, p fec.Piece, from *link, now time.Time) {
 // (neighbours still hold them, as complete blocks).
 func (s *stream) anchor(seq uint64, now time.Time) {
 	s.anchored = true
-	s.start = seq - min(seq, uint64(s.g.cfg.StartMargin))
+	s.start = seq - min(seq-runOf(seq)<<runShift, uint64(s.g.cfg.StartMargin))
 	s.low = s.start
 	for q := range s.blocks {
 		if q < s.start || q >= s.start+maxAhead {
@@ -381,6 +426,58 @@ func (s *stream) anchor(seq uint64, now time.Time) {
 	for q := s.start; q < seq; q++ {
 		s.getBlock(q, now) // pulled from neighbours that advertise them
 	}
+}
+
+// restart moves this member to block seq, whose verified manifest just
+// came: of a new run of the stream (the publisher restarted), or of this
+// run but beyond the member's window. The blocks held are dropped, the
+// output reports the move (a Restarted record, or a gap of the blocks
+// skipped) and starts again as for a member that joins a running stream,
+// at seq (or the run's first block if seq is among the run's first
+// StartMargin blocks).
+func (s *stream) restart(seq uint64, now time.Time) {
+	g := s.g
+	newRun := runOf(seq) > runOf(s.start)
+	head := max(s.dec.Head(), s.low)
+	var lost uint64
+	switch {
+	case !newRun:
+		next := seq - min(seq-runOf(seq)<<runShift, uint64(g.cfg.StartMargin))
+		lost = next - min(next, head)
+	case s.feeding:
+		// The previous run's blocks this member knew of, not output.
+		for q := range s.blocks {
+			if q >= head && runOf(q) == runOf(s.start) {
+				lost = max(lost, q+1-head)
+			}
+		}
+	}
+	if newRun {
+		g.stats.Restarts++
+	}
+	wasFeeding := s.feeding
+	if wasFeeding {
+		g.stats.BlocksLost += lost
+	}
+	pos := s.dec.Pos()
+	dec, err := newDecoder(g, s.params)
+	if err != nil {
+		return // cannot happen: the same parameters made the first
+	}
+	s.dec = dec
+	clear(s.blocks)
+	s.anchored, s.feeding, s.inGap = false, false, false
+	for k := range s.classNewest {
+		s.classNewest[k], s.classNewestAt[k] = -1, time.Time{}
+	}
+	for _, l := range g.links {
+		clear(l.know)
+		clear(l.manifestSent)
+	}
+	if newRun || wasFeeding && lost > 0 {
+		s.emit(Record{Offset: pos, Lost: lost, Restarted: newRun})
+	}
+	s.anchor(seq, now)
 }
 
 // begin starts the decoder at the start block once a piece of it is here,
@@ -459,7 +556,7 @@ func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
 		}
 		slices.SortFunc(peers, func(a, b *link) int { return bytes.Compare(a.peer[:], b.peer[:]) })
 		for i := 0; i < len(peers) && targets+len(extra) < s.g.cfg.SourcePushCopies; i++ {
-			extra[peers[(int(b.seq)*s.P+class+i)%len(peers)]] = true
+			extra[peers[int((b.seq*uint64(s.P)+uint64(class+i))%uint64(len(peers)))]] = true
 		}
 	}
 	for _, l := range s.g.links {
@@ -604,8 +701,8 @@ func (s *stream) drain(now time.Time) {
 }
 
 func (s *stream) emit(r Record) {
-	// A subscription's output starts with data: blocks lost before it
-	// are not its loss.
+	// A subscription's output starts with data: blocks lost (or a
+	// restart) before it are not its concern.
 	if !s.subscribed || r.IsGap() && !s.flowing {
 		return
 	}
@@ -1251,7 +1348,13 @@ func (g *Group) Publish() (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Blocks are numbered from the run's start (see runShift): above
+	// whatever this key published before a restart.
+	if err := enc.StartAt(runStart(time.Now())); err != nil {
+		return nil, err
+	}
 	s.enc, s.source = enc, true
+	s.start, s.low = enc.NextSeq(), enc.NextSeq()
 	// A publisher needs no pushers: cancel any chosen before it published.
 	for c, l := range s.parents {
 		if l != nil {
@@ -1295,6 +1398,9 @@ func (p *Publisher) Write(ctx context.Context, b []byte) (int, error) {
 	}
 	if g.st.end != nil {
 		return 0, ErrStreamEnded
+	}
+	if runOf(g.st.enc.NextSeq()+uint64(len(b)/g.st.params.FragmentSize/g.st.params.K)+1) != runOf(g.st.start) {
+		return 0, ErrStreamTooLong
 	}
 	now := time.Now()
 	g.st.enc.Write(now, b)

@@ -614,6 +614,12 @@ func TestPlayRecords(t *testing.T) {
 		{"byte limit inside zero fill", []group.Record{data(0, 10, 1), gap, data(30, 10, 3)}, playLimits{bytes: 15, zeroGaps: true},
 			append(bytes.Repeat([]byte{1}, 10), make([]byte, 5)...), 0, 20, 1, "bytes", false},
 		{"duration without data", nil, playLimits{duration: 50 * time.Millisecond}, nil, 0, 0, 0, "duration", true},
+		{"publisher restart: the new run follows", []group.Record{data(0, 10, 1), {Offset: 10, Lost: 2, Restarted: true}, data(0, 3, 4), data(3, 2, 5)},
+			playLimits{idle: 50 * time.Millisecond, zeroGaps: true},
+			append(bytes.Repeat([]byte{1}, 10), 4, 4, 4, 5, 5), 0, 0, 2, "idle", true},
+		{"restart joined mid-run is not padded", []group.Record{data(0, 10, 1), {Offset: 10, Restarted: true}, data(500, 3, 4)},
+			playLimits{idle: 50 * time.Millisecond, zeroGaps: true},
+			append(bytes.Repeat([]byte{1}, 10), 4, 4, 4), 0, 0, 0, "idle", true},
 		{"end of stream", []group.Record{data(0, 10, 1), gap, data(30, 10, 3), endOfStream}, playLimits{idle: time.Hour},
 			append(bytes.Repeat([]byte{1}, 10), bytes.Repeat([]byte{3}, 10)...), 0, 20, 1, "end of stream", false},
 	}

@@ -27,6 +27,11 @@ output, so the output is shorter than the stream; with --gaps zero it is
 written as zero bytes, so output offsets stay those of the stream (what a
 player of a fixed-rate format or a byte-for-byte comparison wants).
 
+If the publisher restarts (publishes again with the same key, after a
+crash), play follows it: a warning is logged and the new run's bytes come
+next in the output (a new run starts at offset 0, so nothing is padded
+across the restart).
+
 play stops at the end of the stream (the publisher reached the end of its
 input and ended the stream; every byte up to it has been written), or
 when any of these comes first: --bytes N bytes written, --duration D
@@ -104,7 +109,7 @@ func runPlay(ctx context.Context, e *env, path string, args []string) int {
 	prog.end()
 	st := g.Stats()
 	s.log.Info().Int64("bytes", res.written).Uint64("start_offset", res.startOffset).Uint64("gaps", res.gaps).
-		Uint64("bytes_lost", res.lost).Str("end", res.end).Dur("latency_p50", st.LatencyP50).Dur("latency_p99", st.LatencyP99).
+		Uint64("bytes_lost", res.lost).Uint64("restarts", res.restarts).Str("end", res.end).Dur("latency_p50", st.LatencyP50).Dur("latency_p99", st.LatencyP99).
 		Float64("delivery_ratio", st.DeliveryRatio()).Msg("played")
 	if err != nil {
 		return failErr(e, path, err)
@@ -121,6 +126,7 @@ type playResult struct {
 	startOffset uint64 // stream offset of the first byte written
 	written     int64
 	gaps        uint64 // gap records (blocks lost)
+	restarts    uint64 // publisher restarts followed
 	lost        uint64 // stream bytes lost (skipped or zero-filled)
 	end         string // why it stopped
 }
@@ -129,7 +135,8 @@ type playResult struct {
 // until a limit is reached.
 func play(ctx context.Context, next func(context.Context) (group.Record, error), w io.Writer, lim playLimits, start time.Time, prog *progress, log zerolog.Logger) (playResult, error) {
 	var res playResult
-	var pos uint64 // stream offset of the next byte to write
+	var pos uint64  // stream offset of the next byte to write
+	rebase := false // a restart came: the next record sets pos
 	lastData := start
 	var zeros []byte
 	write := func(b []byte) error {
@@ -179,6 +186,14 @@ func play(ctx context.Context, next func(context.Context) (group.Record, error),
 			res.end = "error"
 			return res, fmt.Errorf("receiving the stream: %w", err)
 		}
+		if r.Restarted {
+			// A new run of the stream: its offsets start again at 0.
+			res.gaps += r.Lost
+			res.restarts++
+			rebase = true
+			log.Warn().Uint64("offset", r.Offset).Uint64("blocks_lost", r.Lost).Msg("the publisher restarted: the output goes on with its new run")
+			continue
+		}
 		if r.IsGap() {
 			res.gaps += r.Lost
 			log.Warn().Uint64("offset", r.Offset).Uint64("blocks", r.Lost).Msg("gap: blocks lost")
@@ -190,6 +205,9 @@ func play(ctx context.Context, next func(context.Context) (group.Record, error),
 			if r.Offset > 0 {
 				log.Info().Uint64("offset", r.Offset).Msg("joined the stream after its start")
 			}
+		}
+		if rebase {
+			pos, rebase = r.Offset, false
 		}
 		data := r.Data
 		end := r.Offset + uint64(len(data))
