@@ -46,6 +46,11 @@ type mesh struct {
 	members  []*member
 	width    int  // members bootstrapping at once (default 8)
 	progress bool // log bootstrap progress (scale runs)
+	// spread bootstraps each joiner through a random member that has
+	// already joined instead of member 0 (large groups: one seed cannot
+	// carry thousands of joins).
+	spread bool
+	seed   uint64 // for spread's choices
 }
 
 // logProgress logs what, with the heap and the sessions held per member;
@@ -155,13 +160,29 @@ func (m *mesh) bootstrap(ctx context.Context) {
 		width = 8
 	}
 	var joined atomic.Int64
+	var (
+		pickMu sync.Mutex
+		done   = []int{0}
+		pick   = rand.New(rand.NewPCG(m.seed, 0x5eed))
+	)
 	start := time.Now()
 	m.parallel(width, func(i int, mb *member) {
 		if i == 0 {
 			return
 		}
-		if err := mb.g.Bootstrap(ctx, seed); err != nil {
+		via := seed
+		if m.spread {
+			pickMu.Lock()
+			via = m.members[done[pick.IntN(len(done))]].h.Self()
+			pickMu.Unlock()
+		}
+		if err := mb.g.Bootstrap(ctx, via); err != nil {
 			m.t.Errorf("member %d bootstrap: %v", i, err)
+		}
+		if m.spread {
+			pickMu.Lock()
+			done = append(done, i)
+			pickMu.Unlock()
 		}
 		// Bootstrap fills the far buckets in the background; refreshing
 		// here too keeps the joins paced by width (the background refresh
