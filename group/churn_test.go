@@ -123,6 +123,10 @@ func TestChurnDuringStream(t *testing.T) {
 		if res.missing > 0.001 {
 			t.Errorf("a member present throughout misses %.3f%% of the stream (limit 0.1%%)", res.missing*100)
 		}
+		if res.banned > 0 {
+			// Nobody here misbehaves: leaving or crashing is no offence.
+			t.Errorf("honest members banned %d neighbours", res.banned)
+		}
 
 		waitTails(tails, len(data), 8*time.Second)
 		for k, tl := range tails {

@@ -491,7 +491,7 @@ func (g *Group) handleData(l *link, msg []byte, now time.Time) {
 	default:
 		g.stats.Received.Push += uint64(len(msg))
 	}
-	g.st.handlePiece(l, *p, now)
+	g.st.handlePiece(l, *p, how == viaPush, now)
 }
 
 // sendControl queues a control message to l. Called with g.mu held.

@@ -45,6 +45,17 @@ type link struct {
 	availTokens float64     // availability maps it may still send now
 	availAt     time.Time   // when availTokens was last refilled
 	pushedAt    []time.Time // per push class: its last push to us (or when we subscribed)
+	parentAt    []time.Time // per push class: when we made it our pusher
+	// Pieces of the classes it pushes to us that it advertised holding
+	// while we lacked them: it owes them by the deadline (see owe).
+	owed               map[pieceKey]time.Time
+	pushed, owedMissed int // pieces it pushed as our pusher; owed ones that never came
+}
+
+// pieceKey names one piece of one block.
+type pieceKey struct {
+	seq   uint64
+	index int
 }
 
 // Availability maps: a member sends one every AvailabilityUpdatePeriod

@@ -174,6 +174,20 @@ func (m *mesh) bootstrap(ctx context.Context) {
 // impair applies the mesh's link impairments from now on.
 func (m *mesh) impair() { m.net.SetDefaultLink(m.link) }
 
+// impairPairs gives every pair of members a link of its own: a fixed
+// delay each way drawn once, uniformly in [Delay, Delay+Jitter], and the
+// mesh link's loss; members added later get the mesh link.
+func (m *mesh) impairPairs(seed uint64) {
+	m.impair()
+	r := rand.New(rand.NewPCG(seed, 0x9a1))
+	for i, a := range m.members {
+		for _, b := range m.members[i+1:] {
+			d := m.link.Delay + time.Duration(r.Int64N(int64(m.link.Jitter)+1))
+			m.net.SetLinkBoth(a.n.AddrPort().Addr(), b.n.AddrPort().Addr(), memnet.Link{Delay: d, Loss: m.link.Loss})
+		}
+	}
+}
+
 // subscribe starts collecting every member's output but the publisher's.
 func (m *mesh) subscribe(ctx context.Context, data []byte) {
 	for _, mb := range m.members[1:] {

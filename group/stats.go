@@ -60,6 +60,10 @@ type Stats struct {
 	// PushersShunned the pushers dropped for being late or for pushing
 	// nothing of a class they took on; Withholding counts the latter.
 	PusherChanges, PushersShunned, Withholding uint64
+	// WithheldPieces counts pieces a pusher advertised holding while this
+	// member lacked them and never pushed; a pusher that withholds most
+	// of what it owes is banned (Banned).
+	WithheldPieces uint64
 	// PullsSent counts pull requests; PullsServed pieces sent for pulls.
 	PullsSent, PullsServed uint64
 	// PullsRefused counts pull requests the publisher did not serve

@@ -210,6 +210,8 @@ func (s *stream) linkAdded(l *link) {
 	l.subs = make([]bool, s.P)
 	l.refused = make([]time.Time, s.P)
 	l.pushedAt = make([]time.Time, s.P)
+	l.parentAt = make([]time.Time, s.P)
+	l.owed = make(map[pieceKey]time.Time)
 	if s.end != nil {
 		s.g.sendControl(l, s.end) // a neighbour that missed the flood
 	}
@@ -319,8 +321,8 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 	}
 }
 
-// handlePiece takes one piece from l.
-func (s *stream) handlePiece(l *link, p fec.Piece, now time.Time) {
+// handlePiece takes one piece from l, pushed or pulled.
+func (s *stream) handlePiece(l *link, p fec.Piece, pushed bool, now time.Time) {
 	g := s.g
 	l.learn(p.Block, p.Index)
 	b := s.pieceBlock(p.Block, now)
@@ -337,6 +339,10 @@ func (s *stream) handlePiece(l *link, p fec.Piece, now time.Time) {
 		l.late[k] += (now.Sub(b.firstPiece) - l.late[k]) / 8
 		l.pushedAt[k] = now
 	}
+	if pushed && s.parents[p.Index%s.P] == l {
+		l.pushed++
+	}
+	delete(l.owed, pieceKey{p.Block, p.Index})
 	if b == nil {
 		g.stats.OutOfWindow++
 		return
@@ -732,6 +738,7 @@ func (s *stream) tick(now time.Time, periodic bool) {
 	case periodic:
 		s.prune(now)
 		s.checkWithholding(now)
+		s.checkOwed(now)
 		s.selectParents(now)
 		s.advertise()
 		s.dirty = false
@@ -894,6 +901,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 				s.getBlock(seq, now) // learn of blocks no piece of reached us yet
 			}
 		}
+		s.owe(l, c, now)
 	case ctlSubscribe:
 		s.handleSubscribe(l, c)
 	case ctlRefuse:
@@ -1148,6 +1156,80 @@ func (s *stream) myDepth(k int) int {
 	return noRoute
 }
 
+// Withheld pieces. A pusher relays every piece of its classes as it
+// gets it (received, pulled or rebuilt), unless it knows this member
+// holds it or the block's deadline passed; only then can it advertise the
+// piece. So a piece of a pusher's class that it advertises while this
+// member lacks it is owed: it is on its way. One that never comes within
+// oweGrace was withheld. An honest pusher misses a few (a congested link
+// holds pushes back past their deadline, a queue overflows) among the
+// many it pushes; a pusher that withholds at least oweMinMissed pieces
+// and more than oweRatio times as many as it pushed is banned.
+const (
+	oweGrace     = 2 * time.Second
+	oweMinMissed = 8
+	oweRatio     = 4
+	maxOwed      = 1024 // per link: bounds what a neighbour's maps cost
+)
+
+// owe records the pieces l's availability map c shows it holds, of the
+// classes it pushes to this member, that this member lacks.
+func (s *stream) owe(l *link, c *control, now time.Time) {
+	if s.source {
+		return
+	}
+	var classes []int
+	for k, p := range s.parents {
+		// A pusher chosen a moment ago may not have our request yet.
+		if p == l && now.Sub(l.parentAt[k]) > oweGrace {
+			classes = append(classes, k)
+		}
+	}
+	if len(classes) == 0 {
+		return
+	}
+	check := func(seq uint64, held func(i int) bool) {
+		b := s.blocks[seq]
+		if b == nil || b.sm == nil || b.rebuilt || !now.Add(oweGrace).Before(b.deadline) {
+			return
+		}
+		for _, k := range classes {
+			for i := k; i < len(b.pieces); i += s.P {
+				key := pieceKey{seq, i}
+				if bitSet(b.have, i) || !held(i) || len(l.owed) >= maxOwed {
+					continue
+				}
+				if _, ok := l.owed[key]; !ok {
+					l.owed[key] = now.Add(oweGrace)
+				}
+			}
+		}
+	}
+	for seq := c.Block; seq < c.Block+c.Full; seq++ {
+		check(seq, func(int) bool { return true })
+	}
+	for i, m := range c.Maps {
+		check(c.Block+c.Full+uint64(i), func(j int) bool { return bitSet(m, j) })
+	}
+}
+
+// checkOwed counts the owed pieces whose time is up and bans a pusher
+// that withholds them.
+func (s *stream) checkOwed(now time.Time) {
+	for _, l := range s.g.links {
+		for key, due := range l.owed {
+			if now.After(due) {
+				delete(l.owed, key)
+				l.owedMissed++
+				s.g.stats.WithheldPieces++
+			}
+		}
+		if l.owedMissed >= oweMinMissed && l.owedMissed > oweRatio*l.pushed {
+			s.g.banFor(l, "withheld the pieces it pushes")
+		}
+	}
+}
+
 // checkWithholding shuns every pusher that sends nothing of a class it
 // took on while it advertises the class's newest block and that block's
 // piece reached this member otherwise a while ago: the class is taken
@@ -1286,6 +1368,7 @@ func (s *stream) selectParents(now time.Time) {
 		load[best]++
 		best.late[c] = 0
 		best.pushedAt[c] = now // its pushes are judged from here
+		best.parentAt[c] = now
 		s.parents[c] = best
 		s.g.stats.PusherChanges++
 	}
