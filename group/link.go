@@ -59,11 +59,14 @@ type pieceKey struct {
 }
 
 // Availability maps: a member sends one every AvailabilityUpdatePeriod
-// (and one more when its routes change); availRate a period are allowed,
-// availBurst at once.
+// and at most availRate-1 more when its routes change; availRate a period are
+// allowed, availBurst at once. The burst is large because the control
+// flow delivers in order: after a loss, or while congestion control holds
+// the flow back, the maps sent meanwhile arrive together (the 1,000-member
+// stream banned honest members with a burst of 12).
 const (
 	availRate  = 3
-	availBurst = 12
+	availBurst = 40
 )
 
 // availAllowed takes a token for one availability map from l, reporting

@@ -109,6 +109,9 @@ type stream struct {
 	lat        reservoir
 
 	dirty bool // a neighbour's hops changed since the last choice
+	// extraAdvertised counts advertisements for route changes since the
+	// last periodic one
+	extraAdvertised int
 
 	// fill and fillDev smooth how long pushes take to bring a block from
 	// its first piece to k' pieces here, and its deviation.
@@ -741,7 +744,7 @@ func (s *stream) tick(now time.Time, periodic bool) {
 		s.checkOwed(now)
 		s.selectParents(now)
 		s.advertise()
-		s.dirty = false
+		s.dirty, s.extraAdvertised = false, 0
 	case s.dirty:
 		// Routes changed: choose again at once and, if this member's own
 		// hops changed, tell the neighbours now, so trees form in a tick
@@ -753,8 +756,13 @@ func (s *stream) tick(now time.Time, periodic bool) {
 		}
 		s.selectParents(now)
 		for k := range before {
-			if s.myDepth(k) != before[k] {
+			// availRate-1 extra advertisements a period at most:
+			// neighbours allow availRate a period, and where routes
+			// flap (large groups) an honest member must not look like
+			// a flooder. The periodic one carries later changes.
+			if s.myDepth(k) != before[k] && s.extraAdvertised < availRate-1 {
 				s.advertise()
+				s.extraAdvertised++
 				break
 			}
 		}
@@ -1166,7 +1174,7 @@ func (s *stream) myDepth(k int) int {
 // many it pushes; a pusher that withholds at least oweMinMissed pieces
 // and more than oweRatio times as many as it pushed is banned.
 const (
-	oweGrace     = 2 * time.Second
+	oweGrace     = time.Second
 	oweMinMissed = 8
 	oweRatio     = 4
 	maxOwed      = 1024 // per link: bounds what a neighbour's maps cost
