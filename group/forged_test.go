@@ -10,8 +10,9 @@ import (
 )
 
 // A member that alters the pieces it relays (and pushes them to every
-// neighbour, asked or not) is dropped by every neighbour it reaches, and
-// nothing it altered is output anywhere.
+// neighbour, asked or not, that does not advertise the piece) is dropped
+// by every neighbour but the publisher, which holds every piece and may
+// get nothing from it, and nothing it altered is output anywhere.
 func TestForgedPiecesAreDropped(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	spec := Specifier{Name: "forged", Multicast: true, PublisherKey: pub}
@@ -47,8 +48,10 @@ func TestForgedPiecesAreDropped(t *testing.T) {
 		}
 		st := mb.g.Stats()
 		mb.g.mu.Lock()
-		if mb.g.links[badID] != nil {
-			t.Errorf("member %d still has a link to the forger", i)
+		if mb.g.links[badID] != nil && (i != 0 || st.ForgedDropped > 0) {
+			// (The publisher holds every piece and says so: a forger
+			// that heard it first sends it nothing to catch.)
+			t.Errorf("member %d still has a link to the forger (forged pieces dropped: %d)", i, st.ForgedDropped)
 		}
 		if mb.g.banned[badID] {
 			banned++
