@@ -1239,7 +1239,10 @@ func (s *stream) checkOwed(now time.Time) {
 				s.g.stats.WithheldPieces++
 			}
 		}
-		if l.owedMissed >= oweMinMissed && l.owedMissed > oweRatio*l.pushed {
+		// (A pusher that never pushed a piece is judged on fewer: an
+		// honest one pushes some 30 pieces a class in the 2 s before
+		// the first owed piece is due.)
+		if l.owedMissed >= oweMinMissed && l.owedMissed > oweRatio*l.pushed || l.owedMissed >= oweMinMissed/2 && l.pushed == 0 {
 			s.g.banFor(l, "withheld the pieces it pushes")
 		}
 	}
