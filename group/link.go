@@ -48,8 +48,8 @@ type link struct {
 	parentAt    []time.Time // per push class: when we made it our pusher
 	// Pieces of the classes it pushes to us that it advertised holding
 	// while we lacked them: it owes them by the deadline (see owe).
-	owed               map[pieceKey]time.Time
-	pushed, owedMissed int // pieces it pushed as our pusher; owed ones that never came
+	owed                       map[pieceKey]time.Time
+	pushed, pulled, owedMissed int // pieces it pushed, pieces it sent for our pulls; owed ones that never came
 }
 
 // pieceKey names one piece of one block.

@@ -118,6 +118,7 @@ type simEntry struct {
 	LatencyQuantile []float64 `json:"latency_quantiles_ms"`
 	SentQuantile    []float64 `json:"sent_quantiles"` // subscribers' bytes sent per stream byte, 0th..100th percentile
 	RecvQuantile    []float64 `json:"recv_quantiles"`
+	Banned          uint64    `json:"banned"` // honest members banned by others (false accusations)
 	HeapPerMemberKB float64   `json:"heap_per_member_kib"`
 	RealSeconds     float64   `json:"real_seconds"`
 }
@@ -158,13 +159,14 @@ func (e *simEntry) fill(res result, wall time.Duration) {
 	slices.Sort(recv)
 	e.SentQuantile, e.RecvQuantile = quantiles(sent), quantiles(recv)
 	e.HeapPerMemberKB = res.heapPerMember / 1024
+	e.Banned = res.banned
 	e.RealSeconds = math.Round(wall.Seconds())
 }
 
 func (e simEntry) row() string {
-	return fmt.Sprintf("| %d | %g %% | %d s | %.4f %% | %.3f %% | %.3f (max %.3f) | %s | %.2f× | %.0f / %.0f / %.0f | %.2f / %.2f / %.2f | %.0f KiB | %.0f s |",
+	return fmt.Sprintf("| %d | %g %% | %d s | %.4f %% | %.3f %% | %.3f (max %.3f) | %s | %.2f× | %.0f / %.0f / %.0f | %.2f / %.2f / %.2f | %d | %.0f KiB | %.0f s |",
 		e.Members, e.Loss*100, e.Seconds, e.Missing*100, e.Delivery*100, e.Overhead, e.OverheadMax, e.PerPurpose, e.Upload,
-		e.P50, e.P90, e.P99, q(e.SentQuantile, 50), q(e.SentQuantile, 99), q(e.SentQuantile, 100), e.HeapPerMemberKB, e.RealSeconds)
+		e.P50, e.P90, e.P99, q(e.SentQuantile, 50), q(e.SentQuantile, 99), q(e.SentQuantile, 100), e.Banned, e.HeapPerMemberKB, e.RealSeconds)
 }
 
 func q(xs []float64, i int) float64 {
@@ -203,8 +205,8 @@ func writeSimReport(t *testing.T, dir, path string, all []simEntry) {
 	write(filepath.Base(path), append(b, '\n'))
 
 	var md strings.Builder
-	md.WriteString("| members | loss | stream | missing (worst member) | delivered (mean) | received per useful byte: mean (worst) | push / pull / parity / control | publisher upload | latency p50 / p90 / p99 ms | subscribers' upload p50 / p99 / max (× stream) | heap per member | real time |\n")
-	md.WriteString("|---:|---:|---:|---:|---:|---|---|---:|---|---|---:|---:|\n")
+	md.WriteString("| members | loss | stream | missing (worst member) | delivered (mean) | received per useful byte: mean (worst) | push / pull / parity / control | publisher upload | latency p50 / p90 / p99 ms | subscribers' upload p50 / p99 / max (× stream) | honest members banned | heap per member | real time |\n")
+	md.WriteString("|---:|---:|---:|---:|---:|---|---|---:|---|---|---:|---:|---:|\n")
 	for _, e := range all {
 		md.WriteString(e.row() + "\n")
 	}

@@ -344,8 +344,13 @@ func (s *stream) handlePiece(l *link, p fec.Piece, pushed bool, now time.Time) {
 		l.late[k] += (now.Sub(b.firstPiece) - l.late[k]) / 8
 		l.pushedAt[k] = now
 	}
-	if pushed && s.parents[p.Index%s.P] == l {
+	if pushed {
+		// Every push counts, also one that arrives after l stopped
+		// being the class's pusher: on a starved link (15 % loss)
+		// honest pushes come late, after their class moved on.
 		l.pushed++
+	} else {
+		l.pulled++
 	}
 	delete(l.owed, pieceKey{p.Block, p.Index})
 	if b == nil {
@@ -1239,10 +1244,11 @@ func (s *stream) checkOwed(now time.Time) {
 				s.g.stats.WithheldPieces++
 			}
 		}
-		// (A pusher that never pushed a piece is judged on fewer: an
-		// honest one pushes some 30 pieces a class in the 2 s before
-		// the first owed piece is due.)
-		if l.owedMissed >= oweMinMissed && l.owedMissed > oweRatio*l.pushed || l.owedMissed >= oweMinMissed/2 && l.pushed == 0 {
+		// A pusher that never pushed a piece but serves our pulls (so
+		// its link carries data, unlike an honest pusher starved by
+		// heavy loss) is judged on fewer.
+		if l.owedMissed >= oweMinMissed && l.owedMissed > oweRatio*l.pushed ||
+			l.owedMissed >= oweMinMissed/2 && l.pushed == 0 && l.pulled >= oweMinMissed/2 {
 			s.g.banFor(l, "withheld the pieces it pushes")
 		}
 	}

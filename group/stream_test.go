@@ -65,8 +65,13 @@ func (sc streamScenario) run(t *testing.T) result {
 		res.missing*100, res.overhead, res.meanOverhead, res.upload,
 		res.poolP50.Round(time.Millisecond), res.poolP99.Round(time.Millisecond), res.p50.Round(time.Millisecond), res.p99.Round(time.Millisecond))
 	if res.banned > 0 {
-		// Nobody here misbehaves: a ban is a false accusation.
-		t.Errorf("honest members banned %d neighbours", res.banned)
+		// Nobody here misbehaves: a ban is a false accusation. (A
+		// measurement run reports it as a figure.)
+		if sc.measure {
+			t.Logf("honest members banned %d neighbours", res.banned)
+		} else {
+			t.Errorf("honest members banned %d neighbours", res.banned)
+		}
 		for i, mb := range m.members {
 			if st := mb.g.Stats(); st.Banned > 0 {
 				t.Logf("member %d banned %d: forged %d, malformed %d, floods %d, pushers shunned %d", i, st.Banned, st.ForgedDropped, st.MalformedDropped, st.FloodDropped, st.PushersShunned)
