@@ -213,8 +213,9 @@ func TestReplayedStartMovesOn(t *testing.T) {
 		if err := x.g.Bootstrap(ctx, m.members[1].h.Self()); err != nil {
 			t.Fatal(err)
 		}
-		var first, end uint64
+		var first, end, holes uint64
 		var bad error
+		gap := false
 		for {
 			r, err := sub.Next(ctx)
 			if err != nil {
@@ -224,13 +225,18 @@ func TestReplayedStartMovesOn(t *testing.T) {
 				break
 			}
 			if r.IsGap() {
+				gap = true // the bytes up to the next record are lost, and said so
 				continue
 			}
-			if end == 0 {
+			switch {
+			case end == 0:
 				first = r.Offset
-			} else if r.Offset != end && bad == nil {
-				bad = fmt.Errorf("record at offset %d after %d", r.Offset, end)
+			case r.Offset > end && gap:
+				holes += r.Offset - end
+			case r.Offset != end && bad == nil:
+				bad = fmt.Errorf("record at offset %d after %d without a gap record", r.Offset, end)
 			}
+			gap = false
 			if e := r.Offset + uint64(len(r.Data)); e > uint64(len(data)) || !bytes.Equal(r.Data, data[r.Offset:e]) {
 				if bad == nil {
 					bad = fmt.Errorf("output differs from the published bytes at [%d, %d)", r.Offset, e)
@@ -242,12 +248,14 @@ func TestReplayedStartMovesOn(t *testing.T) {
 		if bad != nil {
 			t.Error(bad)
 		}
-		if end != uint64(len(data)) || first == 0 {
-			t.Errorf("output [%d, %d) of %d bytes: want a suffix of the stream to its end", first, end, len(data))
+		// After the move the member catches up on StartMargin blocks by
+		// pulls; one its neighbours no longer hold is a reported gap.
+		if end != uint64(len(data)) || first == 0 || holes*10 > end-first {
+			t.Errorf("output [%d, %d) of %d bytes with %d bytes in reported gaps: want a suffix of the stream to its end, at least 90 %% of it", first, end, len(data), holes)
 		}
 		if st := x.g.Stats(); st.Restarts != 0 || st.Banned != 0 {
 			t.Errorf("Restarts %d (a move within the run is not a restart), banned %d", st.Restarts, st.Banned)
 		}
-		t.Logf("anchored at block %d by the replay; output [%d, %d) of the stream", start, first, end)
+		t.Logf("anchored at block %d by the replay; output [%d, %d) of the stream, %d bytes in reported gaps", start, first, end, holes)
 	})
 }
