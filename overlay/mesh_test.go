@@ -194,7 +194,15 @@ func (m *mesh) bootstrap(ctx context.Context) {
 			}
 		}
 	})
-	m.parallel(16, func(i int, mb *member) { mb.g.Refresh(ctx) })
+	var refreshed atomic.Int64
+	m.parallel(16, func(i int, mb *member) {
+		mb.g.Refresh(ctx)
+		if m.progress {
+			if j := refreshed.Add(1); j%int64(max(len(m.members)/10, 1)) == 0 {
+				m.logProgress(fmt.Sprintf("closing refresh: %d of %d after %v", j, len(m.members), time.Since(start).Round(time.Second)))
+			}
+		}
+	})
 }
 
 // nearest is the live member nearest target, by brute force.
