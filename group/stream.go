@@ -38,6 +38,13 @@ const (
 
 func runOf(seq uint64) uint64 { return seq >> runShift }
 
+// startFor is where a member whose first verified manifest is of block seq
+// starts its output: StartMargin blocks earlier, but not before its run's
+// first block.
+func (s *stream) startFor(seq uint64) uint64 {
+	return seq - min(seq&(1<<runShift-1), uint64(s.g.cfg.StartMargin))
+}
+
 // runStart is the first block of a run starting at now.
 func runStart(now time.Time) uint64 { return uint64(now.UnixNano()/int64(runUnit)) << runShift }
 
@@ -432,7 +439,7 @@ func (s *stream) store(b *block, p fec.Piece, from *link, now time.Time) {
 // (neighbours still hold them, as complete blocks).
 func (s *stream) anchor(seq uint64, now time.Time) {
 	s.anchored = true
-	s.start = seq - min(seq-runOf(seq)<<runShift, uint64(s.g.cfg.StartMargin))
+	s.start = s.startFor(seq)
 	s.low = s.start
 	for q := range s.blocks {
 		if q < s.start || q >= s.start+maxAhead {
@@ -454,13 +461,14 @@ func (s *stream) anchor(seq uint64, now time.Time) {
 func (s *stream) restart(seq uint64, now time.Time) {
 	g := s.g
 	newRun := runOf(seq) > runOf(s.start)
+	wasFeeding := s.feeding
 	head := max(s.dec.Head(), s.low)
 	var lost uint64
 	switch {
 	case !newRun:
-		next := seq - min(seq-runOf(seq)<<runShift, uint64(g.cfg.StartMargin))
+		next := s.startFor(seq)
 		lost = next - min(next, head)
-	case s.feeding:
+	case wasFeeding:
 		// The previous run's blocks this member knew of, not output.
 		for q := range s.blocks {
 			if q >= head && runOf(q) == runOf(s.start) {
@@ -471,7 +479,6 @@ func (s *stream) restart(seq uint64, now time.Time) {
 	if newRun {
 		g.stats.Restarts++
 	}
-	wasFeeding := s.feeding
 	if wasFeeding {
 		g.stats.BlocksLost += lost
 	}
@@ -964,7 +971,18 @@ func (s *stream) checkEnd(now time.Time) {
 	if s.end == nil || s.ended() {
 		return
 	}
-	if s.source || s.feeding && s.dec.Head() >= s.end.Count || !s.feeding && now.Sub(s.endAt) > s.g.cfg.WindowDuration {
+	late := now.Sub(s.endAt) > s.g.cfg.WindowDuration
+	if s.feeding && s.dec.Head() < s.end.Count && late {
+		// The last blocks did not come within a window of the end. The
+		// decoder gives up on a block only once a later one is here,
+		// and after the last there is none: they are lost.
+		lost := s.end.Count - s.dec.Head()
+		s.g.stats.BlocksLost += lost
+		s.emit(Record{Offset: s.dec.Pos(), Lost: lost})
+		close(s.endCh)
+		return
+	}
+	if s.source || s.feeding && s.dec.Head() >= s.end.Count || !s.feeding && late {
 		close(s.endCh)
 	}
 }
@@ -1041,10 +1059,9 @@ func (s *stream) handlePull(l *link, c *control) {
 		}
 	}
 	if c.Manifest {
-		if s.source {
-			s.pulledManifests += uint64(len(b.sm.raw) + len(b.sm.Sig) + 16)
-		}
+		before := s.g.stats.Sent.Control
 		s.sendManifest(l, b, -1)
+		s.pulledManifests += s.g.stats.Sent.Control - before
 	}
 	for i, p := range b.pieces {
 		if !bitSet(c.Want, i) || !bitSet(b.have, i) {
