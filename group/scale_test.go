@@ -47,16 +47,7 @@ func TestStreamScale(t *testing.T) {
 			t.Fatalf("STRATA_GROUP_SCALE entry %q: want members[:loss[:k:m]]", e)
 		}
 		t.Run(e, func(t *testing.T) {
-			sc := streamScenario{
-				members:  n,
-				link:     memnet.Link{Delay: 20 * time.Millisecond, Jitter: 40 * time.Millisecond, Loss: loss},
-				bytes:    secs * 125_000,
-				rate:     125_000,
-				drain:    10 * time.Second,
-				deadline: 24 * time.Hour,
-				cfg:      Config{K: k, M: m},
-				measure:  true,
-			}
+			sc := sweepScenario(n, loss, secs, Config{K: k, M: m})
 			wall := time.Now()
 			var res result
 			runVirtual(t, func(t *testing.T) { res = sc.run(t) })
@@ -65,5 +56,21 @@ func TestStreamScale(t *testing.T) {
 				res.poolP50.Round(time.Millisecond), res.poolP99.Round(time.Millisecond),
 				res.heapPerMember/1024, time.Since(wall).Round(time.Second))
 		})
+	}
+}
+
+// sweepScenario is the measurement runs' stream scenario (TestStreamScale,
+// TestSimReport): n members, links of 20-60 ms one way drawn per datagram
+// with loss each way, 1 Mbit/s for secs seconds, nothing asserted.
+func sweepScenario(n int, loss float64, secs int, cfg Config) streamScenario {
+	return streamScenario{
+		members:  n,
+		link:     memnet.Link{Delay: 20 * time.Millisecond, Jitter: 40 * time.Millisecond, Loss: loss},
+		bytes:    secs * 125_000,
+		rate:     125_000,
+		drain:    10 * time.Second,
+		deadline: 24 * time.Hour,
+		cfg:      cfg,
+		measure:  true,
 	}
 }

@@ -1,6 +1,7 @@
 package group
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -11,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/strata-net/strata/node/memnet"
 )
 
 // TestSimReport runs stream scenarios on the virtual clock and writes the
@@ -59,15 +58,7 @@ func TestSimReport(t *testing.T) {
 	path := filepath.Join(dir, "results.json")
 	for _, e := range entries {
 		t.Run(fmt.Sprintf("%d:%g", e.Members, e.Loss), func(t *testing.T) {
-			sc := streamScenario{
-				members:  e.Members,
-				link:     memnet.Link{Delay: 20 * time.Millisecond, Jitter: 40 * time.Millisecond, Loss: e.Loss},
-				bytes:    e.Seconds * 125_000,
-				rate:     125_000,
-				drain:    10 * time.Second,
-				deadline: 24 * time.Hour,
-				measure:  true,
-			}
+			sc := sweepScenario(e.Members, e.Loss, e.Seconds, Config{})
 			wall := time.Now()
 			var res result
 			runVirtual(t, func(t *testing.T) { res = sc.run(t) })
@@ -76,28 +67,12 @@ func TestSimReport(t *testing.T) {
 			all = slices.DeleteFunc(all, func(o simEntry) bool { return o.key() == e.key() })
 			all = append(all, e)
 			slices.SortFunc(all, func(a, b simEntry) int {
-				if a.Members != b.Members {
-					return a.Members - b.Members
-				}
-				if a.Loss != b.Loss {
-					return cmpFloat(a.Loss, b.Loss)
-				}
-				return a.Seconds - b.Seconds
+				return cmp.Or(cmp.Compare(a.Members, b.Members), cmp.Compare(a.Loss, b.Loss), cmp.Compare(a.Seconds, b.Seconds))
 			})
 			writeSimReport(t, dir, path, all)
 			t.Logf("%s", e.row())
 		})
 	}
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // simEntry is one scenario's figures, as kept in results.json.
@@ -166,10 +141,11 @@ func (e *simEntry) fill(res result, wall time.Duration) {
 func (e simEntry) row() string {
 	return fmt.Sprintf("| %d | %g %% | %d s | %.4f %% | %.3f %% | %.3f (max %.3f) | %s | %.2f× | %.0f / %.0f / %.0f | %.2f / %.2f / %.2f | %d | %.0f KiB | %.0f s |",
 		e.Members, e.Loss*100, e.Seconds, e.Missing*100, e.Delivery*100, e.Overhead, e.OverheadMax, e.PerPurpose, e.Upload,
-		e.P50, e.P90, e.P99, q(e.SentQuantile, 50), q(e.SentQuantile, 99), q(e.SentQuantile, 100), e.Banned, e.HeapPerMemberKB, e.RealSeconds)
+		e.P50, e.P90, e.P99, pct(e.SentQuantile, 50), pct(e.SentQuantile, 99), pct(e.SentQuantile, 100), e.Banned, e.HeapPerMemberKB, e.RealSeconds)
 }
 
-func q(xs []float64, i int) float64 {
+// pct is the i-th percentile of quantiles xs, NaN if there are none.
+func pct(xs []float64, i int) float64 {
 	if len(xs) <= i {
 		return math.NaN()
 	}

@@ -32,14 +32,8 @@ func TestNotifyTryReadAndSessionContext(t *testing.T) {
 		}
 		f.Close()
 	}()
-	bs, err := b.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rf, err := bs.AcceptFlow(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rf := acceptFlow(t, ctx, b)
+	bs := rf.Session()
 	var got [][]byte
 	if m, ok, err := rf.TryRead(); ok && err == nil {
 		got = append(got, m) // one may already be there
@@ -112,14 +106,7 @@ func TestRejectWakesReader(t *testing.T) {
 	if err := f.Send(ctx, []byte("first"), node.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	bs, err := b.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rf, err := bs.AcceptFlow(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rf := acceptFlow(t, ctx, b)
 	if m, err := rf.Read(ctx); err != nil || string(m) != "first" {
 		t.Fatalf("first read: %q %v", m, err)
 	}
@@ -168,4 +155,18 @@ func openFlow(t *testing.T, ctx context.Context, a, b *node.Node, meta string) (
 		t.Fatal(err)
 	}
 	return s, f
+}
+
+// acceptFlow accepts b's next session and that session's first flow.
+func acceptFlow(t *testing.T, ctx context.Context, b *node.Node) *node.RecvFlow {
+	t.Helper()
+	bs, err := b.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf, err := bs.AcceptFlow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rf
 }
