@@ -194,8 +194,12 @@ func (m *mesh) bootstrap(ctx context.Context) {
 			}
 		}
 	})
+	// The closing refresh goes as wide as the joins: at 16 at a time it
+	// took 5,000/16 rounds of a member's lookups while every member's
+	// background refresh went on (N=5,000 had not finished it after 52
+	// minutes of real time).
 	var refreshed atomic.Int64
-	m.parallel(16, func(i int, mb *member) {
+	m.parallel(max(width, 16), func(i int, mb *member) {
 		mb.g.Refresh(ctx)
 		if m.progress {
 			if j := refreshed.Add(1); j%int64(max(len(m.members)/10, 1)) == 0 {
