@@ -52,9 +52,16 @@ type mesh struct {
 // is each member's Config (Mux is filled in), and member 0 gets pubKey.
 func newMesh(t testing.TB, n int, link memnet.Link, spec Specifier, cfg Config, pubKey ed25519.PrivateKey) *mesh {
 	t.Helper()
+	return newMeshSeeded(t, n, link, spec, cfg, pubKey, 1)
+}
+
+// newMeshSeeded is newMesh on a network whose loss and delay draws come
+// from seed.
+func newMeshSeeded(t testing.TB, n int, link memnet.Link, spec Specifier, cfg Config, pubKey ed25519.PrivateKey, seed uint64) *mesh {
+	t.Helper()
 	// The mesh forms on a perfect network; link impairments start with
 	// the stream (startLinks), which is what the tests measure.
-	m := &mesh{t: t, net: memnet.New(memnet.Config{Seed: 1, Link: memnet.Link{Delay: time.Millisecond}}), link: link}
+	m := &mesh{t: t, net: memnet.New(memnet.Config{Seed: seed, Link: memnet.Link{Delay: time.Millisecond}}), link: link}
 	t.Cleanup(m.close)
 	for i := 0; i < n; i++ {
 		var key ed25519.PrivateKey
@@ -130,11 +137,14 @@ func (m *mesh) parallel(width int, f func(i int, mb *member)) {
 // bootstrap joins everyone through member 0 and waits until every member
 // has a neighbour link.
 func (m *mesh) bootstrap(ctx context.Context) {
-	// Members join in waves of 8, each through a random member of the
-	// earlier waves: all joining through one seed at once overloads the
-	// seed's link limit (docs/overlay.md).
+	// Members join in waves, each through a random member of the earlier
+	// waves: all joining through one seed at once overloads the seed's
+	// link limit (docs/overlay.md). Waves of 8, or n/32 in large groups:
+	// the overlay's background refresh costs every joined member work for
+	// every second of virtual time, so the bootstrap's work grows as N²
+	// with waves of a fixed size (1,000 members took 125 waves).
 	r := rand.New(rand.NewPCG(3, 3))
-	const wave = 8
+	wave := max(8, len(m.members)/32)
 	for lo := 1; lo < len(m.members); lo += wave {
 		hi := min(lo+wave, len(m.members))
 		seeds := make([]int, hi-lo)
@@ -154,7 +164,7 @@ func (m *mesh) bootstrap(ctx context.Context) {
 		}
 		wg.Wait()
 	}
-	m.parallel(16, func(i int, mb *member) { mb.g.Overlay().Refresh(ctx) })
+	m.parallel(max(16, wave), func(i int, mb *member) { mb.g.Overlay().Refresh(ctx) })
 	deadline := time.Now().Add(5*time.Second + time.Duration(len(m.members))*50*time.Millisecond)
 	for time.Now().Before(deadline) {
 		ok := true

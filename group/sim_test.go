@@ -35,6 +35,19 @@ func TestSimReport(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("STRATA_SIM_SECONDS")); err == nil && v > 0 {
 		secs = v
 	}
+	seed, repeat := uint64(1), 1
+	if v := os.Getenv("STRATA_SIM_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil || seed == 0 {
+			t.Fatalf("STRATA_SIM_SEED=%q: want a number above 0", v)
+		}
+	}
+	if v := os.Getenv("STRATA_SIM_REPEAT"); v != "" {
+		var err error
+		if repeat, err = strconv.Atoi(v); err != nil || repeat < 1 {
+			t.Fatalf("STRATA_SIM_REPEAT=%q: want a number above 0", v)
+		}
+	}
 	dir := os.Getenv("STRATA_SIM_OUT")
 	if dir == "" {
 		dir = filepath.Join("..", "docs", "sim")
@@ -53,16 +66,30 @@ func TestSimReport(t *testing.T) {
 		if err1 != nil || err2 != nil || n < 2 || loss < 0 || loss >= 1 {
 			t.Fatalf("STRATA_SIM entry %q: want members (at least 2):loss (0 to 1)", e)
 		}
-		entries = append(entries, simEntry{Members: n, Loss: loss, Seconds: secs})
+		entries = append(entries, simEntry{Members: n, Loss: loss, Seconds: secs, Seed: seed})
 	}
 	path := filepath.Join(dir, "results.json")
 	for _, e := range entries {
 		t.Run(fmt.Sprintf("%d:%g", e.Members, e.Loss), func(t *testing.T) {
 			sc := sweepScenario(e.Members, e.Loss, e.Seconds, Config{})
-			wall := time.Now()
-			var res result
-			runVirtual(t, func(t *testing.T) { res = sc.run(t) })
-			e.fill(res, time.Since(wall))
+			sc.seed = e.Seed
+			// Every repeat runs the same seed; the first is kept, the
+			// others show how far the figures move between runs of one
+			// seed (goroutine scheduling is not seeded).
+			var runs []simEntry
+			for range repeat {
+				wall := time.Now()
+				var res result
+				runVirtual(t, func(t *testing.T) { res = sc.run(t) })
+				r := e
+				r.fill(res, time.Since(wall))
+				t.Logf("%s", r.row())
+				runs = append(runs, r)
+			}
+			e = runs[0]
+			if repeat > 1 {
+				logSpread(t, runs)
+			}
 			all := loadSimResults(t, path)
 			all = slices.DeleteFunc(all, func(o simEntry) bool { return o.key() == e.key() })
 			all = append(all, e)
@@ -80,6 +107,7 @@ type simEntry struct {
 	Members int     `json:"members"`
 	Loss    float64 `json:"loss"`
 	Seconds int     `json:"seconds"`
+	Seed    uint64  `json:"seed,omitempty"`
 
 	Missing         float64   `json:"missing"`      // worst member's fraction not output
 	Delivery        float64   `json:"delivery"`     // mean fraction output
@@ -253,4 +281,31 @@ func writeSimReport(t *testing.T, dir, path string, all []simEntry) {
 		}
 	}
 	write("load.svg", load.svg())
+}
+
+// logSpread logs the range of each headline figure over runs of one
+// scenario and seed.
+func logSpread(t *testing.T, runs []simEntry) {
+	t.Helper()
+	figures := []struct {
+		name string
+		get  func(simEntry) float64
+	}{
+		{"missing %", func(e simEntry) float64 { return e.Missing * 100 }},
+		{"delivered %", func(e simEntry) float64 { return e.Delivery * 100 }},
+		{"received per useful byte", func(e simEntry) float64 { return e.Overhead }},
+		{"worst member's received per useful byte", func(e simEntry) float64 { return e.OverheadMax }},
+		{"publisher upload", func(e simEntry) float64 { return e.Upload }},
+		{"latency p50 ms", func(e simEntry) float64 { return e.P50 }},
+		{"latency p99 ms", func(e simEntry) float64 { return e.P99 }},
+		{"honest members banned", func(e simEntry) float64 { return float64(e.Banned) }},
+	}
+	for _, f := range figures {
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, r := range runs {
+			v := f.get(r)
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		t.Logf("seed %d, %d runs: %s %.4g .. %.4g", runs[0].Seed, len(runs), f.name, lo, hi)
+	}
 }

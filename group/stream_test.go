@@ -8,6 +8,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"testing"
+	"testing/cryptotest"
 	"testing/synctest"
 	"time"
 
@@ -28,6 +29,11 @@ type streamScenario struct {
 	// Delay+Jitter] (a path of its own), instead of per datagram (which
 	// reorders a path's datagrams by up to Jitter).
 	perPair bool
+	// seed, when not zero, makes the run's randomness a function of it:
+	// crypto/rand (identities, keys, nonces, the members' own random
+	// choices) through testing/cryptotest, and the network's loss and
+	// delay draws. Zero keeps crypto/rand and network seed 1.
+	seed uint64
 }
 
 // run streams and returns the measures, after asserting the targets of
@@ -37,10 +43,15 @@ type streamScenario struct {
 // within 3 × the stream, p99 latency (over every block output anywhere)
 // under a second.
 func (sc streamScenario) run(t *testing.T) result {
+	netSeed := uint64(1)
+	if sc.seed != 0 {
+		cryptotest.SetGlobalRandom(t, sc.seed)
+		netSeed = sc.seed
+	}
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	spec := Specifier{Name: "stream", Multicast: true, PublisherKey: pub}
 	cfg := sc.cfg
-	m := newMesh(t, sc.members, sc.link, spec, cfg, priv)
+	m := newMeshSeeded(t, sc.members, sc.link, spec, cfg, priv, netSeed)
 	ctx, cancel := context.WithTimeout(context.Background(), sc.deadline)
 	defer cancel()
 	start := time.Now()
@@ -49,7 +60,7 @@ func (sc streamScenario) run(t *testing.T) result {
 	data := streamData(sc.bytes)
 	m.subscribe(ctx, data)
 	if sc.perPair {
-		m.impairPairs(uint64(sc.members))
+		m.impairPairs(uint64(sc.members) ^ sc.seed<<32)
 	} else {
 		m.impair()
 	}
