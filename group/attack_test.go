@@ -125,13 +125,15 @@ func TestHostileMembersAreDisconnected(t *testing.T) {
 			withheldPieces += st.WithheldPieces
 			mb.g.mu.Lock()
 			for _, h := range hostile {
-				if mb.g.banned[ids[h]] {
+				if mb.g.banned[ids[h]] != nil {
 					banned[h]++
 					if h == withholder && st.WithheldPieces == 0 {
 						t.Errorf("member %d banned the withholder without counting a withheld piece", i)
 					}
 				}
-				if mb.g.banned[ids[h]] && mb.g.links[ids[h]] != nil || h != withholder && mb.g.links[ids[h]] != nil {
+				// A ban short of forgery expires (firstBan); a member
+				// readmitted after one is judged afresh.
+				if mb.g.links[ids[h]] != nil && (mb.g.isBanned(ids[h]) || h != withholder && mb.g.banned[ids[h]] == nil) {
 					t.Errorf("member %d still has a link to hostile member %d", i, h)
 				}
 			}
@@ -143,7 +145,7 @@ func TestHostileMembersAreDisconnected(t *testing.T) {
 			}
 			// No honest member is banned by another.
 			for j, other := range m.members {
-				if j != i && j != withholder && j != flooder && j != garbler && mb.g.banned[other.n.PeerID()] {
+				if j != i && j != withholder && j != flooder && j != garbler && mb.g.banned[other.n.PeerID()] != nil {
 					t.Errorf("member %d banned honest member %d", i, j)
 				}
 			}
@@ -166,4 +168,59 @@ func TestHostileMembersAreDisconnected(t *testing.T) {
 		}
 	})
 	t.Logf("%v of real time", time.Since(wall).Round(time.Millisecond))
+}
+
+// TestBansExpire: a ban short of forgery refuses the member for firstBan,
+// then the link comes back; a repeat offence is refused twice as long; a
+// forger is refused for good. Three members on the virtual clock.
+func TestBansExpire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newMesh(t, 3, memnet.Link{Delay: 5 * time.Millisecond}, Specifier{Name: "bans"}, Config{}, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		m.bootstrap(ctx)
+		g, other := m.members[0].g, m.members[1].n.PeerID()
+		linked := func() bool {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			return g.links[other] != nil
+		}
+		waitLinked := func(within time.Duration) time.Duration {
+			start := time.Now()
+			for !linked() {
+				if time.Since(start) > within {
+					t.Fatalf("no link back %v after the ban", time.Since(start))
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			return time.Since(start)
+		}
+		waitLinked(5 * time.Second)
+		ban := func(forGood bool) {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if forGood {
+				g.ban(g.links[other])
+			} else {
+				g.banFor(g.links[other], "test", false)
+			}
+		}
+		for offence, want := range []time.Duration{firstBan, 2 * firstBan} {
+			ban(false)
+			time.Sleep(want - time.Second)
+			if linked() {
+				t.Fatalf("offence %d: linked again %v into a ban of %v", offence+1, want-time.Second, want)
+			}
+			back := waitLinked(5*time.Second) + want - time.Second
+			t.Logf("offence %d: refused for %v, linked again after %v", offence+1, want, back.Round(100*time.Millisecond))
+		}
+		ban(true)
+		time.Sleep(2 * maxBan)
+		if linked() {
+			t.Fatal("a forger was linked again")
+		}
+		if st := g.Stats(); st.Banned != 3 {
+			t.Errorf("Stats.Banned %d, want 3", st.Banned)
+		}
+	})
 }

@@ -54,7 +54,7 @@ type Group struct {
 	closed  bool
 	links   map[node.PeerID]*link
 	dialing map[node.PeerID]bool
-	banned  map[node.PeerID]bool
+	banned  map[node.PeerID]*banEntry
 	rnd     *mrand.Rand
 	stats   Stats
 
@@ -94,7 +94,7 @@ func Join(host *overlay.Host, spec Specifier, cfg Config) (*Group, error) {
 		ctx: ctx, cancel: cancel,
 		links:   make(map[node.PeerID]*link),
 		dialing: make(map[node.PeerID]bool),
-		banned:  make(map[node.PeerID]bool),
+		banned:  make(map[node.PeerID]*banEntry),
 		rnd:     mrand.New(mrand.NewPCG(leUint64(seed[:8]), leUint64(seed[8:]))),
 		seen:    make(map[[postIDSize]byte]struct{}),
 		posts:   newFIFO[Post](cfg.Queue),
@@ -219,7 +219,7 @@ func (g *Group) ensureLinks() {
 		return
 	}
 	for _, c := range g.og.Neighbours() {
-		if g.links[c.PeerID] != nil || g.dialing[c.PeerID] || g.banned[c.PeerID] {
+		if g.links[c.PeerID] != nil || g.dialing[c.PeerID] || g.isBanned(c.PeerID) {
 			continue
 		}
 		g.dialing[c.PeerID] = true
@@ -245,7 +245,7 @@ func (g *Group) acceptFlow(rf *node.RecvFlow, role string) {
 	s := rf.Session()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed || g.banned[s.PeerID()] {
+	if g.closed || g.isBanned(s.PeerID()) {
 		rf.Reject(0)
 		return
 	}
@@ -274,7 +274,7 @@ func (g *Group) linkOn(s *node.Session) *link {
 	if l := g.links[p]; l != nil {
 		return l
 	}
-	if g.closed || g.banned[p] {
+	if g.closed || g.isBanned(p) {
 		return nil
 	}
 	ctrl, err := s.OpenFlow(flowMetadata(g.id, roleControl), node.PriorityRoutine)
@@ -329,17 +329,73 @@ func (g *Group) dropLink(l *link) {
 	}
 }
 
+// banEntry is what a member holds against a banned peer.
+type banEntry struct {
+	until    time.Time // the ban's end; zero: for good
+	offences int       // bans so far, each expiring one twice as long
+}
+
+// Ban durations. Forged data is proof (relays check every signature
+// before they forward), so it is banned for good. Withholding is judged
+// on pieces that did not come, which heavy loss can fake (at 15-20 %
+// loss an honest pusher was banned now and then), and garbage or floods
+// can be a moment of overload or a version mismatch: those bans expire,
+// and each repeat doubles the length, up to maxBan.
+const (
+	firstBan = 30 * time.Second
+	maxBan   = 16 * firstBan
+)
+
+// maxBanned bounds the bans remembered before the ones that ended more
+// than maxBan ago are forgotten (and with them the count of offences).
+const maxBanned = 1024
+
+// pruneBans forgets the bans that ended more than maxBan ago. Called
+// with g.mu held.
+func (g *Group) pruneBans() {
+	old := time.Now().Add(-maxBan)
+	for p, b := range g.banned {
+		if !b.until.IsZero() && b.until.Before(old) {
+			delete(g.banned, p)
+		}
+	}
+}
+
+// isBanned reports whether p is refused now. Called with g.mu held.
+func (g *Group) isBanned(p node.PeerID) bool {
+	b := g.banned[p]
+	return b != nil && (b.until.IsZero() || time.Now().Before(b.until))
+}
+
 // ban drops a neighbour that sent forged data and refuses it from now on.
 // Called with g.mu held.
-func (g *Group) ban(l *link) { g.banFor(l, "sent forged data") }
+func (g *Group) ban(l *link) { g.banFor(l, "sent forged data", true) }
 
-func (g *Group) banFor(l *link, why string) {
-	if g.banned[l.peer] {
+// banFor drops l and refuses its member: for good, or for firstBan
+// doubled per earlier ban of the same member. Called with g.mu held.
+func (g *Group) banFor(l *link, why string, forGood bool) {
+	if g.isBanned(l.peer) {
 		return
 	}
-	g.banned[l.peer] = true
+	b := g.banned[l.peer]
+	if b == nil {
+		if len(g.banned) >= maxBanned {
+			g.pruneBans()
+		}
+		b = &banEntry{}
+		g.banned[l.peer] = b
+	}
+	b.offences++
+	ev := g.log.Warn().Str("peer", fmt.Sprintf("%x", l.peer[:8])).Str("why", why)
+	if forGood {
+		b.until = time.Time{}
+	} else {
+		d := min(firstBan<<min(b.offences-1, 8), maxBan)
+		b.until = time.Now().Add(d)
+		ev = ev.Dur("for", d)
+	}
 	g.stats.Banned++
-	g.log.Warn().Str("peer", fmt.Sprintf("%x", l.peer[:8])).Str("why", why).Msg("group: neighbour dropped and banned")
+	ev.Msg("group: neighbour dropped and banned")
 	g.dropLink(l)
 }
 
@@ -354,7 +410,7 @@ const maxStrikes = 8
 func (g *Group) strike(l *link, why string) {
 	l.strikes++
 	if l.strikes >= maxStrikes {
-		g.banFor(l, why)
+		g.banFor(l, why, false)
 	}
 }
 
@@ -420,7 +476,7 @@ func (g *Group) serve(in *inFlow) bool {
 func (g *Group) handle(in *inFlow, msg []byte) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed || g.banned[in.l.peer] {
+	if g.closed || g.isBanned(in.l.peer) {
 		return false
 	}
 	now := time.Now()

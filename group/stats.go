@@ -45,8 +45,9 @@ type Stats struct {
 	// rebuilt locally from parity, and refused as old or out of range.
 	Pieces, Duplicates, Reconstructed, OutOfWindow uint64
 	// ForgedDropped counts manifests with a bad signature and pieces that
-	// do not match their signed manifest; Banned the neighbours dropped
-	// for sending them.
+	// do not match their signed manifest; Banned the bans of neighbours:
+	// for good for forged data, for a while (30 s, doubling with each
+	// repeat) for the misbehaviour below.
 	ForgedDropped, Banned uint64
 	// MalformedDropped counts undecodable or invalid messages;
 	// FloodDropped availability maps beyond a neighbour's allowance (a few

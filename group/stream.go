@@ -326,7 +326,7 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 	pend := b.pending
 	b.pending = nil
 	for _, pp := range pend {
-		if g.banned[pp.from.peer] {
+		if g.isBanned(pp.from.peer) {
 			continue
 		}
 		s.accept(b, pp.p, pp.from, now)
@@ -1266,7 +1266,7 @@ func (s *stream) checkOwed(now time.Time) {
 		// heavy loss) is judged on fewer.
 		if l.owedMissed >= oweMinMissed && l.owedMissed > oweRatio*l.pushed ||
 			l.owedMissed >= oweMinMissed/2 && l.pushed == 0 && l.pulled >= oweMinMissed/2 {
-			s.g.banFor(l, "withheld the pieces it pushes")
+			s.g.banFor(l, "withheld the pieces it pushes", false)
 		}
 	}
 }
