@@ -85,7 +85,7 @@ func (sc streamScenario) run(t *testing.T) result {
 		}
 		for i, mb := range m.members {
 			if st := mb.g.Stats(); st.Banned > 0 {
-				t.Logf("member %d banned %d: forged %d, malformed %d, floods %d, pushers shunned %d", i, st.Banned, st.ForgedDropped, st.MalformedDropped, st.FloodDropped, st.PushersShunned)
+				t.Logf("member %d banned %d: forged %d, malformed %d, floods %d, pieces withheld %d, pushers shunned %d", i, st.Banned, st.ForgedDropped, st.MalformedDropped, st.FloodDropped, st.WithheldPieces, st.PushersShunned)
 			}
 		}
 	}
