@@ -21,7 +21,9 @@ import (
 // STRATA_DISSEM_CLOCK=real runs on the wall clock instead of the virtual
 // one (testing/synctest). Links: a one-way delay per pair of members drawn
 // in 20-60 ms (the same for both systems); stream 1 Mbit/s in 1000-byte
-// writes. Without STRATA_DISSEM the test is skipped.
+// writes. STRATA_DISSEM_COPIES=6,8 adds a Strata row for each
+// SourcePushCopies given (the publisher pushes that many copies of the
+// stream; the default is 2). Without STRATA_DISSEM the test is skipped.
 func TestDissemination(t *testing.T) {
 	spec := os.Getenv("STRATA_DISSEM")
 	if spec == "" {
@@ -35,6 +37,16 @@ func TestDissemination(t *testing.T) {
 		secs = v
 	}
 	virtual := os.Getenv("STRATA_DISSEM_CLOCK") != "real"
+	var copies []int
+	if v := os.Getenv("STRATA_DISSEM_COPIES"); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			c, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || c < 1 {
+				t.Fatalf("STRATA_DISSEM_COPIES: bad count %q", f)
+			}
+			copies = append(copies, c)
+		}
+	}
 	var rows []string
 	for _, e := range strings.Split(spec, ",") {
 		f := strings.Split(strings.TrimSpace(e), ":")
@@ -59,6 +71,14 @@ func TestDissemination(t *testing.T) {
 			{"strata", func(t *testing.T) result { return runStrata(t, sc) }},
 			{"gossip1000", func(t *testing.T) result { return runGossip(t, sc, 1) }},
 			{"gossip16000", func(t *testing.T) result { return runGossip(t, sc, 16) }},
+		}
+		for _, c := range copies {
+			wide := sc
+			wide.sourceCopies = c
+			systems = append(systems, struct {
+				name string
+				run  func(t *testing.T) result
+			}{fmt.Sprintf("strata%d", c), func(t *testing.T) result { return runStrata(t, wide) }})
 		}
 		var res []result
 		for _, s := range systems {

@@ -25,6 +25,9 @@ type scenario struct {
 	chunk    int           // bytes per publisher write (and latency unit)
 	drain    time.Duration // how long receivers may take after the last write
 	seed     uint64
+	// sourceCopies, when above 0, is Strata's SourcePushCopies (how many
+	// copies of the stream its publisher pushes); 0 keeps the default.
+	sourceCopies int
 }
 
 func (sc scenario) size() int { return sc.rate * sc.secs }

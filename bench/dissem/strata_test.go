@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -28,6 +29,9 @@ type strataMember struct {
 // publisher (member 0) starts.
 func runStrata(t *testing.T, sc scenario) result {
 	res := result{system: "strata", loss: sc.loss}
+	if sc.sourceCopies > 0 {
+		res.system = fmt.Sprintf("strata, publisher %d copies", sc.sourceCopies)
+	}
 	pub, priv, err := ed25519.GenerateKey(rand.NewChaCha8([32]byte{byte(sc.seed)}))
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +50,7 @@ func runStrata(t *testing.T, sc scenario) result {
 		}
 		mux := group.NewMux()
 		h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
-		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig()}
+		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies}
 		if i == 0 {
 			cfg.PublisherKey = priv
 		}
