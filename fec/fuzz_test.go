@@ -130,7 +130,7 @@ func TestManifest(t *testing.T) {
 	}
 	enc, _ := m.MarshalBinary()
 	var m2 Manifest
-	if err := m2.UnmarshalBinary(enc); err != nil || len(enc) != 21+4*32 { // block 1 is short: k'=2, m=2
+	if err := m2.UnmarshalBinary(enc); err != nil || len(enc) != 21+4*HashSize { // block 1 is short: k'=2, m=2
 		t.Fatalf("manifest round trip: %v, %d bytes", err, len(enc))
 	}
 	if binary.BigEndian.Uint64(enc[1:]) != 1 || binary.BigEndian.Uint64(enc[9:]) != 40 {

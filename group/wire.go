@@ -15,7 +15,7 @@ import (
 // ProtocolVersion is the version of this package's control messages. A
 // message of another version is dropped and counted, so a later version
 // may change what fields mean without being misread.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // Limits of the wire format: they bound what one message from a neighbour
 // can make a member allocate or do.
