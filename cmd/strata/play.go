@@ -15,7 +15,7 @@ import (
 )
 
 var playUsage = usage{
-	synopsis: "--group SPEC --bootstrap ADDR[,ADDR] [--out FILE] [--gaps skip|zero] [--bytes N] [--duration D] [--idle D]",
+	synopsis: "--group SPEC --bootstrap ADDR[,ADDR] [--out FILE] [--gaps skip|zero] [--bytes N] [--duration D] [--idle D] [--linger D]",
 	about: `
 Joins the group and writes its stream to stdout (or --out FILE), in order,
 from where the stream was when this member joined.
@@ -37,8 +37,12 @@ input and ended the stream; every byte up to it has been written), or
 when any of these comes first: --bytes N bytes written, --duration D
 since it started, --idle D without new data once data has flowed
 (default 10s: a publisher that died without ending the stream), or
-SIGINT/SIGTERM. It exits 0, or 1 if no stream data
-came at all before --duration ran out (is a publisher running?).
+SIGINT/SIGTERM. At the end of the stream it closes its output and stays
+--linger D (default 4s, the group's window) relaying before it exits, so
+that neighbours still missing the last blocks can fetch them from it
+(when every player leaves at its own end, a late one loses its sources).
+It exits 0, or 1 if no stream data came at all before --duration ran out
+(is a publisher running?).
 Progress is shown on stderr when it is a terminal; a summary is logged at
 the end.`,
 	examples: []string{
@@ -60,6 +64,7 @@ func runPlay(ctx context.Context, e *env, path string, args []string) int {
 	var out, gaps *string
 	var lim playLimits
 	var nbytes sizeFlag
+	var linger time.Duration
 	c := memberCmd{usage: playUsage, logLevel: "info", needs: "multicast",
 		flags: func(fs *flag.FlagSet) {
 			out = fs.String("out", "-", "write the stream to `FILE` (-: stdout)")
@@ -67,6 +72,7 @@ func runPlay(ctx context.Context, e *env, path string, args []string) int {
 			fs.Var(&nbytes, "bytes", "stop after writing `N` bytes, e.g. 200K (0: no limit)")
 			fs.DurationVar(&lim.duration, "duration", 0, "stop `D` after starting (0: no limit)")
 			fs.DurationVar(&lim.idle, "idle", 10*time.Second, "stop `D` after the last data, once data has flowed (0: never)")
+			fs.DurationVar(&linger, "linger", group.DefaultWindowDuration, "after the end of the stream, close the output and relay `D` more for late neighbours")
 		},
 		check: func(pos []string) error {
 			if err := noArgs(" (the output goes in --out FILE, or on stdout)")(pos); err != nil {
@@ -75,7 +81,7 @@ func runPlay(ctx context.Context, e *env, path string, args []string) int {
 			if *gaps != "skip" && *gaps != "zero" {
 				return fmt.Errorf("--gaps %q: want skip or zero", *gaps)
 			}
-			return nonNegative("duration", &lim.duration, "idle", &lim.idle)
+			return nonNegative("duration", &lim.duration, "idle", &lim.idle, "linger", &linger)
 		},
 	}
 	a, code, ok := c.parse(ctx, e, path, args)
@@ -86,13 +92,14 @@ func runPlay(ctx context.Context, e *env, path string, args []string) int {
 	s := a.setup
 	s.subscribe = true
 	var w io.Writer = e.stdout
+	var outFile *os.File
 	if *out != "-" && *out != "" {
 		f, err := os.Create(*out)
 		if err != nil {
 			return failErr(e, path, err)
 		}
 		defer f.Close()
-		w = f
+		w, outFile = f, f
 	}
 	start := time.Now()
 	m, err := startMember(ctx, s)
@@ -107,6 +114,17 @@ func runPlay(ctx context.Context, e *env, path string, args []string) int {
 	})
 	res, err := play(ctx, m.subs[0].Next, w, lim, start, prog, s.log)
 	prog.end()
+	if res.end == "end of stream" && linger > 0 {
+		// The output is complete: close it now (a reader sees its end),
+		// then relay a while for neighbours still fetching the tail.
+		if outFile != nil {
+			outFile.Close() // the deferred Close then fails, unread
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(linger):
+		}
+	}
 	st := g.Stats()
 	s.log.Info().Int64("bytes", res.written).Uint64("start_offset", res.startOffset).Uint64("gaps", res.gaps).
 		Uint64("bytes_lost", res.lost).Uint64("restarts", res.restarts).Str("end", res.end).Dur("latency_p50", st.LatencyP50).Dur("latency_p99", st.LatencyP99).
