@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -51,6 +52,13 @@ type mesh struct {
 	// carry thousands of joins).
 	spread bool
 	seed   uint64 // for spread's choices
+	// noClosingRefresh skips the refresh of every member after the joins
+	// (each joiner refreshes as it joins anyway): at 5,000 members it
+	// cost as much as the joins.
+	noClosingRefresh bool
+	// trialWidth is how many lookups or routes of a trial run at once
+	// (default 16).
+	trialWidth int
 }
 
 // logProgress logs what, with the heap and the sessions held per member;
@@ -198,6 +206,9 @@ func (m *mesh) bootstrap(ctx context.Context) {
 	// took 5,000/16 rounds of a member's lookups while every member's
 	// background refresh went on (N=5,000 had not finished it after 52
 	// minutes of real time).
+	if m.noClosingRefresh {
+		return
+	}
 	var refreshed atomic.Int64
 	m.parallel(max(width, 16), func(i int, mb *member) {
 		mb.g.Refresh(ctx)
@@ -248,7 +259,7 @@ func (m *mesh) routeTrial(ctx context.Context, r *rand.Rand, count int) routeRes
 	sent := make(map[uint64]time.Time, count)
 	var sentMu sync.Mutex
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
+	sem := make(chan struct{}, cmp.Or(m.trialWidth, 16))
 	for k := 0; k < count; k++ {
 		target := randAddr(r)
 		from := m.members[live[r.IntN(len(live))]]
@@ -338,7 +349,7 @@ func (m *mesh) lookupTrial(ctx context.Context, r *rand.Rand, count int) (float6
 	var latMu sync.Mutex
 	var lat []time.Duration
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
+	sem := make(chan struct{}, cmp.Or(m.trialWidth, 16))
 	for k := 0; k < count; k++ {
 		target := randAddr(r)
 		from := m.members[live[r.IntN(len(live))]]

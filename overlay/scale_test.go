@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"cmp"
 	"context"
 	"math/rand/v2"
 	"os"
@@ -46,7 +47,18 @@ func scaleRun(t *testing.T, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 24*time.Hour)
 	defer cancel()
 	start := time.Now()
-	m := newMeshOn(t, n, Config{}, memnet.Link{Delay: 10 * time.Millisecond, Jitter: 20 * time.Millisecond})
+	cfg := Config{}
+	if v := os.Getenv("STRATA_OVERLAY_REFRESH"); v != "" {
+		// A longer RefreshPeriod than the default 30 s: every member
+		// refreshes its buckets each period, work that grows as N² in
+		// the run and kept 5,000 members from finishing on 2 CPUs.
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("STRATA_OVERLAY_REFRESH=%q: want a duration", v)
+		}
+		cfg.RefreshPeriod = d
+	}
+	m := newMeshOn(t, n, cfg, memnet.Link{Delay: 10 * time.Millisecond, Jitter: 20 * time.Millisecond})
 	// Joins go through random members that have joined, n/16 at once
 	// (at least 16): through one seed, 16 at a time, the bootstrap of
 	// 1,000 members took 4 minutes of virtual time, and every member
@@ -56,6 +68,13 @@ func scaleRun(t *testing.T, n int) {
 	m.spread = true
 	m.seed = uint64(n)
 	m.progress = true
+	// STRATA_OVERLAY_CLOSING=0 skips the closing refresh of every member;
+	// STRATA_OVERLAY_TRIAL_WIDTH runs more lookups and routes at once.
+	m.noClosingRefresh = os.Getenv("STRATA_OVERLAY_CLOSING") == "0"
+	if w, err := strconv.Atoi(os.Getenv("STRATA_OVERLAY_TRIAL_WIDTH")); err == nil && w > 0 {
+		m.trialWidth = w
+	}
+	t.Logf("N=%d: RefreshPeriod %v, closing refresh %v, %d lookups or routes at once", n, cfg.withDefaults().RefreshPeriod, !m.noClosingRefresh, cmp.Or(m.trialWidth, 16))
 	m.bootstrap(ctx)
 	boot := time.Since(start)
 	var runtimeMem runtime.MemStats
