@@ -189,14 +189,7 @@ func TestSendAndReadInto(t *testing.T) {
 		}
 	}
 	f.Close()
-	ss, err := srv.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rf, err := ss.AcceptFlow(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rf := acceptFlow(t, ctx, srv)
 	// A too-small buffer: the message stays.
 	for {
 		if _, ok := rf.MessageLen(); ok {
