@@ -253,6 +253,7 @@ type bgCmd struct {
 	lines  chan string // stdout, line by line
 	stderr *syncBuffer
 	done   chan int
+	exited time.Time // when run returned (read after done)
 	cancel context.CancelFunc
 	code   *int
 }
@@ -264,6 +265,7 @@ func startBg(t *testing.T, args ...string) *bgCmd {
 	b := &bgCmd{lines: make(chan string, 1000), stderr: new(syncBuffer), done: make(chan int, 1), cancel: cancel}
 	go func() {
 		code := run(ctx, args, &env{stdout: pw, stderr: b.stderr})
+		b.exited = time.Now()
 		pw.Close()
 		b.done <- code
 	}()
@@ -391,11 +393,21 @@ func TestGroupEndToEnd(t *testing.T) {
 	}
 
 	player := startBg(t, streamMember("play", "--out", outFile, "--bytes", "200K", "--duration", "40s")...)
+	// A second player on stdout plays to the end of the stream: it must
+	// close its output then and stay --linger before it exits.
+	ender := startBg(t, streamMember("play", "--duration", "40s", "--linger", "3s")...)
+	enderOut := make(chan time.Time, 1)
+	go func() {
+		for range ender.lines {
+		}
+		enderOut <- time.Now()
+	}()
 	listener := startBg(t, member("listen", "--count", "1", "--format", "json")...)
 	router := startBg(t, member("route", "listen", "--count", "1", "--format", "json")...)
 	readStart(t, listener, 1)
 	routerInfo := readStart(t, router, 1)
 	player.waitLog(t, `"message":"joined"`, 15*time.Second)
+	ender.waitLog(t, `"message":"joined"`, 15*time.Second)
 
 	// The stream: publish exits after its linger; play once it has 200 KiB.
 	publisher := startBg(t, streamMember("publish", "--in", inFile, "--key", keyFile, "--linger", "2s")...)
@@ -417,6 +429,22 @@ func TestGroupEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(publisher.stderr.String(), `"bytes_published":204800`) {
 		t.Errorf("publish's summary lacks the byte count:\n%s", publisher.stderr)
+	}
+	var outEnded time.Time
+	select {
+	case outEnded = <-enderOut:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the end-of-stream player's output did not end; stderr:\n%s", ender.stderr)
+	}
+	if code := ender.wait(t, 10*time.Second); code != exitOK {
+		t.Fatalf("the end-of-stream player exited %d:\n%s", code, ender.stderr)
+	}
+	// Without the linger the output would end as play returns.
+	if stayed := ender.exited.Sub(outEnded); stayed < 2*time.Second {
+		t.Errorf("play exited %v after its output ended, want about its --linger 3s", stayed)
+	}
+	if e := ender.stderr.String(); !strings.Contains(e, `"end":"end of stream"`) || !strings.Contains(e, `"bytes":204800`) {
+		t.Errorf("the end-of-stream player's summary lacks the end of stream or its 204800 bytes:\n%s", e)
 	}
 
 	// A post reaches the listener.

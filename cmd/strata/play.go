@@ -92,14 +92,13 @@ func runPlay(ctx context.Context, e *env, path string, args []string) int {
 	s := a.setup
 	s.subscribe = true
 	var w io.Writer = e.stdout
-	var outFile *os.File
 	if *out != "-" && *out != "" {
 		f, err := os.Create(*out)
 		if err != nil {
 			return failErr(e, path, err)
 		}
 		defer f.Close()
-		w, outFile = f, f
+		w = f
 	}
 	start := time.Now()
 	m, err := startMember(ctx, s)
@@ -115,10 +114,12 @@ func runPlay(ctx context.Context, e *env, path string, args []string) int {
 	res, err := play(ctx, m.subs[0].Next, w, lim, start, prog, s.log)
 	prog.end()
 	if res.end == "end of stream" && linger > 0 {
-		// The output is complete: close it now (a reader sees its end),
-		// then relay a while for neighbours still fetching the tail.
-		if outFile != nil {
-			outFile.Close() // the deferred Close then fails, unread
+		// The output is complete: close it now, file or stdout, so a
+		// reader (a player on the pipe) sees its end; then relay a while
+		// for neighbours still fetching the tail. (A file's deferred
+		// Close then fails, unread.)
+		if c, ok := w.(io.Closer); ok {
+			c.Close()
 		}
 		select {
 		case <-ctx.Done():
