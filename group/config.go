@@ -91,14 +91,17 @@ type Config struct {
 	DataLanes int
 
 	// ManifestCarriers is how many push classes carry a block's manifest
-	// (1 or 2, default 2). Pieces cannot be checked, relayed or decoded
-	// before their manifest arrives, so every relay holds them until it
-	// has it; a second carrier makes a slow pusher hold a block up less
-	// often, at the price of a second manifest (413 bytes, 2.5 % of a
-	// 16 KiB block) per member. In the 200-member CI scenario (5 % loss)
-	// two carriers gave p50/p99 304-316/548-606 ms against 404-426/
-	// 858-1022 ms for one, at the same bytes received per useful byte
-	// (1.385-1.387 against 1.387-1.390: fewer blocks wait for pulls).
+	// (default 2; PushNeighbourLimit or more: every class). Pieces cannot
+	// be checked, relayed or decoded before their manifest arrives, so
+	// every relay holds them until it has it; a second carrier makes a
+	// slow pusher hold a block up less often, at the price of a second
+	// manifest (413 bytes, 2.5 % of a 16 KiB block) per member. In the
+	// 200-member CI scenario (5 % loss) two carriers gave p50/p99
+	// 304-316/548-606 ms against 404-426/858-1022 ms for one, at the same
+	// bytes received per useful byte (1.385-1.387 against 1.387-1.390:
+	// fewer blocks wait for pulls). Every class (10) takes the manifest
+	// down with the pieces and trims the median by another 10-20 % at
+	// about +0.18 bytes received per useful byte (docs/benchmarks.md §6).
 	ManifestCarriers int
 
 	// SourcePullShare bounds the pulls the publisher serves, in bytes,

@@ -617,12 +617,12 @@ func (s *stream) sendPiece(l *link, b *block, p fec.Piece, msg []byte) {
 }
 
 // carriesManifest reports whether the pushers of class send the manifest
-// of block seq with its pieces: two classes per block, so that one slow
-// pusher does not hold a block up, and not all, which would cost a
-// manifest per pusher.
+// of block seq with its pieces: ManifestCarriers classes in a row from
+// one that turns with the block, so that one slow pusher does not hold a
+// block up; every class when ManifestCarriers is P or more.
 func (s *stream) carriesManifest(seq uint64, class int) bool {
 	c0 := int(seq % uint64(s.P))
-	return class == c0 || (s.g.cfg.ManifestCarriers > 1 && class == (c0+1)%s.P)
+	return (class-c0+s.P)%s.P < s.g.cfg.ManifestCarriers
 }
 
 // sendManifest sends b's manifest to l ahead of piece index (on its lane;

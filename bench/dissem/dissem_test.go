@@ -23,7 +23,10 @@ import (
 // in 20-60 ms (the same for both systems); stream 1 Mbit/s in 1000-byte
 // writes. STRATA_DISSEM_COPIES=6,8 adds a Strata row for each
 // SourcePushCopies given (the publisher pushes that many copies of the
-// stream; the default is 2). Without STRATA_DISSEM the test is skipped.
+// stream; the default is 2). STRATA_DISSEM_VARIANTS=c10,c10p6 adds a
+// Strata row for each variant: cN sets ManifestCarriers to N (c10: every
+// push class carries the manifest; the default is 2), pN SourcePushCopies.
+// Without STRATA_DISSEM the test is skipped.
 func TestDissemination(t *testing.T) {
 	spec := os.Getenv("STRATA_DISSEM")
 	if spec == "" {
@@ -37,14 +40,23 @@ func TestDissemination(t *testing.T) {
 		secs = v
 	}
 	virtual := os.Getenv("STRATA_DISSEM_CLOCK") != "real"
-	var copies []int
+	var variants []variant
 	if v := os.Getenv("STRATA_DISSEM_COPIES"); v != "" {
 		for _, f := range strings.Split(v, ",") {
 			c, err := strconv.Atoi(strings.TrimSpace(f))
 			if err != nil || c < 1 {
 				t.Fatalf("STRATA_DISSEM_COPIES: bad count %q", f)
 			}
-			copies = append(copies, c)
+			variants = append(variants, variant{copies: c})
+		}
+	}
+	if v := os.Getenv("STRATA_DISSEM_VARIANTS"); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			vr, err := parseVariant(strings.TrimSpace(f))
+			if err != nil {
+				t.Fatalf("STRATA_DISSEM_VARIANTS: %v", err)
+			}
+			variants = append(variants, vr)
 		}
 	}
 	var rows []string
@@ -72,13 +84,13 @@ func TestDissemination(t *testing.T) {
 			{"gossip1000", func(t *testing.T) result { return runGossip(t, sc, 1) }},
 			{"gossip16000", func(t *testing.T) result { return runGossip(t, sc, 16) }},
 		}
-		for _, c := range copies {
+		for _, vr := range variants {
 			wide := sc
-			wide.sourceCopies = c
+			wide.sourceCopies, wide.carriers = vr.copies, vr.carriers
 			systems = append(systems, struct {
 				name string
 				run  func(t *testing.T) result
-			}{fmt.Sprintf("strata%d", c), func(t *testing.T) result { return runStrata(t, wide) }})
+			}{"strata-" + vr.String(), func(t *testing.T) result { return runStrata(t, wide) }})
 		}
 		var res []result
 		for _, s := range systems {
@@ -124,4 +136,69 @@ func row(n int, loss float64, r, base result) string {
 	return fmt.Sprintf("| %d | %s | %s | %.4f %% (%.4f %%) | %s | %.3f (%.3f) | %.2f× | %.1f | %.2f, %.2f, %.2f | %v |",
 		n, lossCol, r.system, r.deliveryMean*100, r.deliveryMin*100, lat, r.overhead, r.wire, r.upload, r.neighbours,
 		float64(r.p99)/float64(base.p99), r.overhead/base.overhead, r.upload/base.upload, r.wall.Round(time.Second))
+}
+
+// variant is a Strata configuration measured beside the default one:
+// ManifestCarriers and SourcePushCopies (0: the default).
+type variant struct{ carriers, copies int }
+
+func (v variant) String() string {
+	var b strings.Builder
+	if v.carriers > 0 {
+		fmt.Fprintf(&b, "c%d", v.carriers)
+	}
+	if v.copies > 0 {
+		fmt.Fprintf(&b, "p%d", v.copies)
+	}
+	return b.String()
+}
+
+// parseVariant reads "c10", "p6" or "c10p6".
+func parseVariant(s string) (variant, error) {
+	var v variant
+	rest := s
+	for rest != "" {
+		kind := rest[0]
+		i := 1
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		n, err := strconv.Atoi(rest[1:i])
+		if err != nil || n < 1 || (kind != 'c' && kind != 'p') {
+			return v, fmt.Errorf("bad variant %q: want cN, pN or cNpM", s)
+		}
+		if kind == 'c' {
+			v.carriers = n
+		} else {
+			v.copies = n
+		}
+		rest = rest[i:]
+	}
+	if v == (variant{}) {
+		return v, fmt.Errorf("empty variant %q", s)
+	}
+	return v, nil
+}
+
+func TestParseVariant(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want variant
+		ok   bool
+	}{
+		{"c10", variant{carriers: 10}, true},
+		{"p6", variant{copies: 6}, true},
+		{"c10p6", variant{carriers: 10, copies: 6}, true},
+		{"p6c3", variant{carriers: 3, copies: 6}, true},
+		{"", variant{}, false},
+		{"c", variant{}, false},
+		{"c0", variant{}, false},
+		{"x4", variant{}, false},
+		{"c4z", variant{}, false},
+	} {
+		got, err := parseVariant(c.in)
+		if (err == nil) != c.ok || (c.ok && got != c.want) {
+			t.Errorf("parseVariant(%q) = %+v, %v; want %+v, ok %v", c.in, got, err, c.want, c.ok)
+		}
+	}
 }

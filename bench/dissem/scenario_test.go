@@ -28,6 +28,9 @@ type scenario struct {
 	// sourceCopies, when above 0, is Strata's SourcePushCopies (how many
 	// copies of the stream its publisher pushes); 0 keeps the default.
 	sourceCopies int
+	// carriers, when above 0, is Strata's ManifestCarriers (how many push
+	// classes carry each block's manifest); 0 keeps the default.
+	carriers int
 }
 
 func (sc scenario) size() int { return sc.rate * sc.secs }

@@ -30,7 +30,10 @@ type strataMember struct {
 func runStrata(t *testing.T, sc scenario) result {
 	res := result{system: "strata", loss: sc.loss}
 	if sc.sourceCopies > 0 {
-		res.system = fmt.Sprintf("strata, publisher %d copies", sc.sourceCopies)
+		res.system += fmt.Sprintf(", publisher %d copies", sc.sourceCopies)
+	}
+	if sc.carriers > 0 {
+		res.system += fmt.Sprintf(", %d manifest carriers", sc.carriers)
 	}
 	pub, priv, err := ed25519.GenerateKey(rand.NewChaCha8([32]byte{byte(sc.seed)}))
 	if err != nil {
@@ -50,7 +53,7 @@ func runStrata(t *testing.T, sc scenario) result {
 		}
 		mux := group.NewMux()
 		h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
-		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies}
+		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers}
 		if i == 0 {
 			cfg.PublisherKey = priv
 		}
