@@ -3,6 +3,7 @@ package fec
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/klauspost/reedsolomon"
@@ -234,8 +235,8 @@ func (e *Encoder) close() {
 	e.partial = false
 }
 
-// codecs caches one Reed-Solomon codec per data-fragment count, created on
-// first use: short blocks need codecs for k' < K.
+// codecs keeps the shared codec of each data-fragment count (Codec), got
+// on first use: short blocks need codecs for k' < K.
 type codecs struct {
 	m  int
 	rs []reedsolomon.Encoder // index k'
@@ -247,11 +248,36 @@ func newCodecs(p Params) codecs {
 
 func (c *codecs) get(k int) reedsolomon.Encoder {
 	if c.rs[k] == nil {
-		rs, err := reedsolomon.New(k, c.m)
+		rs, err := Codec(k, c.m)
 		if err != nil { // Params.Validate keeps k and m in range
-			panic("fec: reedsolomon.New: " + err.Error())
+			panic("fec: " + err.Error())
 		}
 		c.rs[k] = rs
 	}
 	return c.rs[k]
+}
+
+// shared holds one codec per (k, m), for the whole process.
+var shared sync.Map // codecKey -> reedsolomon.Encoder
+
+type codecKey struct{ k, m int }
+
+// Codec returns the process's Reed-Solomon codec for k data and m parity
+// shards, made on first use. Codecs are shared by every encoder, decoder
+// and caller: a reedsolomon.Encoder is safe for concurrent use (its
+// matrices are fixed when it is made; the cache of inverted matrices it
+// fills while reconstructing is locked), and one codec per shape instead
+// of one per encoder and decoder keeps a process that runs many members
+// from holding (and filling) as many copies of the same matrices.
+func Codec(k, m int) (reedsolomon.Encoder, error) {
+	key := codecKey{k, m}
+	if rs, ok := shared.Load(key); ok {
+		return rs.(reedsolomon.Encoder), nil
+	}
+	rs, err := reedsolomon.New(k, m)
+	if err != nil {
+		return nil, fmt.Errorf("reedsolomon.New(%d, %d): %w", k, m, err)
+	}
+	got, _ := shared.LoadOrStore(key, rs)
+	return got.(reedsolomon.Encoder), nil
 }

@@ -9,8 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/klauspost/reedsolomon"
-
 	"github.com/strata-net/strata/fec"
 	"github.com/strata-net/strata/node"
 )
@@ -85,7 +83,6 @@ type stream struct {
 	blocks map[uint64]*block
 	low    uint64 // blocks below are forgotten
 	dec    *fec.Decoder
-	rs     map[int]reedsolomon.Encoder
 
 	// Where a member that is not the publisher starts (see anchor):
 	// anchored once a verified manifest fixed the start block, feeding
@@ -200,7 +197,6 @@ func newStream(g *Group, params fec.Params) (*stream, error) {
 		g: g, params: params, P: g.cfg.PushNeighbourLimit,
 		blocks:  make(map[uint64]*block),
 		dec:     dec,
-		rs:      make(map[int]reedsolomon.Encoder),
 		parents: make([]*link, g.cfg.PushNeighbourLimit),
 
 		classNewest:   slices.Repeat([]int64{-1}, g.cfg.PushNeighbourLimit),
@@ -642,14 +638,9 @@ func (s *stream) sendManifest(l *link, b *block, index int) {
 func (s *stream) rebuild(b *block, now time.Time) {
 	b.rebuilt = true
 	mf := b.sm.Manifest
-	rs := s.rs[mf.K]
-	if rs == nil {
-		var err error
-		rs, err = reedsolomon.New(mf.K, mf.M)
-		if err != nil {
-			return
-		}
-		s.rs[mf.K] = rs
+	rs, err := fec.Codec(mf.K, mf.M)
+	if err != nil {
+		return
 	}
 	shards := make([][]byte, len(b.pieces))
 	for i, p := range b.pieces {
