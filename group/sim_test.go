@@ -25,7 +25,8 @@ import (
 // Entries are members:loss. Results accumulate in results.json in the
 // output directory (an entry replaces an earlier one of the same
 // scenario), so sizes can be run separately; the table and the plots are
-// rebuilt from all of them. Without STRATA_SIM it is skipped.
+// rebuilt from all of them (STRATA_SIM=rebuild only rebuilds them).
+// Without STRATA_SIM it is skipped.
 func TestSimReport(t *testing.T) {
 	spec := os.Getenv("STRATA_SIM")
 	if spec == "" {
@@ -55,6 +56,12 @@ func TestSimReport(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	path := filepath.Join(dir, "results.json")
+	if spec == "rebuild" {
+		// Only rebuild results.md and the plots from results.json.
+		writeSimReport(t, dir, path, loadSimResults(t, path))
+		return
+	}
 	var entries []simEntry
 	for _, e := range strings.Split(spec, ",") {
 		f := strings.Split(strings.TrimSpace(e), ":")
@@ -68,7 +75,6 @@ func TestSimReport(t *testing.T) {
 		}
 		entries = append(entries, simEntry{Members: n, Loss: loss, Seconds: secs, Seed: seed})
 	}
-	path := filepath.Join(dir, "results.json")
 	for _, e := range entries {
 		t.Run(fmt.Sprintf("%d:%g", e.Members, e.Loss), func(t *testing.T) {
 			sc := sweepScenario(e.Members, e.Loss, e.Seconds, Config{})
@@ -127,6 +133,15 @@ type simEntry struct {
 }
 
 func (e simEntry) key() string { return fmt.Sprintf("%d:%g:%d", e.Members, e.Loss, e.Seconds) }
+
+// label names e's series in the plots: its size, and its stream's length
+// when that is not the default 10 s.
+func (e simEntry) label() string {
+	if e.Seconds == 10 {
+		return fmt.Sprintf("%d members", e.Members)
+	}
+	return fmt.Sprintf("%d members, %d s stream", e.Members, e.Seconds)
+}
 
 // quantiles returns the 0th, 1st, ..., 100th percentiles of sorted xs.
 func quantiles(xs []float64) []float64 {
@@ -216,21 +231,22 @@ func writeSimReport(t *testing.T, dir, path string, all []simEntry) {
 	}
 	write("results.md", []byte(md.String()))
 
-	// By size: one series per member count, against loss.
-	sizes := map[int][]simEntry{}
-	var ns []int
+	// By size: one series per member count (and stream length, when it
+	// is not the default 10 s), against loss.
+	series := map[string][]simEntry{}
+	var names []string
 	for _, e := range all {
-		if _, ok := sizes[e.Members]; !ok {
-			ns = append(ns, e.Members)
+		n := e.label()
+		if _, ok := series[n]; !ok {
+			names = append(names, n)
 		}
-		sizes[e.Members] = append(sizes[e.Members], e)
+		series[n] = append(series[n], e)
 	}
-	slices.Sort(ns)
 	vsLoss := func(title, ylabel string, y func(simEntry) float64) plot {
 		p := plot{title: title, xlabel: "loss each way (%)", ylabel: ylabel, ymin0: true}
-		for _, n := range ns {
-			s := plotSeries{name: fmt.Sprintf("%d members", n), dots: true}
-			for _, e := range sizes[n] {
+		for _, n := range names {
+			s := plotSeries{name: n, dots: true}
+			for _, e := range series[n] {
 				s.xs, s.ys = append(s.xs, e.Loss*100), append(s.ys, y(e))
 			}
 			p.series = append(p.series, s)
@@ -255,14 +271,13 @@ func writeSimReport(t *testing.T, dir, path string, all []simEntry) {
 		}
 		return p
 	}
-	if len(ns) > 0 {
-		n0 := ns[0]
-		write("latency_cdf_loss.svg", cdf(fmt.Sprintf("Latency CDF, %d members, by loss", n0),
-			func(e simEntry) bool { return e.Members == n0 }, func(e simEntry) string { return fmt.Sprintf("%g %% loss", e.Loss*100) }).svg())
+	if len(names) > 0 {
+		n0 := names[0] // all is sorted: the smallest size
+		write("latency_cdf_loss.svg", cdf(fmt.Sprintf("Latency CDF, %s, by loss", n0),
+			func(e simEntry) bool { return e.label() == n0 }, func(e simEntry) string { return fmt.Sprintf("%g %% loss", e.Loss*100) }).svg())
 	}
 	at5 := func(e simEntry) bool { return math.Abs(e.Loss-0.05) < 1e-9 }
-	write("latency_cdf_size.svg", cdf("Latency CDF at 5 % loss, by size", at5,
-		func(e simEntry) string { return fmt.Sprintf("%d members", e.Members) }).svg())
+	write("latency_cdf_size.svg", cdf("Latency CDF at 5 % loss, by size", at5, simEntry.label).svg())
 
 	load := plot{title: "Load over the subscribers at 5 % loss", xlabel: "subscribers, by load (percentile)", ylabel: "bytes / stream bytes", ymin0: true}
 	for _, e := range all {
@@ -273,7 +288,7 @@ func writeSimReport(t *testing.T, dir, path string, all []simEntry) {
 			what string
 			qs   []float64
 		}{{"sent", e.SentQuantile}, {"received", e.RecvQuantile}} {
-			s := plotSeries{name: fmt.Sprintf("%d members, %s", e.Members, c.what)}
+			s := plotSeries{name: e.label() + ", " + c.what}
 			for i, v := range c.qs {
 				s.xs, s.ys = append(s.xs, float64(i)), append(s.ys, v)
 			}
@@ -307,5 +322,45 @@ func logSpread(t *testing.T, runs []simEntry) {
 			lo, hi = min(lo, v), max(hi, v)
 		}
 		t.Logf("seed %d, %d runs: %s %.4g .. %.4g", runs[0].Seed, len(runs), f.name, lo, hi)
+	}
+}
+
+// The report names each series by size and, when it is not 10 s, stream
+// length: a 60 s run of 1,000 members is a series of its own, not a
+// second point on the 10 s one.
+func TestSimReportSeries(t *testing.T) {
+	dir := t.TempDir()
+	qs := make([]float64, 101)
+	for i := range qs {
+		qs[i] = float64(i)
+	}
+	all := []simEntry{
+		{Members: 100, Loss: 0.05, Seconds: 10, LatencyQuantile: qs, SentQuantile: qs, RecvQuantile: qs},
+		{Members: 1000, Loss: 0.05, Seconds: 10, LatencyQuantile: qs, SentQuantile: qs, RecvQuantile: qs},
+		{Members: 1000, Loss: 0.05, Seconds: 60, LatencyQuantile: qs, SentQuantile: qs, RecvQuantile: qs},
+	}
+	writeSimReport(t, dir, filepath.Join(dir, "results.json"), all)
+	for _, c := range []struct {
+		file string
+		want []string
+	}{
+		{"latency_cdf_size.svg", []string{">100 members<", ">1000 members<", ">1000 members, 60 s stream<"}},
+		{"overhead.svg", []string{">1000 members<", ">1000 members, 60 s stream<"}},
+		{"load.svg", []string{">1000 members, 60 s stream, sent<"}},
+		{"latency_cdf_loss.svg", []string{"Latency CDF, 100 members, by loss"}},
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s lacks %q", c.file, w)
+			}
+		}
+	}
+	got := loadSimResults(t, filepath.Join(dir, "results.json"))
+	if len(got) != 3 || got[2].Seconds != 60 {
+		t.Errorf("results.json holds %+v", got)
 	}
 }
