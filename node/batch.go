@@ -20,6 +20,25 @@ type batchConn interface {
 // supports it (recvmmsg/sendmmsg on Linux).
 const batchSize = 64
 
+// addrPortWriter is a conn that writes to a netip.AddrPort without
+// allocating (memnet.Conn, *net.UDPConn).
+type addrPortWriter interface {
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+}
+
+// memBatch is how many datagrams a read takes from an in-memory conn.
+const memBatch = 16
+
+// memBatchReads turns batched reads from in-memory conns on (the
+// benchmark turns them off to compare).
+var memBatchReads = true
+
+// batchReader is a conn that reads several datagrams a call, with their
+// sources as netip.AddrPort (memnet.Conn).
+type batchReader interface {
+	ReadBatch(bufs [][]byte, ns []int, srcs []netip.AddrPort) (int, error)
+}
+
 // datagramIO moves datagrams in batches over a real UDP socket, and one at a
 // time over any other net.PacketConn (such as the in-memory network). On the
 // bulk-transfer path the per-datagram system call is the largest cost, so
@@ -35,6 +54,10 @@ type datagramIO struct {
 	roobs [][]byte
 	gro   bool
 	segs  []segment // the datagrams of the last read, split if coalesced
+	// an in-memory conn that reads many datagrams a call (memnet)
+	breader batchReader
+	rns     []int
+	rsrcs   []netip.AddrPort
 
 	// send side: batches are filled under the node's mutex and sent after
 	// it is released, in the order they were filled, so that system calls
@@ -69,6 +92,14 @@ func newDatagramIO(conn net.PacketConn, onErr func(error)) *datagramIO {
 		}
 	}
 	n, size := 1, 8192
+	if br, ok := conn.(batchReader); ok && d.batch == nil && memBatchReads {
+		// An in-memory network (memnet): take what is queued at once.
+		// RTMFP datagrams are at most 1200 bytes; a longer one is
+		// truncated, fails to decode and is counted like any other.
+		d.breader, n, size = br, memBatch, 2048
+		d.rns = make([]int, n)
+		d.rsrcs = make([]netip.AddrPort, n)
+	}
 	if d.batch != nil {
 		n = batchSize
 		if uc, ok := conn.(*net.UDPConn); ok && enableGRO(uc) {
@@ -94,6 +125,16 @@ func newDatagramIO(conn net.PacketConn, onErr func(error)) *datagramIO {
 // each with datagram). Coalesced (GRO) reads are split into their segments.
 func (d *datagramIO) read() (int, error) {
 	d.segs = d.segs[:0]
+	if d.breader != nil {
+		count, err := d.breader.ReadBatch(d.rbufs, d.rns, d.rsrcs)
+		if err != nil {
+			return 0, err
+		}
+		for i := range count {
+			d.segs = append(d.segs, segment{d.rsrcs[i], d.rbufs[i][:d.rns[i]]})
+		}
+		return count, nil
+	}
 	if d.batch == nil {
 		n, from, err := d.conn.ReadFrom(d.rbufs[0])
 		if err != nil {
@@ -165,7 +206,13 @@ func newSendBatch() *sendBatch {
 // write queues one datagram (copied). Called with the node's mutex held.
 func (d *datagramIO) write(to netip.AddrPort, pkt []byte) {
 	if d.batch == nil {
-		if _, err := d.conn.WriteTo(pkt, net.UDPAddrFromAddrPort(to)); err != nil {
+		var err error
+		if w, ok := d.conn.(addrPortWriter); ok {
+			_, err = w.WriteToUDPAddrPort(pkt, to)
+		} else {
+			_, err = d.conn.WriteTo(pkt, net.UDPAddrFromAddrPort(to))
+		}
+		if err != nil {
 			d.onErr(err)
 		}
 		return

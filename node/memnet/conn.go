@@ -126,6 +126,38 @@ func (c *Conn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 	}
 }
 
+// ReadBatch reads up to len(bufs) datagrams at once: it blocks as
+// ReadFromUDPAddrPort does until one is queued, then takes every queued
+// one that fits, copying datagram i into bufs[i] (truncated to it, as
+// with UDP) and setting ns[i] and srcs[i]. It returns how many it took.
+// A reader that takes what is queued in one call pays its wake-up and
+// locking once per batch (node's reader does, as it does with recvmmsg
+// on a UDP socket). ns and srcs must be at least as long as bufs.
+func (c *Conn) ReadBatch(bufs [][]byte, ns []int, srcs []netip.AddrPort) (int, error) {
+	if len(bufs) == 0 {
+		return 0, nil
+	}
+	n, src, err := c.ReadFromUDPAddrPort(bufs[0])
+	if err != nil {
+		return 0, err
+	}
+	ns[0], srcs[0] = n, src
+	count := 1
+	c.mu.Lock()
+	for count < len(bufs) && !c.closed {
+		p := c.queue.pop()
+		if p == nil {
+			break
+		}
+		ns[count] = copy(bufs[count], p.data)
+		srcs[count] = p.src
+		putPacket(p)
+		count++
+	}
+	c.mu.Unlock()
+	return count, nil
+}
+
 // WriteTo sends b to addr, which must be a *net.UDPAddr. The Conn copies b.
 func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)

@@ -1,8 +1,10 @@
 package memnet
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"testing"
@@ -310,6 +312,61 @@ func TestTruncation(t *testing.T) {
 	}
 	if b.Pending() != 0 {
 		t.Fatal("truncated datagram left a remainder")
+	}
+}
+
+// ReadBatch takes what is queued, in order, up to the buffers given;
+// longer datagrams are truncated to their buffer; a closed conn errs.
+func TestReadBatch(t *testing.T) {
+	n, _ := newManual(t, Config{})
+	a := listen(t, n, "10.0.0.1:1")
+	c := listen(t, n, "10.0.0.3:1")
+	b := listen(t, n, "10.0.0.2:1")
+	for i := range 5 {
+		from := a
+		if i == 3 {
+			from = c
+		}
+		send(t, from, b.LocalAddrPort(), seqPayload(uint32(i), 10+i))
+	}
+	bufs := [][]byte{make([]byte, 64), make([]byte, 64), make([]byte, 12)}
+	ns := make([]int, 3)
+	srcs := make([]netip.AddrPort, 3)
+	for _, want := range []struct {
+		count int
+		seqs  []uint32
+		ns    []int
+	}{
+		{3, []uint32{0, 1, 2}, []int{10, 11, 12}},
+		{2, []uint32{3, 4}, []int{13, 14}},
+	} {
+		k, err := b.ReadBatch(bufs, ns, srcs)
+		if err != nil || k != want.count {
+			t.Fatalf("ReadBatch = %d, %v; want %d", k, err, want.count)
+		}
+		for i := range k {
+			if got := binary.BigEndian.Uint32(bufs[i]); got != want.seqs[i] || ns[i] != want.ns[i] {
+				t.Errorf("datagram %d: seq %d, %d bytes; want %d, %d", i, got, ns[i], want.seqs[i], want.ns[i])
+			}
+			wantSrc := a.LocalAddrPort()
+			if want.seqs[i] == 3 {
+				wantSrc = c.LocalAddrPort()
+			}
+			if srcs[i] != wantSrc {
+				t.Errorf("datagram %d from %v, want %v", i, srcs[i], wantSrc)
+			}
+		}
+	}
+	// The third buffer is 12 bytes: a 14-byte datagram there is cut.
+	for i := range 3 {
+		send(t, a, b.LocalAddrPort(), seqPayload(uint32(10+i), 14))
+	}
+	if k, err := b.ReadBatch(bufs, ns, srcs); err != nil || k != 3 || ns[2] != 12 || b.Pending() != 0 {
+		t.Fatalf("ReadBatch = %d, %v, sizes %v, %d left; want 3 with the last cut to 12", k, err, ns, b.Pending())
+	}
+	b.Close()
+	if _, err := b.ReadBatch(bufs, ns, srcs); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("ReadBatch on a closed conn: %v", err)
 	}
 }
 
