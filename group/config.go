@@ -100,7 +100,7 @@ type Config struct {
 	// 304-316/548-606 ms against 404-426/858-1022 ms for one, at the same
 	// bytes received per useful byte (1.385-1.387 against 1.387-1.390:
 	// fewer blocks wait for pulls). Every class (10) takes the manifest
-	// down with the pieces and trims the median by another 10-20 % at
+	// down with the pieces and trims the median by another 11-19 % at
 	// about +0.18 bytes received per useful byte (docs/benchmarks.md §6).
 	ManifestCarriers int
 

@@ -21,7 +21,7 @@ type batchConn interface {
 const batchSize = 64
 
 // addrPortWriter is a conn that writes to a netip.AddrPort without
-// allocating (memnet.Conn, *net.UDPConn).
+// allocating (memnet.Conn).
 type addrPortWriter interface {
 	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 }
@@ -39,8 +39,9 @@ type batchReader interface {
 	ReadBatch(bufs [][]byte, ns []int, srcs []netip.AddrPort) (int, error)
 }
 
-// datagramIO moves datagrams in batches over a real UDP socket, and one at a
-// time over any other net.PacketConn (such as the in-memory network). On the
+// datagramIO moves datagrams in batches over a real UDP socket, reads what
+// is queued at once from an in-memory conn (memnet), and moves them one at a
+// time over any other net.PacketConn. On the
 // bulk-transfer path the per-datagram system call is the largest cost, so
 // batching is what lets an RTMFP flow keep up with QUIC and TCP.
 type datagramIO struct {
@@ -58,6 +59,8 @@ type datagramIO struct {
 	breader batchReader
 	rns     []int
 	rsrcs   []netip.AddrPort
+	// a conn without batches that writes to a netip.AddrPort (memnet)
+	apw addrPortWriter
 
 	// send side: batches are filled under the node's mutex and sent after
 	// it is released, in the order they were filled, so that system calls
@@ -90,6 +93,9 @@ func newDatagramIO(conn net.PacketConn, onErr func(error)) *datagramIO {
 		} else {
 			d.batch = ipv4.NewPacketConn(uc)
 		}
+	}
+	if w, ok := conn.(addrPortWriter); ok && d.batch == nil {
+		d.apw = w
 	}
 	n, size := 1, 8192
 	if br, ok := conn.(batchReader); ok && d.batch == nil && memBatchReads {
@@ -207,8 +213,8 @@ func newSendBatch() *sendBatch {
 func (d *datagramIO) write(to netip.AddrPort, pkt []byte) {
 	if d.batch == nil {
 		var err error
-		if w, ok := d.conn.(addrPortWriter); ok {
-			_, err = w.WriteToUDPAddrPort(pkt, to)
+		if d.apw != nil {
+			_, err = d.apw.WriteToUDPAddrPort(pkt, to)
 		} else {
 			_, err = d.conn.WriteTo(pkt, net.UDPAddrFromAddrPort(to))
 		}
