@@ -43,3 +43,70 @@ func (m *mesh) diag(t *testing.T) {
 			r.i, st.LatencyP50, st.LatencyP99, nl, depths, st.PullsSent, st.PusherChanges, st.PushersShunned, st.Duplicates, len(mb.g.Overlay().Neighbours()))
 	}
 }
+
+// diagLoad logs how the members' upload is spread: percentiles over
+// members of what each sent (pushes and parity, pulls served, control) in
+// multiples of the stream, and the busiest members with their depth, the
+// push classes they carry for neighbours and their queue drops. The
+// overloaded regime of long 1,000-member runs (docs/sim.md) shows here as
+// a few shallow members sending many times the stream.
+func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
+	type row struct {
+		i                      int
+		push, pull, ctl, total float64
+		subs, links, depth     int
+		stale, queued, served  uint64
+	}
+	var rows []row
+	for i, mb := range m.members[1:] {
+		st := mb.g.Stats()
+		mb.g.mu.Lock()
+		subs, depth := 0, 0
+		for _, l := range mb.g.links {
+			for _, on := range l.subs {
+				if on {
+					subs++
+				}
+			}
+		}
+		for k := range mb.g.st.parents {
+			depth += mb.g.st.myDepth(k)
+		}
+		nl := len(mb.g.links)
+		np := max(len(mb.g.st.parents), 1)
+		mb.g.mu.Unlock()
+		f := func(v uint64) float64 { return float64(v) / float64(streamBytes) }
+		rows = append(rows, row{i: i + 1, push: f(st.Sent.Push + st.Sent.Parity), pull: f(st.Sent.Pull), ctl: f(st.Sent.Control),
+			total: f(st.Sent.Total()), subs: subs, links: nl, depth: depth / np, stale: st.StaleDropped, queued: st.QueueDropped, served: st.PullsServed})
+	}
+	if len(rows) == 0 {
+		return
+	}
+	var why [whyReasons]uint64
+	var skipped uint64
+	for _, mb := range m.members {
+		skipped += mb.g.Stats().PushesSkipped
+	}
+	for _, mb := range m.members[1:] {
+		mb.g.mu.Lock()
+		for i, v := range mb.g.st.why {
+			why[i] += v
+		}
+		mb.g.mu.Unlock()
+	}
+	n := float64(len(rows))
+	t.Logf("pushes skipped per member %.0f", float64(skipped)/n)
+	t.Logf("pusher changes per member by reason: refused %.1f gone %.1f silent %.1f late %.1f fill %.1f stale %.1f deeper %.1f",
+		float64(why[whyRefused])/n, float64(why[whyGone])/n, float64(why[whySilent])/n, float64(why[whyLate])/n,
+		float64(why[whyFill])/n, float64(why[whyStale])/n, float64(why[whyDeeper])/n)
+	slices.SortFunc(rows, func(a, b row) int { return int((b.total - a.total) * 1e6) })
+	q := func(p float64) row { return rows[min(len(rows)-1, int(float64(len(rows))*(1-p)))] }
+	for _, p := range []float64{0.5, 0.9, 0.99} {
+		r := q(p)
+		t.Logf("load p%.0f: sent %.2f× (push %.2f pull %.2f control %.2f)", p*100, r.total, r.push, r.pull, r.ctl)
+	}
+	for _, r := range rows[:min(5, len(rows))] {
+		t.Logf("busy member %d: sent %.2f× (push %.2f pull %.2f control %.2f) classes carried %d links %d mean depth %d stale %d queue drops %d pulls served %d",
+			r.i, r.total, r.push, r.pull, r.ctl, r.subs, r.links, r.depth, r.stale, r.queued, r.served)
+	}
+}

@@ -44,7 +44,10 @@
 // As soon as a member holds k' pieces of a block it rebuilds the others,
 // checks them against the manifest and relays them like received ones, so
 // a member that misses a pusher still serves its own subscribers, and a
-// lost piece never has to travel from the publisher again. Members
+// lost piece never has to travel from the publisher again. It tells the
+// pushers of the pieces it still lacked that it holds the block whole (a
+// 9-byte have message), and they skip those pieces, queued or to come.
+// Members
 // advertise which pieces they hold every AvailabilityUpdatePeriod (complete
 // blocks as one count); a block still short of k' pieces FetchPeriod after
 // its first piece is completed by pulls from neighbours that advertised

@@ -528,6 +528,16 @@ func (g *Group) handleData(l *link, msg []byte, now time.Time) {
 		g.malformed(l)
 		return
 	}
+	if len(msg) > 0 && msg[0] == dataHave {
+		g.stats.Received.Control += uint64(len(msg))
+		seq, err := decodeHave(msg)
+		if err != nil {
+			g.malformed(l)
+			return
+		}
+		g.st.handleHave(l, seq)
+		return
+	}
 	sm, p, how, err := decodeData(msg)
 	if err != nil {
 		g.stats.Received.Control += uint64(len(msg))
@@ -563,19 +573,37 @@ func (g *Group) sendControl(l *link, c *control) {
 	}
 }
 
-// sendData queues a data message to l, to be abandoned at deadline.
-// Pushed pieces are sent once (noRTX): a lost one is repaired by parity
-// or a pull, and a retransmission would hold up the pieces behind it on
-// the ordered flow.
+// sendData queues a data message to l, to be abandoned at deadline;
+// noRTX sends it once, never resent (no caller does: a retransmission
+// timeout abandons every message in flight on the session, docs/group.md).
 func (g *Group) sendData(l *link, lane int, b []byte, deadline time.Time, t *uint64, noRTX bool) {
-	if lane >= len(l.data) {
+	g.enqueueData(l, outMsg{data: true, lane: lane, b: b, deadline: deadline, noRTX: noRTX}, t)
+}
+
+// enqueueData queues a data message m to l, counting its bytes in t.
+func (g *Group) enqueueData(l *link, m outMsg, t *uint64) {
+	if m.lane >= len(l.data) {
 		return
 	}
-	if l.enqueue(outMsg{data: true, lane: lane, b: b, deadline: deadline, noRTX: noRTX}) {
-		*t += uint64(len(b))
+	m.t = t
+	if l.enqueue(m) {
+		*t += uint64(len(m.b))
 	} else {
 		g.stats.QueueDropped++
 	}
+}
+
+// skipPush reports whether m, a message leaving l's queue, is a pushed
+// piece of a block l said it holds whole; if so it is counted as skipped
+// and its bytes are taken back from what was counted sent. Called with
+// g.mu held.
+func (g *Group) skipPush(l *link, m outMsg) bool {
+	if !m.push || !l.whole[m.seq] {
+		return false
+	}
+	g.stats.PushesSkipped++
+	*m.t -= uint64(len(m.b))
+	return true
 }
 
 func (g *Group) sendLoop(l *link) {
@@ -607,6 +635,14 @@ func (g *Group) sendLoop(l *link) {
 				g.stats.StaleDropped++
 				g.mu.Unlock()
 				continue
+			}
+			if m.push {
+				g.mu.Lock()
+				skip := g.skipPush(l, m)
+				g.mu.Unlock()
+				if skip {
+					continue
+				}
 			}
 			opt.FinishWithin = left
 			opt.NoRetransmit = m.noRTX

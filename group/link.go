@@ -14,6 +14,12 @@ type outMsg struct {
 	deadline time.Time
 	noRTX    bool
 	lane     int
+	// A pushed piece of block seq, not sent if the neighbour says it
+	// holds the whole block by the time the piece leaves the queue; its
+	// bytes are then taken back from the counter t.
+	push bool
+	seq  uint64
+	t    *uint64
 }
 
 // link is this member's connection to one neighbour in the group: our
@@ -33,6 +39,7 @@ type link struct {
 	// stream state
 	know         map[uint64][]byte // pieces the neighbour holds (advertised, sent or received)
 	manifestSent map[uint64]bool   // blocks whose manifest it has
+	whole        map[uint64]bool   // blocks it said it holds whole (have messages)
 	newest       []int64           // per push class: newest block it holds a piece of (-1: none)
 	depth        []int             // per push class: its advertised hops from the publisher
 	late         []time.Duration   // per push class: smoothed lateness of its pushes to us
@@ -91,6 +98,7 @@ func newLink(p node.PeerID, s *node.Session, ctrl *node.SendFlow, data []*node.S
 		done:         make(chan struct{}),
 		know:         make(map[uint64][]byte),
 		manifestSent: make(map[uint64]bool),
+		whole:        make(map[uint64]bool),
 	}
 }
 

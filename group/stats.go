@@ -57,6 +57,9 @@ type Stats struct {
 	// QueueDropped counts messages not sent because a link's queue was
 	// full; StaleDropped those whose deadline passed in the queue.
 	QueueDropped, StaleDropped uint64
+	// PushesSkipped counts pushed pieces not sent because the neighbour
+	// said it holds the whole block (it rebuilt it) before they left.
+	PushesSkipped uint64
 	// PusherChanges counts push classes moved to another neighbour;
 	// PushersShunned the pushers dropped for being late or for pushing
 	// nothing of a class they took on; Withholding counts the latter.

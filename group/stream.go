@@ -73,6 +73,18 @@ type pendingPiece struct {
 	from *link
 }
 
+// Reasons a class lost or changed its pusher (stream.why).
+const (
+	whyRefused = iota // the pusher refused the class
+	whyGone           // its link closed
+	whySilent         // shunned: silent while advertising the class
+	whyLate           // shunned: much later than the other pushers
+	whyFill           // a class without pusher got one
+	whyStale          // the pusher fell 4 blocks behind the freshest
+	whyDeeper         // another neighbour is 2 hops nearer the publisher
+	whyReasons
+)
+
 // stream is a member's share of the group's multicast stream. All fields
 // are guarded by the group's mutex.
 type stream struct {
@@ -91,6 +103,8 @@ type stream struct {
 	start             uint64
 
 	parents []*link // per class: the neighbour asked to push it
+	// why counts pusher changes and losses by reason (diagnostics).
+	why [whyReasons]uint64
 
 	// publisher
 	enc          *fec.Encoder
@@ -228,6 +242,7 @@ func (s *stream) linkAdded(l *link) {
 func (s *stream) linkRemoved(l *link) {
 	for c, p := range s.parents {
 		if p == l {
+			s.why[whyGone]++
 			s.parents[c] = nil
 		}
 	}
@@ -609,7 +624,7 @@ func (s *stream) sendPiece(l *link, b *block, p fec.Piece, msg []byte) {
 	if s.tamper != nil {
 		msg = s.tamper(msg)
 	}
-	s.g.sendData(l, lane, msg, b.deadline, t, false)
+	s.g.enqueueData(l, outMsg{data: true, lane: lane, b: msg, deadline: b.deadline, push: msg[1] == viaPush, seq: b.seq}, t)
 }
 
 // carriesManifest reports whether the pushers of class send the manifest
@@ -659,6 +674,7 @@ func (s *stream) rebuild(b *block, now time.Time) {
 	if err := rs.Reconstruct(shards); err != nil {
 		return
 	}
+	s.tellWhole(b)
 	for i := range b.pieces {
 		if bitSet(b.have, i) {
 			continue
@@ -676,6 +692,37 @@ func (s *stream) rebuild(b *block, now time.Time) {
 		}
 		s.g.stats.Reconstructed++
 		s.store(b, p, nil, now)
+	}
+}
+
+// tellWhole tells the pushers of the pieces b still lacks that this
+// member holds the whole block (it is rebuilding them), so that they skip
+// those pieces: without it they arrive anyway as duplicates (a quarter of
+// what members received at 300 members), and on a congested link they
+// hold up the pieces behind them.
+func (s *stream) tellWhole(b *block) {
+	var told []*link
+	for i := range b.pieces {
+		p := s.parents[i%s.P]
+		if bitSet(b.have, i) || p == nil || slices.Contains(told, p) {
+			continue
+		}
+		told = append(told, p)
+		s.g.sendData(p, s.g.cfg.DataLanes, appendHaveMsg(nil, b.seq), b.deadline, &s.g.stats.Sent.Control, false)
+	}
+}
+
+// handleHave notes that l holds block seq whole: pieces of it not yet
+// pushed to l are not sent.
+func (s *stream) handleHave(l *link, seq uint64) {
+	if s.blocks[seq] == nil {
+		return // out of the window: nothing to skip
+	}
+	l.whole[seq] = true
+	if m := l.know[seq]; m == nil {
+		l.know[seq] = fullMap()
+	} else {
+		copy(m, fullMap())
 	}
 }
 
@@ -794,6 +841,11 @@ func (s *stream) prune(now time.Time) {
 		for seq := range l.manifestSent {
 			if seq < s.low {
 				delete(l.manifestSent, seq)
+			}
+		}
+		for seq := range l.whole {
+			if seq < s.low {
+				delete(l.whole, seq)
 			}
 		}
 	}
@@ -924,6 +976,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 		for _, k := range c.Classes {
 			l.refused[k] = now.Add(8 * s.g.cfg.AvailabilityUpdatePeriod)
 			if s.parents[k] == l {
+				s.why[whyRefused]++
 				s.parents[k] = nil
 			}
 		}
@@ -1289,6 +1342,7 @@ func (s *stream) checkWithholding(now time.Time) {
 		// banned honest members at 200 members over 20-60 ms links.
 		s.g.stats.PushersShunned++
 		s.g.stats.Withholding++
+		s.why[whySilent]++
 		p.refused[c] = now.Add(withholdShun * s.g.cfg.AvailabilityUpdatePeriod)
 		s.parents[c] = nil
 		s.subscribe(p)
@@ -1344,6 +1398,7 @@ func (s *stream) selectParents(now time.Time) {
 		if p := s.parents[worst]; p.late[worst] > s.g.cfg.FetchPeriod/2 && p.late[worst] > 2*med {
 			p.refused[worst] = now.Add(10 * s.g.cfg.AvailabilityUpdatePeriod)
 			s.g.stats.PushersShunned++
+			s.why[whyLate]++
 			p.late[worst] = 0
 			load[p]--
 			s.parents[worst] = nil
@@ -1399,6 +1454,14 @@ func (s *stream) selectParents(now time.Time) {
 		}
 		if best == cur || best == nil {
 			continue
+		}
+		switch {
+		case cur == nil:
+			s.why[whyFill]++
+		case cur.newest[c]+4 < newest:
+			s.why[whyStale]++
+		default:
+			s.why[whyDeeper]++
 		}
 		if cur != nil {
 			changed[cur] = true

@@ -71,6 +71,7 @@ func (sc streamScenario) run(t *testing.T) result {
 	publish(t, ctx, p, data, sc.rate, 1000)
 	res := m.collect(data, sc.drain)
 	m.diag(t)
+	m.diagLoad(t, len(data))
 
 	t.Logf("missing %.4f%%; received per useful byte max %.3f mean %.3f; publisher upload %.2fx; latency pooled p50 %v p99 %v, worst member p50 %v p99 %v",
 		res.missing*100, res.overhead, res.meanOverhead, res.upload,
@@ -153,7 +154,8 @@ func TestStreamDelivery(t *testing.T) {
 // 20-60 ms links (a delay drawn per pair of members), 5 % loss; asserts
 // p99 latency under 1 s among the rest. It takes two to three minutes of real
 // time on 2 CPUs (too slow under -race), so it runs only with
-// STRATA_LONG=1 and without -short; .ci/run sets it. STRATA_LONG_N and STRATA_LONG_SECONDS shrink it.
+// STRATA_LONG=1 and without -short; .ci/run sets it. STRATA_LONG_N and STRATA_LONG_SECONDS shrink it;
+// STRATA_LONG_SEED seeds it.
 func TestStreamDelivery200(t *testing.T) {
 	if testing.Short() || os.Getenv("STRATA_LONG") != "1" {
 		t.Skip("set STRATA_LONG=1 (and no -short) for the 200-member run")
@@ -165,7 +167,11 @@ func TestStreamDelivery200(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("STRATA_LONG_SECONDS")); err == nil && v > 0 {
 		secs = v
 	}
+	// STRATA_LONG_SEED seeds the run (keys, so the mesh, and the network
+	// draws), for A/B comparisons of a change over the same seeds.
+	seed, _ := strconv.ParseUint(os.Getenv("STRATA_LONG_SEED"), 10, 64)
 	streamScenario{
+		seed:     seed,
 		members:  n,
 		link:     memnet.Link{Delay: 20 * time.Millisecond, Jitter: 40 * time.Millisecond, Loss: 0.05},
 		bytes:    secs * 125_000,

@@ -206,10 +206,29 @@ func (t ctlType) String() string {
 //	manifest: stamp (8, publisher's send time in Unix ns), signature
 //	          length (1: 0 or 64), signature, fec manifest encoding
 //	piece:    how (1: push or pull), fec piece encoding
+//	have:     block (8): the sender holds the whole block (it rebuilt it
+//	          from k pieces), so its pushers skip the block's other pieces
 const (
 	dataManifest = 1
 	dataPiece    = 2
+	dataHave     = 3
 )
+
+// haveMsgLen is the length of a have message.
+const haveMsgLen = 9
+
+func appendHaveMsg(b []byte, seq uint64) []byte {
+	b = append(b, dataHave)
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+// decodeHave decodes a have message: the block its sender holds whole.
+func decodeHave(b []byte) (uint64, error) {
+	if len(b) != haveMsgLen || b[0] != dataHave {
+		return 0, fmt.Errorf("%w: bad have message", ErrMalformed)
+	}
+	return binary.BigEndian.Uint64(b[1:]), nil
+}
 
 // How a piece was sent, for per-purpose statistics.
 const (

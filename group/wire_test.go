@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -137,6 +138,34 @@ func TestDataRoundTrip(t *testing.T) {
 	}
 }
 
+func TestHaveMessage(t *testing.T) {
+	for _, seq := range []uint64{0, 1, 1 << 40, ^uint64(0)} {
+		b := appendHaveMsg(nil, seq)
+		got, err := decodeHave(b)
+		if err != nil || got != seq || len(b) != haveMsgLen {
+			t.Errorf("have %d: got %d, %v (%d bytes)", seq, got, err, len(b))
+		}
+	}
+	good := appendHaveMsg(nil, 7)
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"short", good[:8]},
+		{"long", append(slices.Clone(good), 0)},
+		{"other type", append([]byte{dataPiece}, good[1:]...)},
+	} {
+		if _, err := decodeHave(tc.b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	// decodeData takes manifests and pieces only.
+	if _, _, _, err := decodeData(good); !errors.Is(err, ErrMalformed) {
+		t.Errorf("decodeData took a have message: %v", err)
+	}
+}
+
 func TestParseMetadata(t *testing.T) {
 	gid := [32]byte{1, 2, 3}
 	tests := []struct {
@@ -195,7 +224,11 @@ func FuzzDecodeData(f *testing.F) {
 	f.Add(mb)
 	f.Add(pb)
 	f.Add([]byte{dataPiece, viaPull})
+	f.Add(appendHaveMsg(nil, 3))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if seq, err := decodeHave(b); err == nil && !bytes.Equal(appendHaveMsg(nil, seq), b) {
+			t.Fatalf("have %d does not encode back to its input", seq)
+		}
 		sm, gp, _, err := decodeData(b)
 		if err != nil {
 			return

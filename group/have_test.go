@@ -1,0 +1,187 @@
+package group
+
+import (
+	"context"
+	"crypto/ed25519"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/strata-net/strata/fec"
+	"github.com/strata-net/strata/node"
+	"github.com/strata-net/strata/node/memnet"
+)
+
+// A member that says it holds a block whole (a have message) gets none
+// of the block's pieces its pusher has not sent yet: neither those the
+// pusher relays later nor those still in the pusher's queue, whose bytes
+// are then not counted as sent.
+func TestHaveSkipsPushes(t *testing.T) {
+	runVirtual(t, func(t *testing.T) {
+		pub, priv, _ := ed25519.GenerateKey(nil)
+		spec := Specifier{Name: "have", Multicast: true, PublisherKey: pub}
+		m := newMesh(t, 2, memnet.Link{}, spec, Config{}, priv)
+		// The publisher streams three blocks on its own (no links): its
+		// signed manifests and pieces are replayed to member 1 below.
+		p, err := m.members[0].g.Publish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := m.members[0].g.cfg
+		data := streamData(4 * cfg.K * cfg.FragmentSize)
+		publish(t, context.Background(), p, data, 1<<20, 1000)
+		time.Sleep(time.Second)
+		type held struct {
+			sm     *signedManifest
+			pieces []fec.Piece
+		}
+		var blocks []held
+		g0 := m.members[0].g
+		g0.mu.Lock()
+		for _, b := range g0.st.blocks {
+			if b.sm != nil && b.count == len(b.pieces) {
+				blocks = append(blocks, held{b.sm, slices.Clone(b.pieces)})
+			}
+		}
+		g0.mu.Unlock()
+		slices.SortFunc(blocks, func(a, b held) int { return int(a.sm.Manifest.Block) - int(b.sm.Manifest.Block) })
+		if len(blocks) < 3 {
+			t.Fatalf("the publisher holds %d whole blocks, want 3", len(blocks))
+		}
+		a, b, c := blocks[0], blocks[1], blocks[2]
+
+		x := m.members[1].g
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		s := x.st
+		fake := func(id byte) *link {
+			l := newLink(node.PeerID{id}, nil, nil, make([]*node.SendFlow, x.cfg.DataLanes+1), 4096)
+			x.links[l.peer] = l
+			s.linkAdded(l)
+			return l
+		}
+		from, to := fake(1), fake(2)
+		defer func() {
+			// The fake links have no flows to close.
+			delete(x.links, from.peer)
+			delete(x.links, to.peer)
+			for c, l := range s.parents {
+				if l == from || l == to {
+					s.parents[c] = nil
+				}
+			}
+		}()
+		all := make([]byte, s.P)
+		for i := range all {
+			all[i] = byte(i)
+		}
+		s.handleSubscribe(to, &control{Type: ctlSubscribe, Classes: all, Modulus: uint8(s.P)})
+		queued := func() (pushes map[uint64]int, msgs []outMsg) {
+			pushes = make(map[uint64]int)
+			for {
+				m, ok := to.q.pop()
+				if !ok {
+					return pushes, msgs
+				}
+				if m.push {
+					pushes[m.seq]++
+				}
+				msgs = append(msgs, m)
+			}
+		}
+		queued() // the subscription's control messages
+		now := time.Now()
+		replay := func(h held) {
+			s.handleManifest(from, h.sm, now)
+			for _, pc := range h.pieces {
+				s.handlePiece(from, pc, true, now)
+			}
+		}
+
+		replay(a)
+		pushes, msgs := queued()
+		if got, want := pushes[a.sm.Manifest.Block], len(a.pieces); got != want {
+			t.Fatalf("block without have: %d pieces pushed, want %d", got, want)
+		}
+		// The have arrives while they wait in the queue.
+		s.handleHave(to, a.sm.Manifest.Block)
+		sent := x.stats.Sent
+		var back uint64
+		for _, m := range msgs {
+			if x.skipPush(to, m) != m.push {
+				t.Fatalf("skipPush %v for a message with push %v", !m.push, m.push)
+			}
+			if m.push {
+				back += uint64(len(m.b))
+			}
+		}
+		if got := sent.Push + sent.Parity - x.stats.Sent.Push - x.stats.Sent.Parity; got != back || back == 0 {
+			t.Errorf("skipped pushes took back %d bytes from Sent, want %d", got, back)
+		}
+		if x.stats.PushesSkipped != uint64(len(a.pieces)) {
+			t.Errorf("PushesSkipped %d, want %d", x.stats.PushesSkipped, len(a.pieces))
+		}
+
+		// The have arrives before the block's pieces.
+		s.handleManifest(from, b.sm, now)
+		s.handleHave(to, b.sm.Manifest.Block)
+		for _, pc := range b.pieces {
+			s.handlePiece(from, pc, true, now)
+		}
+		if pushes, _ := queued(); pushes[b.sm.Manifest.Block] != 0 {
+			t.Errorf("block after have: %d pieces pushed, want 0", pushes[b.sm.Manifest.Block])
+		}
+		if bb := s.blocks[b.sm.Manifest.Block]; bb == nil || bb.count != len(b.pieces) {
+			t.Fatalf("member 1 does not hold block %d whole", b.sm.Manifest.Block)
+		}
+		// A member that rebuilds a block tells the pushers of the pieces
+		// it lacks, once each.
+		for k := range s.parents {
+			s.parents[k] = nil
+		}
+		s.parents[0] = to // pieces 0 and 10: both arrive
+		for k := range s.parents {
+			if s.parents[k] == nil {
+				s.parents[k] = from
+			}
+		}
+		for len(from.q.buf) > from.q.head {
+			from.q.pop()
+		}
+		s.handleManifest(from, c.sm, now)
+		for _, pc := range c.pieces[:c.sm.Manifest.K] {
+			s.handlePiece(from, pc, true, now)
+		}
+		var haves []uint64
+		for {
+			m, ok := from.q.pop()
+			if !ok {
+				break
+			}
+			if len(m.b) > 0 && m.b[0] == dataHave {
+				seq, err := decodeHave(m.b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				haves = append(haves, seq)
+			}
+		}
+		if len(haves) != 1 || haves[0] != c.sm.Manifest.Block {
+			t.Errorf("rebuilding block %d sent have messages %v to its other pusher, want one", c.sm.Manifest.Block, haves)
+		}
+		pushes, msgs = queued()
+		for _, m := range msgs {
+			if len(m.b) > 0 && m.b[0] == dataHave {
+				t.Error("a pusher whose pieces all came was sent a have message")
+			}
+		}
+		if pushes[c.sm.Manifest.Block] != len(c.pieces) {
+			t.Errorf("block %d: %d pieces relayed (rebuilt ones too), want %d", c.sm.Manifest.Block, pushes[c.sm.Manifest.Block], len(c.pieces))
+		}
+		// A have for a block outside the window is ignored.
+		s.handleHave(to, 1<<40)
+		if to.whole[1<<40] {
+			t.Error("a have outside the window was recorded")
+		}
+	})
+}
