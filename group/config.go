@@ -108,6 +108,13 @@ type Config struct {
 	// to this share of the bytes it published (default 0.1): its upload
 	// is the scarcest resource, and members repair from each other.
 	SourcePullShare float64
+	// RelayPullShare bounds the pulls any other member serves, in bytes,
+	// to this share of the bytes it received (default 1): the members
+	// nearest the publisher hold pieces first, so early pulls all went to
+	// them, and in long 1,000-member runs they served up to 10 × the
+	// stream on top of their pushes, which then came late and caused more
+	// pulls. A pull it does not serve is asked again of another holder.
+	RelayPullShare float64
 
 	// SourcePushCopies bounds the push subscriptions the publisher
 	// accepts to this many copies of the stream (default 2), which
@@ -177,6 +184,9 @@ func (c Config) withDefaults() Config {
 	defi(&c.ManifestCarriers, DefaultManifestCarriers)
 	if c.SourcePullShare <= 0 {
 		c.SourcePullShare = 0.1
+	}
+	if c.RelayPullShare <= 0 {
+		c.RelayPullShare = 1
 	}
 	c.DataLanes = min(c.DataLanes, maxLanes)
 	defi(&c.SourcePushCopies, DefaultSourcePushCopies)

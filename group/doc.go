@@ -51,7 +51,8 @@
 // advertise which pieces they hold every AvailabilityUpdatePeriod (complete
 // blocks as one count); a block still short of k' pieces FetchPeriod after
 // its first piece is completed by pulls from neighbours that advertised
-// the missing pieces (the publisher last, within SourcePullShare).
+// the missing pieces (the publisher last, within SourcePullShare; the
+// others within RelayPullShare of what they received).
 //
 // Pieces travel with a deadline (the block's window minus RelayMargin):
 // RTMFP abandons what is stale instead of delaying newer data behind it.

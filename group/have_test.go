@@ -16,61 +16,72 @@ import (
 // of the block's pieces its pusher has not sent yet: neither those the
 // pusher relays later nor those still in the pusher's queue, whose bytes
 // are then not counted as sent.
-func TestHaveSkipsPushes(t *testing.T) {
-	runVirtual(t, func(t *testing.T) {
-		pub, priv, _ := ed25519.GenerateKey(nil)
-		spec := Specifier{Name: "have", Multicast: true, PublisherKey: pub}
-		m := newMesh(t, 2, memnet.Link{}, spec, Config{}, priv)
-		// The publisher streams three blocks on its own (no links): its
-		// signed manifests and pieces are replayed to member 1 below.
-		p, err := m.members[0].g.Publish()
-		if err != nil {
-			t.Fatal(err)
+// replayed is a block of a real publisher: its signed manifest and pieces.
+type replayed struct {
+	sm     *signedManifest
+	pieces []fec.Piece
+}
+
+// publishedBlocks runs a publisher alone on a 2-member mesh (on the
+// virtual clock of the calling test) and returns its first n whole blocks
+// and the other member, to replay them to.
+func publishedBlocks(t *testing.T, n int) ([]replayed, *Group) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	spec := Specifier{Name: "replay", Multicast: true, PublisherKey: pub}
+	m := newMesh(t, 2, memnet.Link{}, spec, Config{}, priv)
+	p, err := m.members[0].g.Publish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := m.members[0].g.cfg
+	data := streamData((n + 1) * cfg.K * cfg.FragmentSize)
+	publish(t, context.Background(), p, data, 1<<20, 1000)
+	time.Sleep(time.Second)
+	var blocks []replayed
+	g0 := m.members[0].g
+	g0.mu.Lock()
+	for _, b := range g0.st.blocks {
+		if b.sm != nil && b.count == len(b.pieces) {
+			blocks = append(blocks, replayed{b.sm, slices.Clone(b.pieces)})
 		}
-		cfg := m.members[0].g.cfg
-		data := streamData(4 * cfg.K * cfg.FragmentSize)
-		publish(t, context.Background(), p, data, 1<<20, 1000)
-		time.Sleep(time.Second)
-		type held struct {
-			sm     *signedManifest
-			pieces []fec.Piece
-		}
-		var blocks []held
-		g0 := m.members[0].g
-		g0.mu.Lock()
-		for _, b := range g0.st.blocks {
-			if b.sm != nil && b.count == len(b.pieces) {
-				blocks = append(blocks, held{b.sm, slices.Clone(b.pieces)})
+	}
+	g0.mu.Unlock()
+	slices.SortFunc(blocks, func(a, b replayed) int { return int(a.sm.Manifest.Block) - int(b.sm.Manifest.Block) })
+	if len(blocks) < n {
+		t.Fatalf("the publisher holds %d whole blocks, want %d", len(blocks), n)
+	}
+	return blocks[:n], m.members[1].g
+}
+
+// fakeLink adds a link with no session to x (x.mu held); the caller
+// removes it (removeFake) before x closes.
+func fakeLink(x *Group, id byte) *link {
+	l := newLink(node.PeerID{id}, nil, nil, make([]*node.SendFlow, x.cfg.DataLanes+1), 4096)
+	x.links[l.peer] = l
+	x.st.linkAdded(l)
+	return l
+}
+
+func removeFake(x *Group, ls ...*link) {
+	for _, l := range ls {
+		delete(x.links, l.peer)
+		for c, p := range x.st.parents {
+			if p == l {
+				x.st.parents[c] = nil
 			}
 		}
-		g0.mu.Unlock()
-		slices.SortFunc(blocks, func(a, b held) int { return int(a.sm.Manifest.Block) - int(b.sm.Manifest.Block) })
-		if len(blocks) < 3 {
-			t.Fatalf("the publisher holds %d whole blocks, want 3", len(blocks))
-		}
-		a, b, c := blocks[0], blocks[1], blocks[2]
+	}
+}
 
-		x := m.members[1].g
+func TestHaveSkipsPushes(t *testing.T) {
+	runVirtual(t, func(t *testing.T) {
+		blocks, x := publishedBlocks(t, 3)
+		a, b, c := blocks[0], blocks[1], blocks[2]
 		x.mu.Lock()
 		defer x.mu.Unlock()
 		s := x.st
-		fake := func(id byte) *link {
-			l := newLink(node.PeerID{id}, nil, nil, make([]*node.SendFlow, x.cfg.DataLanes+1), 4096)
-			x.links[l.peer] = l
-			s.linkAdded(l)
-			return l
-		}
-		from, to := fake(1), fake(2)
-		defer func() {
-			// The fake links have no flows to close.
-			delete(x.links, from.peer)
-			delete(x.links, to.peer)
-			for c, l := range s.parents {
-				if l == from || l == to {
-					s.parents[c] = nil
-				}
-			}
-		}()
+		from, to := fakeLink(x, 1), fakeLink(x, 2)
+		defer removeFake(x, from, to)
 		all := make([]byte, s.P)
 		for i := range all {
 			all[i] = byte(i)
@@ -91,7 +102,7 @@ func TestHaveSkipsPushes(t *testing.T) {
 		}
 		queued() // the subscription's control messages
 		now := time.Now()
-		replay := func(h held) {
+		replay := func(h replayed) {
 			s.handleManifest(from, h.sm, now)
 			for _, pc := range h.pieces {
 				s.handlePiece(from, pc, true, now)

@@ -70,8 +70,9 @@ type Stats struct {
 	WithheldPieces uint64
 	// PullsSent counts pull requests; PullsServed pieces sent for pulls.
 	PullsSent, PullsServed uint64
-	// PullsRefused counts pull requests the publisher did not serve
-	// (SourcePullShare spent).
+	// PullsRefused counts pull requests not served because this member's
+	// share was spent (SourcePullShare for the publisher, RelayPullShare
+	// for the others).
 	PullsRefused uint64
 	// OutputDropped counts stream records the application did not read
 	// in time (queue full).

@@ -1089,18 +1089,19 @@ func (s *stream) handlePull(l *link, c *control) {
 	if b == nil || b.sm == nil {
 		return
 	}
+	// At least sourcePullFloor blocks' worth: early in a stream the
+	// share is tiny, and a block that a dropped forger or a dead relay
+	// was the only carrier of has nobody else to come from. Manifests
+	// count: at 1,000 members the manifests sent with refused pulls cost
+	// the publisher 0.4 × the stream.
+	floor := float64(sourcePullFloor * s.g.cfg.K * s.g.cfg.FragmentSize)
+	budget := s.g.cfg.RelayPullShare * float64(s.g.stats.Received.Total())
 	if s.source {
-		// At least sourcePullFloor blocks' worth: early in a stream the
-		// share is tiny, and a block that a dropped forger or a dead
-		// relay was the only carrier of has nobody else to come from.
-		// Manifests count: at 1,000 members the manifests sent with
-		// refused pulls cost the publisher 0.4 × the stream.
-		floor := float64(sourcePullFloor * s.g.cfg.K * s.g.cfg.FragmentSize)
-		budget := max(s.g.cfg.SourcePullShare*float64(s.g.stats.BytesPublished), floor)
-		if float64(s.g.stats.Sent.Pull+s.pulledParity+s.pulledManifests) > budget {
-			s.g.stats.PullsRefused++
-			return
-		}
+		budget = s.g.cfg.SourcePullShare * float64(s.g.stats.BytesPublished)
+	}
+	if float64(s.g.stats.Sent.Pull+s.pulledParity+s.pulledManifests) > max(budget, floor) {
+		s.g.stats.PullsRefused++
+		return
 	}
 	if c.Manifest {
 		before := s.g.stats.Sent.Control
