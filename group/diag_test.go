@@ -58,9 +58,15 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 		stale, queued, served  uint64
 	}
 	var rows []row
+	var why [whyReasons]uint64
+	skipped := m.members[0].g.Stats().PushesSkipped
 	for i, mb := range m.members[1:] {
 		st := mb.g.Stats()
+		skipped += st.PushesSkipped
 		mb.g.mu.Lock()
+		for r, v := range mb.g.st.why {
+			why[r] += v
+		}
 		subs, depth := 0, 0
 		for _, l := range mb.g.links {
 			for _, on := range l.subs {
@@ -81,18 +87,6 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 	}
 	if len(rows) == 0 {
 		return
-	}
-	var why [whyReasons]uint64
-	var skipped uint64
-	for _, mb := range m.members {
-		skipped += mb.g.Stats().PushesSkipped
-	}
-	for _, mb := range m.members[1:] {
-		mb.g.mu.Lock()
-		for i, v := range mb.g.st.why {
-			why[i] += v
-		}
-		mb.g.mu.Unlock()
 	}
 	n := float64(len(rows))
 	t.Logf("pushes skipped per member %.0f", float64(skipped)/n)

@@ -595,14 +595,22 @@ func (g *Group) enqueueData(l *link, m outMsg, t *uint64) {
 
 // skipPush reports whether m, a message leaving l's queue, is a pushed
 // piece of a block l said it holds whole; if so it is counted as skipped
-// and its bytes are taken back from what was counted sent. Called with
-// g.mu held.
+// and its bytes are taken back from what was counted sent. The group's
+// mutex is taken only then: not once per piece sent.
 func (g *Group) skipPush(l *link, m outMsg) bool {
-	if !m.push || !l.whole[m.seq] {
+	if !m.push {
 		return false
 	}
+	l.wholeMu.Lock()
+	skip := l.whole[m.seq]
+	l.wholeMu.Unlock()
+	if !skip {
+		return false
+	}
+	g.mu.Lock()
 	g.stats.PushesSkipped++
 	*m.t -= uint64(len(m.b))
+	g.mu.Unlock()
 	return true
 }
 
@@ -636,13 +644,8 @@ func (g *Group) sendLoop(l *link) {
 				g.mu.Unlock()
 				continue
 			}
-			if m.push {
-				g.mu.Lock()
-				skip := g.skipPush(l, m)
-				g.mu.Unlock()
-				if skip {
-					continue
-				}
+			if g.skipPush(l, m) {
+				continue
 			}
 			opt.FinishWithin = left
 			opt.NoRetransmit = m.noRTX

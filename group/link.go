@@ -34,12 +34,16 @@ type link struct {
 	q         *fifo[outMsg]
 	done      chan struct{}
 	closeOnce sync.Once
+	// Blocks it said it holds whole (have messages): read by the send
+	// loop for every push it writes, so under a lock of its own rather
+	// than the group's mutex. Written with the group's mutex held too.
+	wholeMu   sync.Mutex
+	whole     map[uint64]bool
 	stopWatch func() bool // unregisters the session-end callback
 
 	// stream state
 	know         map[uint64][]byte // pieces the neighbour holds (advertised, sent or received)
 	manifestSent map[uint64]bool   // blocks whose manifest it has
-	whole        map[uint64]bool   // blocks it said it holds whole (have messages)
 	newest       []int64           // per push class: newest block it holds a piece of (-1: none)
 	depth        []int             // per push class: its advertised hops from the publisher
 	late         []time.Duration   // per push class: smoothed lateness of its pushes to us
@@ -127,6 +131,18 @@ func (l *link) close() {
 }
 
 func (l *link) knows(seq uint64, i int) bool { return bitSet(l.know[seq], i) }
+
+// learnAll notes that the neighbour holds every piece of block seq.
+func (l *link) learnAll(seq uint64) {
+	m := l.know[seq]
+	if m == nil {
+		m = make([]byte, 32)
+		l.know[seq] = m
+	}
+	for i := range m {
+		m[i] = 0xff
+	}
+}
 
 func (l *link) learn(seq uint64, i int) {
 	m := l.know[seq]

@@ -13,7 +13,7 @@ func TestRelayPullBudget(t *testing.T) {
 		name  string
 		share float64 // 0: the default, 1
 	}{
-		{"default share", 0},
+		{"default share (the floor is above it here)", 0},
 		{"share 4", 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,4 +68,13 @@ func TestRelayPullBudget(t *testing.T) {
 			})
 		})
 	}
+}
+
+// fullMap is the bitmap of every piece of a block.
+func fullMap() []byte {
+	m := make([]byte, 32)
+	for i := range m {
+		m[i] = 0xff
+	}
+	return m
 }

@@ -718,12 +718,10 @@ func (s *stream) handleHave(l *link, seq uint64) {
 	if s.blocks[seq] == nil {
 		return // out of the window: nothing to skip
 	}
+	l.wholeMu.Lock()
 	l.whole[seq] = true
-	if m := l.know[seq]; m == nil {
-		l.know[seq] = fullMap()
-	} else {
-		copy(m, fullMap())
-	}
+	l.wholeMu.Unlock()
+	l.learnAll(seq)
 }
 
 // drain moves decoder output to the subscriber.
@@ -843,11 +841,13 @@ func (s *stream) prune(now time.Time) {
 				delete(l.manifestSent, seq)
 			}
 		}
+		l.wholeMu.Lock()
 		for seq := range l.whole {
 			if seq < s.low {
 				delete(l.whole, seq)
 			}
 		}
+		l.wholeMu.Unlock()
 	}
 }
 
@@ -941,11 +941,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 			if seq+maxAhead < s.low {
 				continue // long gone here
 			}
-			if m := l.know[seq]; m == nil {
-				l.know[seq] = fullMap()
-			} else {
-				copy(m, fullMap())
-			}
+			l.learnAll(seq)
 		}
 		if c.Full > 0 {
 			for cl := range l.newest {
@@ -1194,15 +1190,6 @@ func (s *stream) pull(now time.Time) {
 			g.sendControl(l, &control{Type: ctlPull, Block: b.seq, Want: w})
 		}
 	}
-}
-
-// fullMap is the bitmap of a neighbour holding every piece of a block.
-func fullMap() []byte {
-	m := make([]byte, 32)
-	for i := range m {
-		m[i] = 0xff
-	}
-	return m
 }
 
 // holder picks a random neighbour known to hold piece i of block seq (any
