@@ -1,6 +1,7 @@
 package group
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -102,5 +103,43 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 	for _, r := range rows[:min(5, len(rows))] {
 		t.Logf("busy member %d: sent %.2f× (push %.2f pull %.2f control %.2f) classes carried %d links %d mean depth %d stale %d queue drops %d pulls served %d",
 			r.i, r.total, r.push, r.pull, r.ctl, r.subs, r.links, r.depth, r.stale, r.queued, r.served)
+	}
+}
+
+// diagLost logs what members knew of the blocks they gave up on: whether
+// the block or its manifest ever reached them, how many pieces they held
+// of how many needed, the pulls they sent for it and how many neighbours
+// were known to hold a piece they lacked.
+func (m *mesh) diagLost(t *testing.T) {
+	var unseen, noManifest, noHolder, held, notes int
+	var detail []string
+	for i, mb := range m.members[1:] {
+		mb.g.mu.Lock()
+		for _, ln := range mb.g.st.lost {
+			notes++
+			switch {
+			case !ln.seen:
+				unseen++
+			case !ln.manifest:
+				noManifest++
+			case ln.holders == 0:
+				noHolder++
+			default:
+				held++
+			}
+			if len(detail) < 12 {
+				detail = append(detail, fmt.Sprintf("member %d block %d: seen %v manifest %v pieces %d/%d pulls %d holders %d (publisher %v) first %v after the stamp",
+					i+1, ln.seq, ln.seen, ln.manifest, ln.count, ln.k, ln.pulls, ln.holders, ln.source, ln.firstAge.Round(time.Millisecond)))
+			}
+		}
+		mb.g.mu.Unlock()
+	}
+	if notes == 0 {
+		return
+	}
+	t.Logf("blocks lost (first %d per member): never seen %d, no manifest %d, no neighbour held a missing piece %d, held by a neighbour %d",
+		maxLostNotes, unseen, noManifest, noHolder, held)
+	for _, d := range detail {
+		t.Log(d)
 	}
 }

@@ -573,11 +573,12 @@ func (g *Group) sendControl(l *link, c *control) {
 	}
 }
 
-// sendData queues a data message to l, to be abandoned at deadline;
-// noRTX sends it once, never resent (no caller does: a retransmission
-// timeout abandons every message in flight on the session, docs/group.md).
-func (g *Group) sendData(l *link, lane int, b []byte, deadline time.Time, t *uint64, noRTX bool) {
-	g.enqueueData(l, outMsg{data: true, lane: lane, b: b, deadline: deadline, noRTX: noRTX}, t)
+// sendData queues a data message to l, to be abandoned at deadline.
+// Data messages are always retransmittable until then: with
+// node.WriteOptions.NoRetransmit a retransmission timeout abandons every
+// message in flight on the session (docs/group.md).
+func (g *Group) sendData(l *link, lane int, b []byte, deadline time.Time, t *uint64) {
+	g.enqueueData(l, outMsg{data: true, lane: lane, b: b, deadline: deadline}, t)
 }
 
 // enqueueData queues a data message m to l, counting its bytes in t.
@@ -648,7 +649,6 @@ func (g *Group) sendLoop(l *link) {
 				continue
 			}
 			opt.FinishWithin = left
-			opt.NoRetransmit = m.noRTX
 		}
 		if _, err := f.Write(g.ctx, m.b, opt); err != nil {
 			if g.ctx.Err() != nil {

@@ -12,7 +12,6 @@ type outMsg struct {
 	data     bool
 	b        []byte
 	deadline time.Time
-	noRTX    bool
 	lane     int
 	// A pushed piece of block seq, not sent if the neighbour says it
 	// holds the whole block by the time the piece leaves the queue; its

@@ -66,6 +66,7 @@ type block struct {
 	rebuilt    bool
 	nextPull   time.Time   // next manifest pull
 	asked      []time.Time // when each piece was last pulled
+	pulls      int         // pull requests sent for it
 }
 
 type pendingPiece struct {
@@ -154,6 +155,57 @@ type stream struct {
 	// of (-1: none), and when
 	classNewest   []int64
 	classNewestAt []time.Time
+
+	// lost describes the first blocks this member gave up on
+	// (diagnostics, at most maxLostNotes).
+	lost []lostNote
+}
+
+// lostNote is what a member knew of a block when it gave up on it.
+type lostNote struct {
+	seq      uint64
+	seen     bool          // any evidence of the block arrived
+	manifest bool          // its manifest arrived
+	count, k int           // pieces held, pieces needed
+	pulls    int           // pull requests sent for it
+	holders  int           // neighbours known to hold a piece it lacked
+	source   bool          // the publisher was one of them
+	firstAge time.Duration // first evidence, after the publisher stamped it
+}
+
+const maxLostNotes = 32
+
+// noteLost records what this member knew of blocks [seq, seq+n).
+func (s *stream) noteLost(seq, n uint64, now time.Time) {
+	for q := seq; q < seq+n && len(s.lost) < maxLostNotes; q++ {
+		ln := lostNote{seq: q}
+		if b := s.blocks[q]; b != nil {
+			ln.seen, ln.pulls, ln.count = true, b.pulls, b.count
+			if b.sm != nil {
+				ln.manifest, ln.k = true, b.sm.Manifest.K
+				ln.firstAge = b.first.Sub(time.Unix(0, b.sm.Stamp))
+			}
+			for _, l := range s.g.links {
+				m := l.know[q]
+				if m == nil {
+					continue
+				}
+				if b.pieces == nil {
+					ln.holders++
+					ln.source = ln.source || l.source
+					continue
+				}
+				for i := range b.pieces {
+					if bitSet(m, i) && !bitSet(b.have, i) {
+						ln.holders++
+						ln.source = ln.source || l.source
+						break
+					}
+				}
+			}
+		}
+		s.lost = append(s.lost, ln)
+	}
 }
 
 // withholdShun is how many availability periods a class is taken from a
@@ -644,7 +696,7 @@ func (s *stream) sendManifest(l *link, b *block, index int) {
 	if index >= 0 {
 		lane = index % s.g.cfg.DataLanes
 	}
-	s.g.sendData(l, lane, appendManifestMsg(nil, b.sm), b.expire, &s.g.stats.Sent.Control, false)
+	s.g.sendData(l, lane, appendManifestMsg(nil, b.sm), b.expire, &s.g.stats.Sent.Control)
 }
 
 // rebuild recomputes the pieces of b it lacks from the k' it holds, checks
@@ -708,7 +760,7 @@ func (s *stream) tellWhole(b *block) {
 			continue
 		}
 		told = append(told, p)
-		s.g.sendData(p, s.g.cfg.DataLanes, appendHaveMsg(nil, b.seq), b.deadline, &s.g.stats.Sent.Control, false)
+		s.g.sendData(p, s.g.cfg.DataLanes, appendHaveMsg(nil, b.seq), b.deadline, &s.g.stats.Sent.Control)
 	}
 }
 
@@ -734,6 +786,7 @@ func (s *stream) drain(now time.Time) {
 		}
 		if o.IsGap() {
 			g.stats.BlocksLost += o.Lost
+			s.noteLost(o.Block, o.Lost, now)
 			if !s.inGap {
 				s.inGap, s.gapFrom = true, o.Offset
 			}
@@ -1144,6 +1197,7 @@ func (s *stream) pull(now time.Time) {
 			}
 			if l != nil {
 				b.nextPull = now.Add(retry)
+				b.pulls++
 				g.stats.PullsSent++
 				g.sendControl(l, &control{Type: ctlPull, Block: b.seq, Manifest: true})
 			}
@@ -1186,6 +1240,7 @@ func (s *stream) pull(now time.Time) {
 			need--
 		}
 		for l, w := range want {
+			b.pulls++
 			g.stats.PullsSent++
 			g.sendControl(l, &control{Type: ctlPull, Block: b.seq, Want: w})
 		}

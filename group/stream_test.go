@@ -72,6 +72,7 @@ func (sc streamScenario) run(t *testing.T) result {
 	res := m.collect(data, sc.drain)
 	m.diag(t)
 	m.diagLoad(t, len(data))
+	m.diagLost(t)
 
 	t.Logf("missing %.4f%%; received per useful byte max %.3f mean %.3f; publisher upload %.2fx; latency pooled p50 %v p99 %v, worst member p50 %v p99 %v",
 		res.missing*100, res.overhead, res.meanOverhead, res.upload,
