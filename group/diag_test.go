@@ -3,6 +3,7 @@ package group
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -60,10 +61,27 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 	}
 	var rows []row
 	var why [whyReasons]uint64
-	skipped := m.members[0].g.Stats().PushesSkipped
+	pub := m.members[0].g.Stats()
+	skipped := pub.PushesSkipped
+	var pulls, busy, refused uint64
+	var wait [len(stream{}.pullWait)]uint64
+	var miss [pullMisses]uint64
+	var urgent [len(stream{}.pullWait)]uint64
 	for i, mb := range m.members[1:] {
+		mb.g.mu.Lock()
+		for j, v := range mb.g.st.pullWait {
+			wait[j] += v
+		}
+		for j, v := range mb.g.st.pullMiss {
+			miss[j] += v
+		}
+		for j := range mb.g.urgentWait {
+			urgent[j] += mb.g.urgentWait[j].Load()
+		}
+		mb.g.mu.Unlock()
 		st := mb.g.Stats()
 		skipped += st.PushesSkipped
+		pulls, busy, refused = pulls+st.PullsSent, busy+st.PullsBusy, refused+st.PullsRefused
 		mb.g.mu.Lock()
 		for r, v := range mb.g.st.why {
 			why[r] += v
@@ -91,6 +109,19 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 	}
 	n := float64(len(rows))
 	t.Logf("pushes skipped per member %.0f", float64(skipped)/n)
+	t.Logf("pulls per member %.0f, answered busy %.1f; refused by the others %d, by the publisher %d", float64(pulls)/n, float64(busy)/n, refused, pub.PullsRefused)
+	var ws []string
+	for j, v := range wait {
+		ws = append(ws, fmt.Sprintf("<%v %d", pullWaitBase<<j, v))
+	}
+	t.Logf("pulled pieces by time from the ask (the last bucket is open): %s", strings.Join(ws, ", "))
+	ws = ws[:0]
+	for j, v := range urgent {
+		ws = append(ws, fmt.Sprintf("<%v %d", pullWaitBase<<j, v))
+	}
+	t.Logf("control and pull-lane messages by time from their link's queue into their flow: %s", strings.Join(ws, ", "))
+	t.Logf("pulls not served: block forgotten %d, block or manifest unknown %d; pieces not held %d, sent past the block's deadline (dropped) %d",
+		miss[pullGone], miss[pullUnknown], miss[pullNotHeld], miss[pullPastDeadline])
 	t.Logf("pusher changes per member by reason: refused %.1f gone %.1f silent %.1f late %.1f fill %.1f stale %.1f deeper %.1f",
 		float64(why[whyRefused])/n, float64(why[whyGone])/n, float64(why[whySilent])/n, float64(why[whyLate])/n,
 		float64(why[whyFill])/n, float64(why[whyStale])/n, float64(why[whyDeeper])/n)
@@ -128,8 +159,8 @@ func (m *mesh) diagLost(t *testing.T) {
 				held++
 			}
 			if len(detail) < 12 {
-				detail = append(detail, fmt.Sprintf("member %d block %d: seen %v manifest %v pieces %d/%d pulls %d holders %d (publisher %v) first %v after the stamp",
-					i+1, ln.seq, ln.seen, ln.manifest, ln.count, ln.k, ln.pulls, ln.holders, ln.source, ln.firstAge.Round(time.Millisecond)))
+				detail = append(detail, fmt.Sprintf("member %d block %d: seen %v manifest %v pieces %d/%d pulls %d (busy %d) holders %d (publisher %v) first %v after the stamp; it sent %d bytes; asks %v",
+					i+1, ln.seq, ln.seen, ln.manifest, ln.count, ln.k, ln.pulls, ln.busy, ln.holders, ln.source, ln.firstAge.Round(time.Millisecond), ln.sent, ln.asks))
 			}
 		}
 		mb.g.mu.Unlock()

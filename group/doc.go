@@ -52,7 +52,9 @@
 // blocks as one count); a block still short of k' pieces FetchPeriod after
 // its first piece is completed by pulls from neighbours that advertised
 // the missing pieces (the publisher last, within SourcePullShare; the
-// others within RelayPullShare of what they received).
+// others within RelayPullShare of what they received). A member whose
+// share is spent answers a pull busy, and the asker turns to another
+// holder at once.
 //
 // Pieces travel with a deadline (the block's window minus RelayMargin):
 // RTMFP abandons what is stale instead of delaying newer data behind it.

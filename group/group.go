@@ -50,6 +50,11 @@ type Group struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// urgentWait counts control and pull-lane messages by how long they
+	// took from their link's queue to their flow (as stream.pullWait;
+	// diagnostics).
+	urgentWait [7]atomic.Uint64
+
 	mu      sync.Mutex
 	closed  bool
 	links   map[node.PeerID]*link
@@ -650,7 +655,15 @@ func (g *Group) sendLoop(l *link) {
 			}
 			opt.FinishWithin = left
 		}
-		if _, err := f.Write(g.ctx, m.b, opt); err != nil {
+		_, err := f.Write(g.ctx, m.b, opt)
+		if !m.data || m.lane == len(l.data)-1 {
+			d, i := time.Since(m.at), 0
+			for i < len(g.urgentWait)-1 && d >= pullWaitBase<<i {
+				i++
+			}
+			g.urgentWait[i].Add(1)
+		}
+		if err != nil {
 			if g.ctx.Err() != nil {
 				return
 			}

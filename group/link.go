@@ -19,6 +19,7 @@ type outMsg struct {
 	push bool
 	seq  uint64
 	t    *uint64
+	at   time.Time // queued (diagnostics)
 }
 
 // link is this member's connection to one neighbour in the group: our
@@ -49,6 +50,7 @@ type link struct {
 	subs         []bool            // push classes it wants from us
 	refused      []time.Time       // per class: it refused to push to us until then
 	source       bool              // it says it is the publisher
+	busyUntil    time.Time         // it answered a pull busy: not asked before then
 
 	// misbehaviour
 	strikes     int         // see Group.strike
@@ -113,6 +115,7 @@ func (l *link) enqueue(m outMsg) bool {
 		return false
 	default:
 	}
+	m.at = time.Now()
 	return l.q.push(m)
 }
 

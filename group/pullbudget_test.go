@@ -1,6 +1,7 @@
 package group
 
 import (
+	"bytes"
 	"testing"
 	"time"
 )
@@ -61,9 +62,30 @@ func TestRelayPullBudget(t *testing.T) {
 				if got := served(); got < budget || got > budget+pullBytes {
 					t.Errorf("served %.0f bytes of pulls, want %.0f to %.0f", got, budget, budget+pullBytes)
 				}
-				s.handlePull(to, &control{Type: ctlPull, Block: blocks[0].sm.Manifest.Block, Want: fullMap()})
+				want := []byte{0x05, 0x80}
+				s.handlePull(to, &control{Type: ctlPull, Block: blocks[0].sm.Manifest.Block, Want: want})
 				if x.stats.PullsRefused != 2 {
 					t.Errorf("PullsRefused %d after two refusals", x.stats.PullsRefused)
+				}
+				// Each refusal is answered busy, echoing the pull.
+				var busy []*control
+				for {
+					m, ok := to.q.pop()
+					if !ok {
+						break
+					}
+					if c, err := decodeControl(m.b); !m.data && err == nil && c.Type == ctlBusy {
+						busy = append(busy, c)
+					}
+				}
+				if len(busy) != 2 {
+					t.Fatalf("%d busy answers to 2 refused pulls", len(busy))
+				}
+				if c := busy[1]; c.Block != blocks[0].sm.Manifest.Block || !bytes.Equal(c.Want, want) || c.Manifest {
+					t.Errorf("busy answer %+v does not echo the pull (block %d, want %x)", c, blocks[0].sm.Manifest.Block, want)
+				}
+				if c := busy[0]; !c.Manifest || !bytes.Equal(c.Want, fullMap()) {
+					t.Errorf("busy answer %+v does not echo the first refused pull (manifest, every piece)", c)
 				}
 			})
 		})
@@ -77,4 +99,97 @@ func fullMap() []byte {
 		m[i] = 0xff
 	}
 	return m
+}
+
+// A pull answered busy is asked at once of another holder of the pieces,
+// not after the retry period, and the busy neighbour is not asked for
+// busyFor; while every holder is busy nobody is asked.
+func TestBusyPullAskedElsewhere(t *testing.T) {
+	runVirtual(t, func(t *testing.T) {
+		blocks, x := publishedBlocks(t, 1)
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		s := x.st
+		from, h1, h2 := fakeLink(x, 1), fakeLink(x, 2), fakeLink(x, 3)
+		defer removeFake(x, from, h1, h2)
+		b := blocks[0]
+		seq := b.sm.Manifest.Block
+		now := time.Now()
+		s.handleManifest(from, b.sm, now)
+		held := b.sm.Manifest.K - 3
+		for _, pc := range b.pieces[:held] {
+			s.handlePiece(from, pc, false, now)
+		}
+		for _, h := range []*link{h1, h2} {
+			for i := range b.pieces {
+				h.learn(seq, i)
+			}
+		}
+		pulls := func(l *link) (n int, want []byte) {
+			for {
+				m, ok := l.q.pop()
+				if !ok {
+					return n, want
+				}
+				if c, err := decodeControl(m.b); !m.data && err == nil && c.Type == ctlPull && c.Block == seq {
+					n++
+					want = c.Want
+				}
+			}
+		}
+		for _, l := range []*link{from, h1, h2} {
+			pulls(l)
+		}
+		at := now.Add(x.cfg.WindowDuration / 4) // past any fetch period
+		s.pull(at)
+		n1, w1 := pulls(h1)
+		n2, w2 := pulls(h2)
+		if n1+n2 == 0 {
+			t.Fatal("no pull sent for a block 3 pieces short")
+		}
+		first, w := h1, w1
+		if n2 > 0 {
+			first, w = h2, w2
+		}
+		other := map[*link]*link{h1: h2, h2: h1}[first]
+		s.pull(at.Add(time.Millisecond))
+		if n, _ := pulls(h1); n > 0 {
+			t.Fatal("pieces asked again before the retry period without a busy answer")
+		}
+		if n, _ := pulls(h2); n > 0 {
+			t.Fatal("pieces asked again before the retry period without a busy answer")
+		}
+		s.handleControl(first, &control{Type: ctlBusy, Block: seq, Want: w}, at)
+		if x.stats.PullsBusy != 1 {
+			t.Errorf("PullsBusy %d, want 1", x.stats.PullsBusy)
+		}
+		s.pull(at.Add(time.Millisecond))
+		if n, _ := pulls(first); n > 0 {
+			t.Error("the busy neighbour was asked again while another holds the pieces")
+		}
+		n, w2b := pulls(other)
+		if n == 0 {
+			t.Fatal("a busy answer did not send the pull to the other holder")
+		}
+		for i := range b.pieces {
+			if bitSet(w, i) && !bitSet(w2b, i) {
+				t.Errorf("piece %d refused by the busy neighbour was not asked of the other", i)
+			}
+		}
+		// Both busy: nobody is asked (they would only say busy again)
+		// until busyFor has passed.
+		s.handleControl(other, &control{Type: ctlBusy, Block: seq, Want: w2b}, at)
+		s.pull(at.Add(2 * time.Millisecond))
+		n1, _ = pulls(h1)
+		n2, _ = pulls(h2)
+		if n1+n2 != 0 {
+			t.Errorf("%d pulls sent while every holder is busy", n1+n2)
+		}
+		s.pull(at.Add(busyFor))
+		n1, _ = pulls(h1)
+		n2, _ = pulls(h2)
+		if n1+n2 == 0 {
+			t.Error("nothing asked once the busy holders' busyFor had passed")
+		}
+	})
 }

@@ -72,8 +72,9 @@ type Stats struct {
 	PullsSent, PullsServed uint64
 	// PullsRefused counts pull requests not served because this member's
 	// share was spent (SourcePullShare for the publisher, RelayPullShare
-	// for the others).
-	PullsRefused uint64
+	// for the others); each is answered busy. PullsBusy counts the busy
+	// answers this member got (it asks another holder).
+	PullsRefused, PullsBusy uint64
 	// OutputDropped counts stream records the application did not read
 	// in time (queue full).
 	OutputDropped uint64

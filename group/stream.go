@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -67,7 +68,17 @@ type block struct {
 	nextPull   time.Time   // next manifest pull
 	asked      []time.Time // when each piece was last pulled
 	pulls      int         // pull requests sent for it
+	busy       int         // of them answered busy
+	asks       []ask       // the first pull requests for it (diagnostics)
 }
+
+// ask is one pull request: to whom, when (diagnostics).
+type ask struct {
+	l  *link
+	at time.Time
+}
+
+const maxAsks = 16
 
 type pendingPiece struct {
 	p    fec.Piece
@@ -159,7 +170,22 @@ type stream struct {
 	// lost describes the first blocks this member gave up on
 	// (diagnostics, at most maxLostNotes).
 	lost []lostNote
+	// pullWait counts pulled pieces by how long after their last ask they
+	// came: under pullWaitBase, under twice that, ... (diagnostics).
+	pullWait [7]uint64
+	pullMiss [pullMisses]uint64
 }
+
+const pullWaitBase = 50 * time.Millisecond
+
+// Pulls this member could not serve in full (stream.pullMiss, diagnostics).
+const (
+	pullGone         = iota // the block was forgotten here
+	pullUnknown             // the block or its manifest never came
+	pullNotHeld             // a piece asked for is not held (per piece)
+	pullPastDeadline        // a piece sent after the block's deadline here (dropped stale)
+	pullMisses
+)
 
 // lostNote is what a member knew of a block when it gave up on it.
 type lostNote struct {
@@ -168,9 +194,14 @@ type lostNote struct {
 	manifest bool          // its manifest arrived
 	count, k int           // pieces held, pieces needed
 	pulls    int           // pull requests sent for it
+	busy     int           // of them answered busy
 	holders  int           // neighbours known to hold a piece it lacked
 	source   bool          // the publisher was one of them
 	firstAge time.Duration // first evidence, after the publisher stamped it
+	// the pulls: when, after the first evidence; to a neighbour this
+	// member pushes classes to (how many) or that pushes to it
+	asks []string
+	sent uint64 // bytes this member had sent
 }
 
 const maxLostNotes = 32
@@ -180,7 +211,21 @@ func (s *stream) noteLost(seq, n uint64, now time.Time) {
 	for q := seq; q < seq+n && len(s.lost) < maxLostNotes; q++ {
 		ln := lostNote{seq: q}
 		if b := s.blocks[q]; b != nil {
-			ln.seen, ln.pulls, ln.count = true, b.pulls, b.count
+			ln.seen, ln.pulls, ln.busy, ln.count = true, b.pulls, b.busy, b.count
+			ln.sent = s.g.stats.Sent.Total()
+			for _, a := range b.asks {
+				subs, parent := 0, 0
+				for k, on := range a.l.subs {
+					if on {
+						subs++
+					}
+					if s.parents[k] == a.l {
+						parent++
+					}
+				}
+				_, open := s.g.links[a.l.peer]
+				ln.asks = append(ln.asks, fmt.Sprintf("%v:pushed-to %d pushes %d open %v q %d", a.at.Sub(b.first).Round(10*time.Millisecond), subs, parent, open, a.l.q.len()))
+			}
 			if b.sm != nil {
 				ln.manifest, ln.k = true, b.sm.Manifest.K
 				ln.firstAge = b.first.Sub(time.Unix(0, b.sm.Stamp))
@@ -421,6 +466,13 @@ func (s *stream) handlePiece(l *link, p fec.Piece, pushed bool, now time.Time) {
 		l.pushed++
 	} else {
 		l.pulled++
+		if b != nil && p.Index < len(b.asked) && !b.asked[p.Index].IsZero() && !bitSet(b.have, p.Index) {
+			d, i := now.Sub(b.asked[p.Index]), 0
+			for i < len(s.pullWait)-1 && d >= pullWaitBase<<i {
+				i++
+			}
+			s.pullWait[i]++
+		}
 	}
 	delete(l.owed, pieceKey{p.Block, p.Index})
 	if b == nil {
@@ -1032,6 +1084,8 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 		s.selectParents(now)
 	case ctlPull:
 		s.handlePull(l, c)
+	case ctlBusy:
+		s.handleBusy(l, c, now)
 	case ctlEnd:
 		s.handleEnd(l, c, now)
 	}
@@ -1136,6 +1190,11 @@ func (s *stream) handleSubscribe(l *link, c *control) {
 func (s *stream) handlePull(l *link, c *control) {
 	b := s.blocks[c.Block]
 	if b == nil || b.sm == nil {
+		if b == nil && c.Block < s.low {
+			s.pullMiss[pullGone]++
+		} else {
+			s.pullMiss[pullUnknown]++
+		}
 		return
 	}
 	// At least sourcePullFloor blocks' worth: early in a stream the
@@ -1149,7 +1208,10 @@ func (s *stream) handlePull(l *link, c *control) {
 		budget = s.g.cfg.SourcePullShare * float64(s.g.stats.BytesPublished)
 	}
 	if float64(s.g.stats.Sent.Pull+s.pulledParity+s.pulledManifests) > max(budget, floor) {
+		// Said, not left silent: the asker turns to another holder at
+		// once instead of waiting out its retry period.
 		s.g.stats.PullsRefused++
+		s.g.sendControl(l, &control{Type: ctlBusy, Block: c.Block, Want: c.Want, Manifest: c.Manifest})
 		return
 	}
 	if c.Manifest {
@@ -1158,8 +1220,15 @@ func (s *stream) handlePull(l *link, c *control) {
 		s.pulledManifests += s.g.stats.Sent.Control - before
 	}
 	for i, p := range b.pieces {
-		if !bitSet(c.Want, i) || !bitSet(b.have, i) {
+		if !bitSet(c.Want, i) {
 			continue
+		}
+		if !bitSet(b.have, i) {
+			s.pullMiss[pullNotHeld]++
+			continue
+		}
+		if !time.Now().Before(b.deadline) {
+			s.pullMiss[pullPastDeadline]++
 		}
 		msg, _ := appendPieceMsg(nil, viaPull, p)
 		l.learn(b.seq, i)
@@ -1168,6 +1237,31 @@ func (s *stream) handlePull(l *link, c *control) {
 			s.pulledParity += uint64(len(msg))
 		}
 		s.sendPiece(l, b, p, msg)
+	}
+}
+
+// busyFor is how long a neighbour that answered a pull busy is not asked
+// for pulls (while others hold what is wanted): its share grows with what
+// it receives, about a block's worth in this time.
+const busyFor = time.Second
+
+// handleBusy takes l's refusal of a pull: what it refused is asked again
+// of another holder at the next tick.
+func (s *stream) handleBusy(l *link, c *control, now time.Time) {
+	s.g.stats.PullsBusy++
+	l.busyUntil = now.Add(busyFor)
+	b := s.blocks[c.Block]
+	if b == nil {
+		return
+	}
+	b.busy++
+	if c.Manifest && b.sm == nil {
+		b.nextPull = time.Time{}
+	}
+	for i := range b.asked {
+		if bitSet(c.Want, i) && !bitSet(b.have, i) {
+			b.asked[i] = time.Time{}
+		}
 	}
 }
 
@@ -1191,9 +1285,9 @@ func (s *stream) pull(now time.Time) {
 			if now.Before(b.first.Add(fp/3)) || now.Before(b.nextPull) {
 				continue
 			}
-			l := s.holder(b.seq, -1, false)
+			l := s.holder(b.seq, -1, false, now)
 			if l == nil {
-				l = s.holder(b.seq, -1, true)
+				l = s.holder(b.seq, -1, true, now)
 			}
 			if l != nil {
 				b.nextPull = now.Add(retry)
@@ -1223,7 +1317,7 @@ func (s *stream) pull(now time.Time) {
 			if bitSet(b.have, i) || (!b.asked[i].IsZero() && now.Sub(b.asked[i]) < retry) {
 				continue
 			}
-			l := s.holder(b.seq, i, late)
+			l := s.holder(b.seq, i, late, now)
 			if l == nil {
 				continue
 			}
@@ -1240,6 +1334,9 @@ func (s *stream) pull(now time.Time) {
 			need--
 		}
 		for l, w := range want {
+			if len(b.asks) < maxAsks {
+				b.asks = append(b.asks, ask{l, now})
+			}
 			b.pulls++
 			g.stats.PullsSent++
 			g.sendControl(l, &control{Type: ctlPull, Block: b.seq, Want: w})
@@ -1249,13 +1346,15 @@ func (s *stream) pull(now time.Time) {
 
 // holder picks a random neighbour known to hold piece i of block seq (any
 // piece if i < 0), preferring members other than the publisher, which it
-// picks only if source is true.
-func (s *stream) holder(seq uint64, i int, source bool) *link {
+// picks only if source is true, and never one that answered a pull busy
+// less than busyFor ago (asked again at once, it would only say busy
+// again).
+func (s *stream) holder(seq uint64, i int, source bool, now time.Time) *link {
 	var best *link
 	var bestScore uint64
 	for _, l := range s.g.links {
 		m := l.know[seq]
-		if m == nil || (i >= 0 && !bitSet(m, i)) || (l.source && !source) {
+		if m == nil || (i >= 0 && !bitSet(m, i)) || (l.source && !source) || now.Before(l.busyUntil) {
 			continue
 		}
 		score := s.g.rnd.Uint64() >> 1

@@ -64,6 +64,9 @@ const (
 	// ctlEnd: the publisher ended the stream after Count blocks and End
 	// bytes; signed like manifests, flooded over the group.
 	ctlEnd ctlType = 6
+	// ctlBusy: the sender will not serve the pull it echoes (Block,
+	// Want, Manifest) now: its share of pulls is spent. Ask another.
+	ctlBusy ctlType = 7
 )
 
 // control is one control message, msgpack-encoded as a map with short
@@ -72,7 +75,7 @@ const (
 type control struct {
 	Version uint8   `msgpack:"v"`
 	Type    ctlType `msgpack:"t"`
-	// Avail, Pull: first block described / the block wanted.
+	// Avail, Pull, Busy: first block described / the block wanted.
 	Block uint64 `msgpack:"b,omitempty"`
 	// Avail: the sender holds every piece of Full blocks from Block on,
 	// then Maps has one bitmap of held pieces per block.
@@ -86,7 +89,8 @@ type control struct {
 	// Subscribe, Refuse: push classes; Classes of Modulus.
 	Classes []byte `msgpack:"c,omitempty"`
 	Modulus uint8  `msgpack:"p,omitempty"`
-	// Pull: bitmap of wanted pieces; Manifest asks for the manifest too.
+	// Pull, Busy: bitmap of wanted pieces; Manifest asks for the
+	// manifest too.
 	Want     []byte `msgpack:"w,omitempty"`
 	Manifest bool   `msgpack:"x,omitempty"`
 	// Post: random ID, remaining hops and the application's bytes.
@@ -165,7 +169,7 @@ func (c *control) validate() error {
 				return bad("class out of range")
 			}
 		}
-	case ctlPull:
+	case ctlPull, ctlBusy:
 		if len(c.Want) > fec.MaxShards/8 {
 			return bad("bitmap too long")
 		}
@@ -197,6 +201,8 @@ func (t ctlType) String() string {
 		return "post"
 	case ctlEnd:
 		return "end"
+	case ctlBusy:
+		return "busy"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

@@ -24,6 +24,7 @@ func TestControlRoundTrip(t *testing.T) {
 		{"unsubscribe", control{Type: ctlSubscribe, Modulus: 5}},
 		{"refuse", control{Type: ctlRefuse, Classes: []byte{4}, Modulus: 5}},
 		{"pull", control{Type: ctlPull, Block: 1 << 40, Want: []byte{0x81, 0, 1}, Manifest: true}},
+		{"busy", control{Type: ctlBusy, Block: 1 << 40, Want: []byte{0x81, 0, 1}}},
 		{"post", control{Type: ctlPost, ID: bytes.Repeat([]byte{9}, postIDSize), TTL: 3, Payload: []byte("hello")}},
 	}
 	for _, tt := range tests {
@@ -85,6 +86,7 @@ func TestDecodeControlRejects(t *testing.T) {
 		{"class out of range", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 2, "p": 5, "c": []byte{5}}), ErrMalformed},
 		{"zero modulus", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 2, "p": 0}), ErrMalformed},
 		{"bitmap too long", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 4, "w": make([]byte, 33)}), ErrMalformed},
+		{"busy bitmap too long", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 7, "w": make([]byte, 33)}), ErrMalformed},
 		{"avail too many blocks", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 1, "m": make([][]byte, maxAvailBlocks+1)}), ErrMalformed},
 		{"avail overflow", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 1, "b": uint64(1<<64 - 1), "m": [][]byte{{1}, {1}}}), ErrMalformed},
 		{"post short id", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 5, "i": []byte{1}}), ErrMalformed},
@@ -196,6 +198,7 @@ func FuzzDecodeControl(f *testing.F) {
 		{Type: ctlAvail, Block: 7, Full: 3, Maps: [][]byte{{0xff}}},
 		{Type: ctlSubscribe, Classes: []byte{0, 3}, Modulus: 5},
 		{Type: ctlPull, Block: 9, Want: []byte{3}, Manifest: true},
+		{Type: ctlBusy, Block: 9, Want: []byte{3}, Manifest: true},
 		{Type: ctlPost, ID: make([]byte, postIDSize), TTL: 3, Payload: []byte("x")},
 	} {
 		b, _ := encodeControl(&c)
