@@ -160,7 +160,7 @@ func (m *mesh) diagLost(t *testing.T) {
 			}
 			if len(detail) < 12 {
 				detail = append(detail, fmt.Sprintf("member %d block %d: seen %v manifest %v pieces %d/%d pulls %d (busy %d) holders %d (publisher %v) first %v after the stamp; it sent %d bytes; asks %v",
-					i+1, ln.seq, ln.seen, ln.manifest, ln.count, ln.k, ln.pulls, ln.busy, ln.holders, ln.source, ln.firstAge.Round(time.Millisecond), ln.sent, ln.asks))
+					i+1, ln.seq, ln.seen, ln.manifest, ln.count, ln.k, ln.pulls, ln.busy, ln.holders, ln.source, ln.firstAge.Round(time.Millisecond), ln.sent, fmt.Sprintf("%+v", ln.asks)))
 			}
 		}
 		mb.g.mu.Unlock()

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -198,10 +197,16 @@ type lostNote struct {
 	holders  int           // neighbours known to hold a piece it lacked
 	source   bool          // the publisher was one of them
 	firstAge time.Duration // first evidence, after the publisher stamped it
-	// the pulls: when, after the first evidence; to a neighbour this
-	// member pushes classes to (how many) or that pushes to it
-	asks []string
-	sent uint64 // bytes this member had sent
+	asks     []lostAsk     // its first pull requests
+	sent     uint64        // bytes this member had sent
+}
+
+// lostAsk is one pull request for a lost block, seen when it was given up.
+type lostAsk struct {
+	after        time.Duration // after the block's first evidence
+	pushedTo     int           // classes this member pushes to the neighbour
+	pushes       int           // classes the neighbour pushes to this member
+	open, queued int           // the link is still open; messages in its queue
 }
 
 const maxLostNotes = 32
@@ -223,8 +228,11 @@ func (s *stream) noteLost(seq, n uint64, now time.Time) {
 						parent++
 					}
 				}
-				_, open := s.g.links[a.l.peer]
-				ln.asks = append(ln.asks, fmt.Sprintf("%v:pushed-to %d pushes %d open %v q %d", a.at.Sub(b.first).Round(10*time.Millisecond), subs, parent, open, a.l.q.len()))
+				open := 0
+				if s.g.links[a.l.peer] == a.l {
+					open = 1
+				}
+				ln.asks = append(ln.asks, lostAsk{a.at.Sub(b.first), subs, parent, open, a.l.q.len()})
 			}
 			if b.sm != nil {
 				ln.manifest, ln.k = true, b.sm.Manifest.K
