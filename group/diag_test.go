@@ -120,6 +120,30 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 		ws = append(ws, fmt.Sprintf("<%v %d", pullWaitBase<<j, v))
 	}
 	t.Logf("control and pull-lane messages by time from their link's queue into their flow: %s", strings.Join(ws, ", "))
+	if m.members[0].g.trace != nil {
+		var del [3][7]uint64
+		var ab [3]uint64
+		for _, mb := range m.members {
+			tr := mb.g.trace
+			tr.wg.Wait()
+			for k := range tr.delivered {
+				for j := range tr.delivered[k] {
+					del[k][j] += tr.delivered[k][j].Load()
+				}
+				ab[k] += tr.abandoned[k].Load()
+			}
+		}
+		for k, name := range []string{traceRequest: "pull requests", traceAnswer: "pulled pieces"} {
+			if name == "" {
+				continue
+			}
+			ws = ws[:0]
+			for j, v := range del[k] {
+				ws = append(ws, fmt.Sprintf("<%v %d", pullWaitBase<<j, v))
+			}
+			t.Logf("%s in the sessions: abandoned %d; delivered by time from the write: %s", name, ab[k], strings.Join(ws, ", "))
+		}
+	}
 	t.Logf("pulls not served: block forgotten %d, block or manifest unknown %d; pieces not held %d, sent past the block's deadline (dropped) %d",
 		miss[pullGone], miss[pullUnknown], miss[pullNotHeld], miss[pullPastDeadline])
 	t.Logf("pusher changes per member by reason: refused %.1f gone %.1f silent %.1f late %.1f fill %.1f stale %.1f deeper %.1f",

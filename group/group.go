@@ -54,6 +54,9 @@ type Group struct {
 	// took from their link's queue to their flow (as stream.pullWait;
 	// diagnostics).
 	urgentWait [7]atomic.Uint64
+	// trace, set by tests only before the group starts, follows pull
+	// requests and pulled pieces to their fate in the RTMFP session.
+	trace *pullTrace
 
 	mu      sync.Mutex
 	closed  bool
@@ -571,7 +574,11 @@ func (g *Group) sendControl(l *link, c *control) {
 	if err != nil {
 		return
 	}
-	if l.enqueue(outMsg{b: b}) {
+	m := outMsg{b: b}
+	if c.Type == ctlPull {
+		m.trace = traceRequest
+	}
+	if l.enqueue(m) {
 		g.stats.Sent.Control += uint64(len(b))
 	} else {
 		g.stats.QueueDropped++
@@ -655,7 +662,10 @@ func (g *Group) sendLoop(l *link) {
 			}
 			opt.FinishWithin = left
 		}
-		_, err := f.Write(g.ctx, m.b, opt)
+		r, err := f.Write(g.ctx, m.b, opt)
+		if g.trace != nil && m.trace != 0 && r != nil {
+			g.trace.follow(g.ctx, r, m.trace)
+		}
 		if !m.data || m.lane == len(l.data)-1 {
 			d, i := time.Since(m.at), 0
 			for i < len(g.urgentWait)-1 && d >= pullWaitBase<<i {
@@ -818,4 +828,37 @@ func verifyManifest(spec Specifier, gid [32]byte, sm *signedManifest) bool {
 	}
 	return len(sm.Sig) == ed25519.SignatureSize &&
 		ed25519.Verify(spec.PublisherKey, signingBytes(gid, sm.Stamp, sm.raw), sm.Sig)
+}
+
+// pullTrace counts how pull requests and pulled pieces fare in the RTMFP
+// sessions: delivered (acknowledged) by time from the write, or abandoned
+// (diagnostics, tests only).
+type pullTrace struct {
+	delivered [3][7]atomic.Uint64 // by trace kind, by time as stream.pullWait
+	abandoned [3]atomic.Uint64
+	wg        sync.WaitGroup
+}
+
+const (
+	traceRequest = 1 // a pull request
+	traceAnswer  = 2 // a piece sent for a pull
+)
+
+func (t *pullTrace) follow(ctx context.Context, r *node.Receipt, kind uint8) {
+	t.wg.Add(1)
+	start := time.Now()
+	go func() {
+		defer t.wg.Done()
+		if err := r.Wait(ctx); err != nil {
+			if ctx.Err() == nil {
+				t.abandoned[kind].Add(1)
+			}
+			return
+		}
+		d, i := time.Since(start), 0
+		for i < len(t.delivered[kind])-1 && d >= pullWaitBase<<i {
+			i++
+		}
+		t.delivered[kind][i].Add(1)
+	}()
 }

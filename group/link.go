@@ -16,10 +16,11 @@ type outMsg struct {
 	// A pushed piece of block seq, not sent if the neighbour says it
 	// holds the whole block by the time the piece leaves the queue; its
 	// bytes are then taken back from the counter t.
-	push bool
-	seq  uint64
-	t    *uint64
-	at   time.Time // queued (diagnostics)
+	push  bool
+	seq   uint64
+	t     *uint64
+	at    time.Time // queued (diagnostics)
+	trace uint8     // traceRequest, traceAnswer or 0 (diagnostics)
 }
 
 // link is this member's connection to one neighbour in the group: our

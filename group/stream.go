@@ -736,7 +736,11 @@ func (s *stream) sendPiece(l *link, b *block, p fec.Piece, msg []byte) {
 	if s.tamper != nil {
 		msg = s.tamper(msg)
 	}
-	s.g.enqueueData(l, outMsg{data: true, lane: lane, b: msg, deadline: b.deadline, push: msg[1] == viaPush, seq: b.seq}, t)
+	m := outMsg{data: true, lane: lane, b: msg, deadline: b.deadline, push: msg[1] == viaPush, seq: b.seq}
+	if msg[1] == viaPull {
+		m.trace = traceAnswer
+	}
+	s.g.enqueueData(l, m, t)
 }
 
 // carriesManifest reports whether the pushers of class send the manifest

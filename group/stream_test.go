@@ -55,6 +55,12 @@ func (sc streamScenario) run(t *testing.T) result {
 	ctx, cancel := context.WithTimeout(context.Background(), sc.deadline)
 	defer cancel()
 	start := time.Now()
+	if os.Getenv("STRATA_TRACE_PULLS") != "" {
+		// Before the links (and their send loops) exist.
+		for _, mb := range m.members {
+			mb.g.trace = &pullTrace{}
+		}
+	}
 	m.bootstrap(ctx)
 	t.Logf("%d members bootstrapped in %v", sc.members, time.Since(start).Round(time.Millisecond))
 	data := streamData(sc.bytes)
