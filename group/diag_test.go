@@ -63,7 +63,7 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 	var why [whyReasons]uint64
 	pub := m.members[0].g.Stats()
 	skipped := pub.PushesSkipped
-	var pulls, busy, refused uint64
+	var pulls, busy, refused, unanswered uint64
 	var wait [len(stream{}.pullWait)]uint64
 	var miss [pullMisses]uint64
 	var urgent [len(stream{}.pullWait)]uint64
@@ -82,6 +82,7 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 		st := mb.g.Stats()
 		skipped += st.PushesSkipped
 		pulls, busy, refused = pulls+st.PullsSent, busy+st.PullsBusy, refused+st.PullsRefused
+		unanswered += st.PullsUnanswered
 		mb.g.mu.Lock()
 		for r, v := range mb.g.st.why {
 			why[r] += v
@@ -109,7 +110,8 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 	}
 	n := float64(len(rows))
 	t.Logf("pushes skipped per member %.0f", float64(skipped)/n)
-	t.Logf("pulls per member %.0f, answered busy %.1f; refused by the others %d, by the publisher %d", float64(pulls)/n, float64(busy)/n, refused, pub.PullsRefused)
+	t.Logf("pulls per member %.0f, answered busy %.1f, pieces unanswered %.1f; refused by the others %d, by the publisher %d",
+		float64(pulls)/n, float64(busy)/n, float64(unanswered)/n, refused, pub.PullsRefused)
 	var ws []string
 	for j, v := range wait {
 		ws = append(ws, fmt.Sprintf("<%v %d", pullWaitBase<<j, v))

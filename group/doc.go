@@ -54,7 +54,8 @@
 // the missing pieces (the publisher last, within SourcePullShare; the
 // others within RelayPullShare of what they received). A member whose
 // share is spent answers a pull busy, and the asker turns to another
-// holder at once.
+// holder at once; a piece not received within two FetchPeriods is asked
+// again, of another holder first.
 //
 // Pieces travel with a deadline (the block's window minus RelayMargin):
 // RTMFP abandons what is stale instead of delaying newer data behind it.

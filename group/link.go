@@ -52,6 +52,7 @@ type link struct {
 	refused      []time.Time       // per class: it refused to push to us until then
 	source       bool              // it says it is the publisher
 	busyUntil    time.Time         // it answered a pull busy: not asked before then
+	slowUntil    time.Time         // it left a pull unanswered: asked after others until then
 
 	// misbehaviour
 	strikes     int         // see Group.strike

@@ -193,3 +193,86 @@ func TestBusyPullAskedElsewhere(t *testing.T) {
 		}
 	})
 }
+
+// A piece asked for that does not come within the retry period is asked
+// again, of another holder if there is one: the one that left it
+// unanswered is asked after the others for busyFor (its session may be
+// backing off after losses), but still asked when it is the only holder.
+func TestUnansweredPullAskedElsewhere(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		another bool // a second holder appears after the first ask
+	}{
+		{"another holder", true},
+		{"only holder", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			runVirtual(t, func(t *testing.T) {
+				blocks, x := publishedBlocks(t, 1)
+				x.mu.Lock()
+				defer x.mu.Unlock()
+				s := x.st
+				from, h1, h2 := fakeLink(x, 1), fakeLink(x, 2), fakeLink(x, 3)
+				defer removeFake(x, from, h1, h2)
+				b := blocks[0]
+				seq := b.sm.Manifest.Block
+				now := time.Now()
+				s.handleManifest(from, b.sm, now)
+				for _, pc := range b.pieces[:b.sm.Manifest.K-3] {
+					s.handlePiece(from, pc, false, now)
+				}
+				for i := range b.pieces {
+					h1.learn(seq, i)
+				}
+				asked := func(l *link) []byte {
+					want := make([]byte, 32)
+					for {
+						m, ok := l.q.pop()
+						if !ok {
+							return want
+						}
+						if c, err := decodeControl(m.b); !m.data && err == nil && c.Type == ctlPull && c.Block == seq {
+							for i := range b.pieces {
+								if bitSet(c.Want, i) {
+									setBit(want, i)
+								}
+							}
+						}
+					}
+				}
+				count := func(m []byte) (n int) {
+					for i := range b.pieces {
+						if bitSet(m, i) {
+							n++
+						}
+					}
+					return n
+				}
+				for _, l := range []*link{from, h1, h2} {
+					asked(l)
+				}
+				step := x.cfg.WindowDuration / 4 // at least a fetch period
+				s.pull(now.Add(step))
+				if n := count(asked(h1)); n != 3 {
+					t.Fatalf("first pull asked the only holder for %d pieces, want 3", n)
+				}
+				if tc.another {
+					for i := range b.pieces {
+						h2.learn(seq, i)
+					}
+				}
+				s.pull(now.Add(3 * step)) // two fetch periods at most later
+				if x.stats.PullsUnanswered != 3 {
+					t.Errorf("PullsUnanswered %d, want 3", x.stats.PullsUnanswered)
+				}
+				n1, n2 := count(asked(h1)), count(asked(h2))
+				if tc.another && (n1 != 0 || n2 != 3) {
+					t.Errorf("unanswered pieces asked again of the silent holder %d times, of the other %d, want 0 and 3", n1, n2)
+				}
+				if !tc.another && n1 != 3 {
+					t.Errorf("unanswered pieces asked again of the only holder %d times, want 3", n1)
+				}
+			})
+		})
+	}
+}

@@ -75,6 +75,10 @@ type Stats struct {
 	// for the others); each is answered busy. PullsBusy counts the busy
 	// answers this member got (it asks another holder).
 	PullsRefused, PullsBusy uint64
+	// PullsUnanswered counts pieces asked for that did not come within
+	// two fetch periods; the neighbour asked is then asked after the
+	// others for a second.
+	PullsUnanswered uint64
 	// OutputDropped counts stream records the application did not read
 	// in time (queue full).
 	OutputDropped uint64

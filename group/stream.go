@@ -66,6 +66,7 @@ type block struct {
 	rebuilt    bool
 	nextPull   time.Time   // next manifest pull
 	asked      []time.Time // when each piece was last pulled
+	askedOf    []*link     // and of whom
 	pulls      int         // pull requests sent for it
 	busy       int         // of them answered busy
 	asks       []ask       // the first pull requests for it (diagnostics)
@@ -1272,7 +1273,7 @@ func (s *stream) handleBusy(l *link, c *control, now time.Time) {
 	}
 	for i := range b.asked {
 		if bitSet(c.Want, i) && !bitSet(b.have, i) {
-			b.asked[i] = time.Time{}
+			b.asked[i], b.askedOf[i] = time.Time{}, nil
 		}
 	}
 }
@@ -1315,10 +1316,20 @@ func (s *stream) pull(now time.Time) {
 		}
 		if b.asked == nil {
 			b.asked = make([]time.Time, len(b.pieces))
+			b.askedOf = make([]*link, len(b.pieces))
 		}
 		for i, t := range b.asked {
-			if !bitSet(b.have, i) && !t.IsZero() && now.Sub(t) < retry {
+			if bitSet(b.have, i) || t.IsZero() {
+				continue
+			}
+			if now.Sub(t) < retry {
 				need--
+			} else if l := b.askedOf[i]; l != nil {
+				// Unanswered: its session may be backing off after
+				// losses; others are asked first for a while.
+				g.stats.PullsUnanswered++
+				l.slowUntil = now.Add(busyFor)
+				b.askedOf[i] = nil
 			}
 		}
 		// The publisher's upload is the scarcest: ask it only for blocks
@@ -1342,7 +1353,7 @@ func (s *stream) pull(now time.Time) {
 				want[l] = w
 			}
 			setBit(w, i)
-			b.asked[i] = now
+			b.asked[i], b.askedOf[i] = now, l
 			need--
 		}
 		for l, w := range want {
@@ -1358,9 +1369,9 @@ func (s *stream) pull(now time.Time) {
 
 // holder picks a random neighbour known to hold piece i of block seq (any
 // piece if i < 0), preferring members other than the publisher, which it
-// picks only if source is true, and never one that answered a pull busy
-// less than busyFor ago (asked again at once, it would only say busy
-// again).
+// picks only if source is true, then one that did not leave a pull
+// unanswered lately; never one that answered a pull busy less than
+// busyFor ago (asked again at once, it would only say busy again).
 func (s *stream) holder(seq uint64, i int, source bool, now time.Time) *link {
 	var best *link
 	var bestScore uint64
@@ -1369,9 +1380,12 @@ func (s *stream) holder(seq uint64, i int, source bool, now time.Time) *link {
 		if m == nil || (i >= 0 && !bitSet(m, i)) || (l.source && !source) || now.Before(l.busyUntil) {
 			continue
 		}
-		score := s.g.rnd.Uint64() >> 1
+		score := s.g.rnd.Uint64() >> 2
 		if !l.source {
 			score |= 1 << 63
+		}
+		if !now.Before(l.slowUntil) {
+			score |= 1 << 62
 		}
 		if best == nil || score > bestScore {
 			best, bestScore = l, score
