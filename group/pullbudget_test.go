@@ -101,25 +101,42 @@ func fullMap() []byte {
 	return m
 }
 
+// shortBlock gives a member (its mutex held; the caller unlocks it) a
+// published block 3 pieces short of k, through a neighbour, and two more
+// fake neighbours that hold nothing yet, removed when the test ends.
+func shortBlock(t *testing.T) (x *Group, b replayed, h1, h2 *link, now time.Time) {
+	blocks, x := publishedBlocks(t, 1)
+	x.mu.Lock()
+	from, h1, h2 := fakeLink(x, 1), fakeLink(x, 2), fakeLink(x, 3)
+	t.Cleanup(func() {
+		x.mu.Lock()
+		removeFake(x, from, h1, h2)
+		x.mu.Unlock()
+	})
+	b = blocks[0]
+	now = time.Now()
+	x.st.handleManifest(from, b.sm, now)
+	for _, pc := range b.pieces[:b.sm.Manifest.K-3] {
+		x.st.handlePiece(from, pc, false, now)
+	}
+	for _, l := range []*link{from, h1, h2} {
+		for {
+			if _, ok := l.q.pop(); !ok {
+				break
+			}
+		}
+	}
+	return x, b, h1, h2, now
+}
+
 // A pull answered busy is asked at once of another holder of the pieces,
 // not after the retry period, and the busy neighbour is not asked for
 // busyFor; while every holder is busy nobody is asked.
 func TestBusyPullAskedElsewhere(t *testing.T) {
 	runVirtual(t, func(t *testing.T) {
-		blocks, x := publishedBlocks(t, 1)
-		x.mu.Lock()
+		x, b, h1, h2, now := shortBlock(t)
 		defer x.mu.Unlock()
-		s := x.st
-		from, h1, h2 := fakeLink(x, 1), fakeLink(x, 2), fakeLink(x, 3)
-		defer removeFake(x, from, h1, h2)
-		b := blocks[0]
-		seq := b.sm.Manifest.Block
-		now := time.Now()
-		s.handleManifest(from, b.sm, now)
-		held := b.sm.Manifest.K - 3
-		for _, pc := range b.pieces[:held] {
-			s.handlePiece(from, pc, false, now)
-		}
+		s, seq := x.st, b.sm.Manifest.Block
 		for _, h := range []*link{h1, h2} {
 			for i := range b.pieces {
 				h.learn(seq, i)
@@ -136,9 +153,6 @@ func TestBusyPullAskedElsewhere(t *testing.T) {
 					want = c.Want
 				}
 			}
-		}
-		for _, l := range []*link{from, h1, h2} {
-			pulls(l)
 		}
 		at := now.Add(x.cfg.WindowDuration / 4) // past any fetch period
 		s.pull(at)
@@ -208,19 +222,9 @@ func TestUnansweredPullAskedElsewhere(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			runVirtual(t, func(t *testing.T) {
-				blocks, x := publishedBlocks(t, 1)
-				x.mu.Lock()
+				x, b, h1, h2, now := shortBlock(t)
 				defer x.mu.Unlock()
-				s := x.st
-				from, h1, h2 := fakeLink(x, 1), fakeLink(x, 2), fakeLink(x, 3)
-				defer removeFake(x, from, h1, h2)
-				b := blocks[0]
-				seq := b.sm.Manifest.Block
-				now := time.Now()
-				s.handleManifest(from, b.sm, now)
-				for _, pc := range b.pieces[:b.sm.Manifest.K-3] {
-					s.handlePiece(from, pc, false, now)
-				}
+				s, seq := x.st, b.sm.Manifest.Block
 				for i := range b.pieces {
 					h1.learn(seq, i)
 				}
@@ -247,9 +251,6 @@ func TestUnansweredPullAskedElsewhere(t *testing.T) {
 						}
 					}
 					return n
-				}
-				for _, l := range []*link{from, h1, h2} {
-					asked(l)
 				}
 				step := x.cfg.WindowDuration / 4 // at least a fetch period
 				s.pull(now.Add(step))
