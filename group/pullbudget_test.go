@@ -87,6 +87,15 @@ func TestRelayPullBudget(t *testing.T) {
 				if c := busy[0]; !c.Manifest || !bytes.Equal(c.Want, fullMap()) {
 					t.Errorf("busy answer %+v does not echo the first refused pull (manifest, every piece)", c)
 				}
+				// The side-by-side knob refuses without a word.
+				s.quietRefusal = true
+				s.handlePull(to, &control{Type: ctlPull, Block: blocks[0].sm.Manifest.Block, Want: want})
+				if x.stats.PullsRefused != 3 {
+					t.Errorf("PullsRefused %d after three refusals", x.stats.PullsRefused)
+				}
+				if m, ok := to.q.pop(); ok {
+					t.Errorf("a quiet refusal queued %d bytes", len(m.b))
+				}
 			})
 		})
 	}

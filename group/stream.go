@@ -161,6 +161,10 @@ type stream struct {
 	// withhold, set by tests only, makes this member push nothing while
 	// it takes on push classes and advertises what it holds.
 	withhold bool
+	// quietRefusal, set by tests only, refuses pulls past the share
+	// without a busy answer (as before busy answers; for side-by-side
+	// runs).
+	quietRefusal bool
 
 	// per push class: the newest block a piece of it reached this member
 	// of (-1: none), and when
@@ -1224,7 +1228,9 @@ func (s *stream) handlePull(l *link, c *control) {
 		// Said, not left silent: the asker turns to another holder at
 		// once instead of waiting out its retry period.
 		s.g.stats.PullsRefused++
-		s.g.sendControl(l, &control{Type: ctlBusy, Block: c.Block, Want: c.Want, Manifest: c.Manifest})
+		if !s.quietRefusal {
+			s.g.sendControl(l, &control{Type: ctlBusy, Block: c.Block, Want: c.Want, Manifest: c.Manifest})
+		}
 		return
 	}
 	if c.Manifest {

@@ -55,6 +55,16 @@ func (sc streamScenario) run(t *testing.T) result {
 	ctx, cancel := context.WithTimeout(context.Background(), sc.deadline)
 	defer cancel()
 	start := time.Now()
+	if os.Getenv("STRATA_QUIET_REFUSAL") != "" {
+		// Side-by-side runs: refused pulls get no busy answer.
+		for _, mb := range m.members {
+			mb.g.mu.Lock()
+			if mb.g.st != nil {
+				mb.g.st.quietRefusal = true
+			}
+			mb.g.mu.Unlock()
+		}
+	}
 	if os.Getenv("STRATA_TRACE_PULLS") != "" {
 		// Before the links (and their send loops) exist.
 		for _, mb := range m.members {
