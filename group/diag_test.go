@@ -64,9 +64,8 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 	pub := m.members[0].g.Stats()
 	skipped := pub.PushesSkipped
 	var pulls, busy, refused, unanswered uint64
-	var wait [len(stream{}.pullWait)]uint64
+	var wait [waitBuckets]uint64
 	var miss [pullMisses]uint64
-	var urgent [len(stream{}.pullWait)]uint64
 	for i, mb := range m.members[1:] {
 		mb.g.mu.Lock()
 		for j, v := range mb.g.st.pullWait {
@@ -74,9 +73,6 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 		}
 		for j, v := range mb.g.st.pullMiss {
 			miss[j] += v
-		}
-		for j := range mb.g.urgentWait {
-			urgent[j] += mb.g.urgentWait[j].Load()
 		}
 		mb.g.mu.Unlock()
 		st := mb.g.Stats()
@@ -112,22 +108,17 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 	t.Logf("pushes skipped per member %.0f", float64(skipped)/n)
 	t.Logf("pulls per member %.0f, answered busy %.1f, pieces unanswered %.1f; refused by the others %d, by the publisher %d",
 		float64(pulls)/n, float64(busy)/n, float64(unanswered)/n, refused, pub.PullsRefused)
-	var ws []string
-	for j, v := range wait {
-		ws = append(ws, fmt.Sprintf("<%v %d", pullWaitBase<<j, v))
-	}
-	t.Logf("pulled pieces by time from the ask (the last bucket is open): %s", strings.Join(ws, ", "))
-	ws = ws[:0]
-	for j, v := range urgent {
-		ws = append(ws, fmt.Sprintf("<%v %d", pullWaitBase<<j, v))
-	}
-	t.Logf("control and pull-lane messages by time from their link's queue into their flow: %s", strings.Join(ws, ", "))
+	t.Logf("pulled pieces by time from the ask (the last bucket is open): %s", buckets(wait))
 	if m.members[0].g.trace != nil {
-		var del [3][7]uint64
-		var ab [3]uint64
+		var queued [waitBuckets]uint64
+		var del [traceKinds][waitBuckets]uint64
+		var ab [traceKinds]uint64
 		for _, mb := range m.members {
 			tr := mb.g.trace
 			tr.wg.Wait()
+			for j := range tr.queued {
+				queued[j] += tr.queued[j].Load()
+			}
 			for k := range tr.delivered {
 				for j := range tr.delivered[k] {
 					del[k][j] += tr.delivered[k][j].Load()
@@ -135,16 +126,9 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 				ab[k] += tr.abandoned[k].Load()
 			}
 		}
-		for k, name := range []string{traceRequest: "pull requests", traceAnswer: "pulled pieces"} {
-			if name == "" {
-				continue
-			}
-			ws = ws[:0]
-			for j, v := range del[k] {
-				ws = append(ws, fmt.Sprintf("<%v %d", pullWaitBase<<j, v))
-			}
-			t.Logf("%s in the sessions: abandoned %d; delivered by time from the write: %s", name, ab[k], strings.Join(ws, ", "))
-		}
+		t.Logf("control and pull-lane messages by time from their link's queue into their flow: %s", buckets(queued))
+		t.Logf("pull requests in the sessions: abandoned %d; delivered by time from the write: %s", ab[traceRequest], buckets(del[traceRequest]))
+		t.Logf("pulled pieces in the sessions: abandoned %d; delivered by time from the write: %s", ab[traceAnswer], buckets(del[traceAnswer]))
 	}
 	t.Logf("pulls not served: block forgotten %d, block or manifest unknown %d; pieces not held %d, sent past the block's deadline (dropped) %d",
 		miss[pullGone], miss[pullUnknown], miss[pullNotHeld], miss[pullPastDeadline])
@@ -199,4 +183,13 @@ func (m *mesh) diagLost(t *testing.T) {
 	for _, d := range detail {
 		t.Log(d)
 	}
+}
+
+// buckets formats counts in waitBucket's buckets.
+func buckets(h [waitBuckets]uint64) string {
+	var ws []string
+	for j, v := range h {
+		ws = append(ws, fmt.Sprintf("<%v %d", waitBase<<j, v))
+	}
+	return strings.Join(ws, ", ")
 }

@@ -50,10 +50,6 @@ type Group struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// urgentWait counts control and pull-lane messages by how long they
-	// took from their link's queue to their flow (as stream.pullWait;
-	// diagnostics).
-	urgentWait [7]atomic.Uint64
 	// trace, set by tests only before the group starts, follows pull
 	// requests and pulled pieces to their fate in the RTMFP session.
 	trace *pullTrace
@@ -575,8 +571,11 @@ func (g *Group) sendControl(l *link, c *control) {
 		return
 	}
 	m := outMsg{b: b}
-	if c.Type == ctlPull {
-		m.trace = traceRequest
+	if g.trace != nil {
+		m.at = time.Now()
+		if c.Type == ctlPull {
+			m.trace = traceRequest
+		}
 	}
 	if l.enqueue(m) {
 		g.stats.Sent.Control += uint64(len(b))
@@ -599,6 +598,9 @@ func (g *Group) enqueueData(l *link, m outMsg, t *uint64) {
 		return
 	}
 	m.t = t
+	if g.trace != nil {
+		m.at = time.Now()
+	}
 	if l.enqueue(m) {
 		*t += uint64(len(m.b))
 	} else {
@@ -663,15 +665,8 @@ func (g *Group) sendLoop(l *link) {
 			opt.FinishWithin = left
 		}
 		r, err := f.Write(g.ctx, m.b, opt)
-		if g.trace != nil && m.trace != 0 && r != nil {
-			g.trace.follow(g.ctx, r, m.trace)
-		}
-		if !m.data || m.lane == len(l.data)-1 {
-			d, i := time.Since(m.at), 0
-			for i < len(g.urgentWait)-1 && d >= pullWaitBase<<i {
-				i++
-			}
-			g.urgentWait[i].Add(1)
+		if g.trace != nil {
+			g.trace.written(g.ctx, m, m.data && m.lane < len(l.data)-1, r)
 		}
 		if err != nil {
 			if g.ctx.Err() != nil {
@@ -830,35 +825,42 @@ func verifyManifest(spec Specifier, gid [32]byte, sm *signedManifest) bool {
 		ed25519.Verify(spec.PublisherKey, signingBytes(gid, sm.Stamp, sm.raw), sm.Sig)
 }
 
-// pullTrace counts how pull requests and pulled pieces fare in the RTMFP
+// pullTrace counts how long control and pull-lane messages wait in their
+// link's queue, and how pull requests and pulled pieces fare in the RTMFP
 // sessions: delivered (acknowledged) by time from the write, or abandoned
-// (diagnostics, tests only).
+// (diagnostics, tests only). Times are in waitBucket's buckets.
 type pullTrace struct {
-	delivered [3][7]atomic.Uint64 // by trace kind, by time as stream.pullWait
-	abandoned [3]atomic.Uint64
+	queued    [waitBuckets]atomic.Uint64
+	delivered [traceKinds][waitBuckets]atomic.Uint64 // by trace kind
+	abandoned [traceKinds]atomic.Uint64
 	wg        sync.WaitGroup
 }
 
 const (
 	traceRequest = 1 // a pull request
 	traceAnswer  = 2 // a piece sent for a pull
+	traceKinds   = 3
 )
 
-func (t *pullTrace) follow(ctx context.Context, r *node.Receipt, kind uint8) {
+// written notes m, just written to its flow (r its receipt, nil on error);
+// push is true for the push lanes, whose queue wait is not counted.
+func (t *pullTrace) written(ctx context.Context, m outMsg, push bool, r *node.Receipt) {
+	if !push {
+		t.queued[waitBucket(time.Since(m.at))].Add(1)
+	}
+	if m.trace == 0 || r == nil {
+		return
+	}
 	t.wg.Add(1)
 	start := time.Now()
 	go func() {
 		defer t.wg.Done()
 		if err := r.Wait(ctx); err != nil {
 			if ctx.Err() == nil {
-				t.abandoned[kind].Add(1)
+				t.abandoned[m.trace].Add(1)
 			}
 			return
 		}
-		d, i := time.Since(start), 0
-		for i < len(t.delivered[kind])-1 && d >= pullWaitBase<<i {
-			i++
-		}
-		t.delivered[kind][i].Add(1)
+		t.delivered[m.trace][waitBucket(time.Since(start))].Add(1)
 	}()
 }

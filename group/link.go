@@ -19,7 +19,7 @@ type outMsg struct {
 	push  bool
 	seq   uint64
 	t     *uint64
-	at    time.Time // queued (diagnostics)
+	at    time.Time // queued (diagnostics, only while tracing)
 	trace uint8     // traceRequest, traceAnswer or 0 (diagnostics)
 }
 
@@ -117,7 +117,6 @@ func (l *link) enqueue(m outMsg) bool {
 		return false
 	default:
 	}
-	m.at = time.Now()
 	return l.q.push(m)
 }
 

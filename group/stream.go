@@ -175,12 +175,26 @@ type stream struct {
 	// (diagnostics, at most maxLostNotes).
 	lost []lostNote
 	// pullWait counts pulled pieces by how long after their last ask they
-	// came: under pullWaitBase, under twice that, ... (diagnostics).
-	pullWait [7]uint64
+	// came, in waitBucket's buckets (diagnostics).
+	pullWait [waitBuckets]uint64
 	pullMiss [pullMisses]uint64
 }
 
-const pullWaitBase = 50 * time.Millisecond
+// Diagnostic times are counted in waitBuckets buckets: under
+// waitBase, under twice that, ..., and the rest.
+const (
+	waitBase    = 50 * time.Millisecond
+	waitBuckets = 7
+)
+
+// waitBucket is the bucket of a time d.
+func waitBucket(d time.Duration) int {
+	i := 0
+	for i < waitBuckets-1 && d >= waitBase<<i {
+		i++
+	}
+	return i
+}
 
 // Pulls this member could not serve in full (stream.pullMiss, diagnostics).
 const (
@@ -208,10 +222,11 @@ type lostNote struct {
 
 // lostAsk is one pull request for a lost block, seen when it was given up.
 type lostAsk struct {
-	after        time.Duration // after the block's first evidence
-	pushedTo     int           // classes this member pushes to the neighbour
-	pushes       int           // classes the neighbour pushes to this member
-	open, queued int           // the link is still open; messages in its queue
+	after    time.Duration // after the block's first evidence
+	pushedTo int           // classes this member pushes to the neighbour
+	pushes   int           // classes the neighbour pushes to this member
+	open     bool          // the link is still open
+	queued   int           // messages in its queue
 }
 
 const maxLostNotes = 32
@@ -233,10 +248,7 @@ func (s *stream) noteLost(seq, n uint64, now time.Time) {
 						parent++
 					}
 				}
-				open := 0
-				if s.g.links[a.l.peer] == a.l {
-					open = 1
-				}
+				open := s.g.links[a.l.peer] == a.l
 				ln.asks = append(ln.asks, lostAsk{a.at.Sub(b.first), subs, parent, open, a.l.q.len()})
 			}
 			if b.sm != nil {
@@ -480,11 +492,7 @@ func (s *stream) handlePiece(l *link, p fec.Piece, pushed bool, now time.Time) {
 	} else {
 		l.pulled++
 		if b != nil && p.Index < len(b.asked) && !b.asked[p.Index].IsZero() && !bitSet(b.have, p.Index) {
-			d, i := now.Sub(b.asked[p.Index]), 0
-			for i < len(s.pullWait)-1 && d >= pullWaitBase<<i {
-				i++
-			}
-			s.pullWait[i]++
+			s.pullWait[waitBucket(now.Sub(b.asked[p.Index]))]++
 		}
 	}
 	delete(l.owed, pieceKey{p.Block, p.Index})
@@ -1238,6 +1246,7 @@ func (s *stream) handlePull(l *link, c *control) {
 		s.sendManifest(l, b, -1)
 		s.pulledManifests += s.g.stats.Sent.Control - before
 	}
+	late := !time.Now().Before(b.deadline)
 	for i, p := range b.pieces {
 		if !bitSet(c.Want, i) {
 			continue
@@ -1246,7 +1255,7 @@ func (s *stream) handlePull(l *link, c *control) {
 			s.pullMiss[pullNotHeld]++
 			continue
 		}
-		if !time.Now().Before(b.deadline) {
+		if late {
 			s.pullMiss[pullPastDeadline]++
 		}
 		msg, _ := appendPieceMsg(nil, viaPull, p)
