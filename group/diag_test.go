@@ -106,6 +106,14 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 	}
 	n := float64(len(rows))
 	t.Logf("pushes skipped per member %.0f", float64(skipped)/n)
+	var pkts, rtx, tos, naks, probes uint64
+	for _, mb := range m.members {
+		ns := mb.n.Stats()
+		pkts, rtx, tos, naks, probes = pkts+ns.PacketsOut, rtx+ns.Retransmits, tos+ns.Timeouts, naks+ns.NakLosses, probes+ns.Probes
+	}
+	nm := float64(len(m.members))
+	t.Logf("RTMFP per member: packets sent %.0f, fragments retransmitted %.0f, lost by nak %.0f, tail-loss probes %.0f, timeouts with data outstanding %.1f",
+		float64(pkts)/nm, float64(rtx)/nm, float64(naks)/nm, float64(probes)/nm, float64(tos)/nm)
 	t.Logf("pulls per member %.0f, answered busy %.1f, pieces unanswered %.1f; refused by the others %d, by the publisher %d",
 		float64(pulls)/n, float64(busy)/n, float64(unanswered)/n, refused, pub.PullsRefused)
 	t.Logf("pulled pieces by time from the ask (the last bucket is open): %s", buckets(wait))

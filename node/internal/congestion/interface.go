@@ -17,7 +17,7 @@ type AckEvent struct {
 	// acknowledged for the first time.
 	AckedBytes int
 	// LostBytes is the number of outstanding bytes this packet declared
-	// lost: fragments that reached NaksForLoss negative acknowledgements.
+	// lost: fragments negatively acknowledged long enough (NaksForLoss).
 	LostBytes int
 	// PriorInFlight is the number of bytes outstanding just before this
 	// packet was processed.

@@ -48,7 +48,9 @@ const (
 
 	// NaksForLoss is how many acknowledgements that skip a fragment
 	// (negative acknowledgements) declare it lost, like TCP's three
-	// duplicate acks for fast retransmit.
+	// duplicate acks for fast retransmit, once it is older than a round
+	// trip and a reordering allowance; one is enough once it is two round
+	// trips old (the session's loss detection).
 	NaksForLoss = 3
 
 	// maxRecoveryBonusInFlight is the in-flight size (bytes) above which a

@@ -24,7 +24,7 @@ const MaxCWND = 256 << 20
 //     was outstanding) and the receiver reported no gap; an
 //     application-limited window that runs more than 6 packets ahead of
 //     use decays by one byte per acknowledging packet.
-//   - Loss (NaksForLoss negative acknowledgements, or ECN CE) cuts the
+//   - Loss (negative acknowledgements, NaksForLoss, or ECN CE) cuts the
 //     window to half of min(CWND, in flight), never below InitialCWND,
 //     then starts a recovery period lasting until the data outstanding at
 //     the cut has drained; further losses inside it cost at most what

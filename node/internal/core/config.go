@@ -32,6 +32,8 @@ const (
 	maxCookieLifetime   = 95 // seconds
 	redirectThreshold   = 24
 	maxEarlyPackets     = 18
+	// probeMin is the floor of the tail-loss probe's delay.
+	probeMin = 10 * time.Millisecond
 
 	delackPeriod           = congestion.DelayedAckPeriod
 	obligatoryAckAfter     = 2

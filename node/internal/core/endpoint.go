@@ -54,6 +54,13 @@ type Stats struct {
 	CookieChanges                  uint64 // IIKeying from a new address, answered with a fresh cookie
 	Retransmits                    uint64
 	Abandoned                      uint64
+	// Timeouts counts retransmission timeouts with user data outstanding
+	// (every outstanding fragment declared lost, the window cut to one
+	// packet); NakLosses counts fragments declared lost by negative
+	// acknowledgement; Probes counts tail-loss probes (the newest
+	// outstanding fragment sent again two round trips after it went out
+	// unacknowledged).
+	Timeouts, NakLosses, Probes uint64
 }
 
 // EventKind says what happened.

@@ -141,8 +141,9 @@ func (n *simNet) flush() {
 	}
 }
 
-// step advances to the next packet or timer, and processes it.
-func (n *simNet) step() bool {
+// next transmits what the endpoints have and says when the next packet
+// arrives or timer is due (zero: nothing pending).
+func (n *simNet) next() time.Time {
 	n.flush()
 	next := time.Time{}
 	if n.q.Len() > 0 {
@@ -153,6 +154,12 @@ func (n *simNet) step() bool {
 			next = d
 		}
 	}
+	return next
+}
+
+// step advances to the next packet or timer, and processes it.
+func (n *simNet) step() bool {
+	next := n.next()
 	if next.IsZero() {
 		return false
 	}
@@ -201,6 +208,21 @@ func (n *simNet) runUntil(limit time.Duration, cond func() bool) bool {
 		}
 	}
 	return cond()
+}
+
+// runFor steps through everything due within d and leaves the clock at
+// exactly d from now (runUntil's clock may jump past its limit to the
+// next event).
+func (n *simNet) runFor(d time.Duration, each func()) {
+	end := n.now.Add(d)
+	for {
+		if next := n.next(); next.IsZero() || next.After(end) {
+			n.now = end
+			return
+		}
+		n.step()
+		each()
+	}
 }
 
 func (n *simNet) takeEvents(a netip.AddrPort) []core.Event {

@@ -2,6 +2,7 @@ package core
 
 import (
 	"crypto/sha256"
+	"math"
 	"net/netip"
 	"time"
 
@@ -117,6 +118,8 @@ type Session struct {
 	retransmitEpoch      time.Time // zero: nothing unacknowledged
 	lastIdle             time.Time
 	timeoutAt            time.Time
+	probeAt              time.Time // tail-loss probe (zero: none armed)
+	probed               bool      // a probe went out since the last progress
 	lingerUntil          time.Time
 	nextCloseRTX         time.Time
 	mobTxTS, mobRxTS     uint64
@@ -538,8 +541,18 @@ func (s *Session) processAcks() {
 	// also older than a round trip plus a reordering allowance (a quarter
 	// of it, at least a millisecond), in the spirit of RACK (RFC 8985):
 	// reordering alone then costs no retransmission and no window cut.
+	//
+	// One negative acknowledgement is enough once the fragment is two
+	// round trips old (RACK's rule with a wider reordering window): on a
+	// session that sends little, three later packets may take longer than
+	// the retransmission timeout to come, and a tail-loss probe (probeAt)
+	// brings only one.
 	srtt := s.cc.srtt()
 	reorderGrace := srtt + max(srtt/4, time.Millisecond)
+	lateGrace := time.Duration(math.MaxInt64) // no round trip measured yet
+	if s.cc.rtt.HasSample() {
+		lateGrace = 2*srtt + time.Millisecond
+	}
 	acked := s.preAckOutstanding - s.outBytes
 	lost := 0
 	anyLoss, anyNaks := false, false
@@ -552,10 +565,12 @@ func (s *Session) processAcks() {
 		if !f.sentAbandoned {
 			anyNaks = true
 		}
-		if f.naks >= naksForLoss && now.Sub(f.sentAt) >= reorderGrace {
+		age := now.Sub(f.sentAt)
+		if f.naks >= naksForLoss && age >= reorderGrace || age >= lateGrace {
 			if !f.sentAbandoned {
 				anyLoss = true
 			}
+			s.e.stats.NakLosses++
 			lost += f.txSize
 			s.removeOutstanding(f)
 			f.owner.onLoss(f)
@@ -569,6 +584,9 @@ func (s *Session) processAcks() {
 		s.cc.ctl.OnTimeCriticalNotified(e.tcSentTime)
 	}
 	s.cc.onAck(now, congestion.AckEvent{AckedBytes: acked, LostBytes: lost, PriorInFlight: s.preAckOutstanding, InFlight: s.outBytes, Loss: anyLoss, Nack: anyNaks})
+	if acked > 0 || lost > 0 {
+		s.probed = false // progress: the next tail may be probed again
+	}
 	s.rescheduleTransmission()
 	s.rescheduleTimeout()
 }
@@ -616,6 +634,38 @@ func (s *Session) rescheduleTimeout() {
 	if s.retransmitEpoch.IsZero() {
 		s.retransmitEpoch = now
 	}
+	s.probeAt = time.Time{}
+	if s.outHead != nil && !s.probed && s.cc.rtt.HasSample() {
+		// Tail-loss probe (in the spirit of RFC 8985 §7): two round trips
+		// after the newest fragment went out without an acknowledgement
+		// since, send it again, so that an acknowledgement (of it, or
+		// negative of the older ones) comes without waiting for the
+		// timeout and its cut of the window to one packet. A lone
+		// fragment's acknowledgement may be delayed by the receiver.
+		pto := 2 * s.cc.srtt()
+		if s.outHead == s.outTail {
+			pto += delackPeriod
+		}
+		if at := s.outTail.sentAt.Add(max(pto, probeMin)); at.Before(s.timeoutAt) {
+			s.probeAt = at
+		}
+	}
+}
+
+// onProbe sends the newest outstanding fragment again: it is taken out of
+// flight without a congestion signal (a probe is not a loss) and queued
+// for retransmission. One probe per flight: progress re-arms it.
+func (s *Session) onProbe() {
+	s.probeAt = time.Time{}
+	f := s.outTail
+	if f == nil || s.probed {
+		return
+	}
+	s.probed = true
+	s.e.stats.Probes++
+	s.removeOutstanding(f)
+	f.owner.onLoss(f)
+	s.rescheduleTransmission()
 }
 
 func (s *Session) nextDeadline() time.Time {
@@ -637,6 +687,7 @@ func (s *Session) nextDeadline() time.Time {
 	case stateOpen:
 		min(s.delackAt)
 		min(s.timeoutAt)
+		min(s.probeAt)
 		min(s.cc.burstAt())
 		ka := s.lastKeepaliveTx.Add(s.e.cfg.KeepalivePeriod)
 		if s.role == roleResponder {
@@ -697,6 +748,9 @@ func (s *Session) tick() {
 		if due(s.delackAt) {
 			s.doAckNow()
 		}
+		if due(s.probeAt) {
+			s.onProbe()
+		}
 		if due(s.timeoutAt) {
 			s.onTimeout()
 			if s.state != stateOpen {
@@ -755,7 +809,7 @@ func (s *Session) sendKeepalive() {
 
 func (s *Session) onTimeout() {
 	now := s.e.now
-	s.timeoutAt = time.Time{}
+	s.timeoutAt, s.probeAt, s.probed = time.Time{}, time.Time{}, false
 	outstanding := s.outHead != nil || s.keepaliveOutstanding
 	s.cc.onTimeout(now, outstanding)
 	if !outstanding {
@@ -765,6 +819,9 @@ func (s *Session) onTimeout() {
 	if !s.retransmitEpoch.IsZero() && !now.Before(s.retransmitEpoch.Add(s.e.cfg.RetransmitLimit)) {
 		s.abort(ErrPeerDead)
 		return
+	}
+	if s.outHead != nil {
+		s.e.stats.Timeouts++
 	}
 	for f := s.outHead; f != nil; {
 		next := f.outNext
@@ -1216,7 +1273,7 @@ func (s *Session) abortFlows(err error) {
 		s.readyFlows[p] = flowQueue{}
 	}
 	s.ackFlows = nil
-	s.timeoutAt = time.Time{}
+	s.timeoutAt, s.probeAt = time.Time{}, time.Time{}
 	s.delackAt = time.Time{}
 }
 

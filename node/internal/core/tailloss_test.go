@@ -1,0 +1,118 @@
+package core_test
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/strata-net/strata/node/internal/congestion"
+	"github.com/strata-net/strata/node/internal/core"
+)
+
+// A loss that few later packets follow is repaired without the
+// retransmission timeout (at least MinimumERTO, and it cuts the window to
+// one packet and backs off): the newest fragment is probed two round trips
+// after it went out (plus the receiver's delayed-ack allowance when it is
+// the only one outstanding), and one negative acknowledgement declares an
+// older fragment lost once it is two round trips old.
+func TestTailLossRepairedBeforeTimeout(t *testing.T) {
+	cases := []struct {
+		name string
+		// burst messages are written at once, every gap apart, and the
+		// data packets numbered in drop (counted from 1 after the warm-up)
+		// never arrive.
+		burst int
+		gap   time.Duration
+		drop  map[int]bool
+		// within bounds the time from the first lost message's write to
+		// its delivery; probes and naks say whether the repair takes a
+		// tail-loss probe and a loss declared by negative acknowledgement.
+		within       time.Duration
+		probes, naks bool
+	}{
+		{name: "last two of a burst", burst: 4, drop: map[int]bool{3: true, 4: true}, within: congestion.MinimumERTO, probes: true, naks: true},
+		// A lone fragment's acknowledgement may be delayed: the probe
+		// waits for that too, and so comes about when the timeout would
+		// (20 ms each way: 2 round trips, 200 ms, one way), but does not
+		// collapse the window.
+		{name: "last of three", burst: 3, drop: map[int]bool{3: true}, within: 320 * time.Millisecond, probes: true},
+		{name: "one of a sparse flow", burst: 4, gap: 100 * time.Millisecond, drop: map[int]bool{2: true}, within: 200 * time.Millisecond, naks: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newSimNet(t, 7)
+			n.delay = 20 * time.Millisecond
+			a, b, sa, _ := pair(t, n, core.Config{})
+			f, _ := sa.OpenFlow([]byte("tail"), core.PriorityRoutine)
+			bAddr := n.addrOf(b)
+			c := &collector{readAll: true}
+			// Warm up: round-trip samples, a window of a few packets.
+			var want [][]byte
+			for i := 0; i < 20; i++ {
+				m := message(i, 1000)
+				want = append(want, m)
+				f.Write(m, core.WriteOptions{})
+			}
+			if !n.runUntil(5*time.Second, func() bool { c.pump(n.takeEvents(bAddr)); return len(c.msgs) == 20 }) {
+				t.Fatalf("warm-up: %d of 20 messages", len(c.msgs))
+			}
+			n.runUntil(300*time.Millisecond, func() bool { c.pump(n.takeEvents(bAddr)); return false })
+			before := a.Stats()
+			seen := 0
+			n.filter = func(from, to netip.AddrPort, pkt []byte) bool {
+				if to != bAddr || len(pkt) < 900 {
+					return true
+				}
+				seen++
+				return !tc.drop[seen]
+			}
+			first := 0 // the first lost message
+			for first = 1; !tc.drop[first]; first++ {
+			}
+			first += len(want) - 1
+			var wrote, came time.Time
+			pump := func() {
+				c.pump(n.takeEvents(bAddr))
+				if came.IsZero() && len(c.msgs) > first {
+					came = n.now
+				}
+			}
+			for i := 0; i < tc.burst; i++ {
+				if i > 0 && tc.gap > 0 {
+					n.runFor(tc.gap, pump)
+				}
+				m := message(100+i, 1000)
+				if len(want) == first {
+					wrote = n.now
+				}
+				want = append(want, m)
+				f.Write(m, core.WriteOptions{})
+			}
+			if !n.runUntil(5*time.Second, func() bool { pump(); return len(c.msgs) == len(want) }) {
+				t.Fatalf("%d of %d messages", len(c.msgs), len(want))
+			}
+			took := came.Sub(wrote)
+			for i := range want {
+				if !bytes.Equal(c.msgs[i], want[i]) {
+					t.Fatalf("message %d out of order or corrupt", i)
+				}
+			}
+			st := a.Stats()
+			t.Logf("lost message delivered %v after its write; probes %d, lost by nak %d, timeouts %d",
+				took, st.Probes-before.Probes, st.NakLosses-before.NakLosses, st.Timeouts-before.Timeouts)
+			if took > tc.within {
+				t.Errorf("the lost message came %v after its write, want within %v", took, tc.within)
+			}
+			if st.Timeouts != before.Timeouts {
+				t.Errorf("%d retransmission timeouts", st.Timeouts-before.Timeouts)
+			}
+			if got := st.Probes > before.Probes; got != tc.probes {
+				t.Errorf("probes sent: %v, want %v", got, tc.probes)
+			}
+			if got := st.NakLosses > before.NakLosses; got != tc.naks {
+				t.Errorf("lost by negative acknowledgement: %v, want %v", got, tc.naks)
+			}
+		})
+	}
+}
