@@ -40,6 +40,7 @@ func TestForgedPiecesAreDropped(t *testing.T) {
 	res := m.collect(data, 6*time.Second, evil)
 	if res.missing > 0.001 {
 		t.Errorf("honest members miss %.3f%% of the stream", res.missing*100)
+		m.diagLost(t) // (seen once under -race with the whole suite: block 1 at three members)
 	}
 	banned := 0
 	for i, mb := range m.members {
