@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -153,6 +154,53 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 		t.Logf("busy member %d: sent %.2f× (push %.2f pull %.2f control %.2f) classes carried %d links %d mean depth %d stale %d queue drops %d pulls served %d",
 			r.i, r.total, r.push, r.pull, r.ctl, r.subs, r.links, r.depth, r.stale, r.queued, r.served)
 	}
+}
+
+// logSeries logs, every period until the returned function is called,
+// what the members did in that period: pulls sent, pusher changes (and
+// how many because a link closed, a pusher fell behind, a nearer one
+// appeared), and their RTMFP timeouts; it shows whether a run that goes
+// bad does so from the start or falls into it.
+func (m *mesh) logSeries(t *testing.T, period time.Duration) (stop func()) {
+	type sample struct{ pulls, changes, gone, stale, deeper, timeouts uint64 }
+	take := func() (s sample) {
+		for _, mb := range m.members {
+			st := mb.g.Stats()
+			s.pulls += st.PullsSent
+			s.changes += st.PusherChanges
+			s.timeouts += mb.n.Stats().Timeouts
+			mb.g.mu.Lock()
+			if mb.g.st != nil {
+				s.gone += mb.g.st.why[whyGone]
+				s.stale += mb.g.st.why[whyStale]
+				s.deeper += mb.g.st.why[whyDeeper]
+			}
+			mb.g.mu.Unlock()
+		}
+		return s
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tk := time.NewTicker(period)
+		defer tk.Stop()
+		prev, start, n := take(), time.Now(), float64(len(m.members))
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tk.C:
+				cur := take()
+				t.Logf("series %v: per member pulls %.1f, pusher changes %.2f (gone %.2f stale %.2f deeper %.2f), timeouts %.2f",
+					now.Sub(start).Round(period), float64(cur.pulls-prev.pulls)/n, float64(cur.changes-prev.changes)/n,
+					float64(cur.gone-prev.gone)/n, float64(cur.stale-prev.stale)/n, float64(cur.deeper-prev.deeper)/n, float64(cur.timeouts-prev.timeouts)/n)
+				prev = cur
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }
 
 // diagLost logs what members knew of the blocks they gave up on: whether

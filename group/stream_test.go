@@ -84,8 +84,13 @@ func (sc streamScenario) run(t *testing.T) result {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stopSeries := func() {}
+	if sc.measure {
+		stopSeries = m.logSeries(t, time.Second)
+	}
 	publish(t, ctx, p, data, sc.rate, 1000)
 	res := m.collect(data, sc.drain)
+	stopSeries()
 	m.diag(t)
 	m.diagLoad(t, len(data))
 	m.diagLost(t)
