@@ -18,6 +18,7 @@ type congestionState struct {
 func (s *Session) initCongestion() {
 	rtt := congestion.NewRTTEstimator()
 	s.cc = congestionState{rtt: rtt, ctl: congestion.NewReno(rtt), pacer: congestion.NewPacer()}
+	s.peerAckDelay = congestion.DelayedAckPeriod
 }
 
 func (c *congestionState) srtt() time.Duration { return c.rtt.SRTT() }

@@ -35,7 +35,6 @@ const (
 	// probeMin is the floor of the tail-loss probe's delay.
 	probeMin = 10 * time.Millisecond
 
-	delackPeriod           = congestion.DelayedAckPeriod
 	obligatoryAckAfter     = 2
 	nearclosePeriod        = 90 * time.Second
 	nearcloseRTX           = 5 * time.Second
@@ -71,6 +70,13 @@ type Config struct {
 	SendBuffer int
 	// MaxFlowsPerSession caps incoming flows per session; more are rejected.
 	MaxFlowsPerSession int
+	// AckDelay is how long this endpoint may hold the acknowledgement of
+	// fewer than two packets (default 50 ms; RFC 7016 allows 200 ms,
+	// congestion.DelayedAckPeriod, which is also what a sender assumes
+	// of a peer it has not measured yet). A short hold lets the sender,
+	// which learns it, probe a lone lost packet sooner, at the cost of an
+	// acknowledgement per packet on sessions that send less often.
+	AckDelay time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -83,6 +89,7 @@ func DefaultConfig() Config {
 		RecvBuffer:         1 << 20,
 		SendBuffer:         1 << 20,
 		MaxFlowsPerSession: 256,
+		AckDelay:           50 * time.Millisecond,
 	}
 }
 
@@ -112,5 +119,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxFlowsPerSession <= 0 {
 		c.MaxFlowsPerSession = d.MaxFlowsPerSession
 	}
+	if c.AckDelay <= 0 {
+		c.AckDelay = d.AckDelay
+	}
+	c.AckDelay = min(c.AckDelay, congestion.DelayedAckPeriod)
 	return c
 }

@@ -105,6 +105,7 @@ type sendFrag struct {
 	receipt *Receipt
 
 	inFlight, everSent, sentAbandoned bool
+	resent                            bool // the last transmission was a retransmission
 	naks                              int
 	sentAt                            time.Time
 	txSize                            int
@@ -539,6 +540,7 @@ func (f *SendFlow) appendData(b []byte, limit int, pri int) (out []byte, sent, f
 		fr.sentAbandoned = abandoned
 		fr.txSize = len(b) - pre
 		fr.tsn = s.nextTSN
+		fr.resent = fr.everSent
 		fr.inFlight = true
 		fr.everSent = true
 		fr.naks = 0

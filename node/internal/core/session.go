@@ -131,7 +131,15 @@ type Session struct {
 	seenUserData                    bool
 	anyAcks                         bool
 	preAckOutstanding               int
-	closeErr                        error
+	// preAckLone is when the only fragment outstanding before this
+	// packet's acks went out (zero: none, several, or a retransmission);
+	// its acknowledgement measures the peer's hold (peerAckDelay).
+	preAckLone time.Time
+	// peerAckDelay estimates how long the peer holds the acknowledgement
+	// of a lone packet: RFC 7016's 200 ms until measured, lowered by at
+	// most an eighth per measurement, never below a measurement.
+	peerAckDelay time.Duration
+	closeErr     error
 }
 
 // PeerID is the far end's identity (zero before the certificate is known).
@@ -372,6 +380,10 @@ func (s *Session) onHeader(h wire.Header) {
 	s.seenUserData = false
 	s.anyAcks = false
 	s.preAckOutstanding = s.outBytes
+	s.preAckLone = time.Time{}
+	if f := s.outHead; f != nil && f == s.outTail && !f.resent {
+		s.preAckLone = f.sentAt
+	}
 	now := s.e.now
 	if h.HasTimestamp && (!s.haveTSRx || int32(h.Timestamp) != s.tsRx) {
 		s.haveTSRx = true
@@ -587,6 +599,10 @@ func (s *Session) processAcks() {
 	if acked > 0 || lost > 0 {
 		s.probed = false // progress: the next tail may be probed again
 	}
+	if !s.preAckLone.IsZero() && s.outHead == nil && acked > 0 && s.cc.rtt.HasSample() {
+		hold := max(now.Sub(s.preAckLone)-srtt, 0)
+		s.peerAckDelay = min(max(hold, s.peerAckDelay-s.peerAckDelay/8), congestion.DelayedAckPeriod)
+	}
 	s.rescheduleTransmission()
 	s.rescheduleTimeout()
 }
@@ -641,10 +657,11 @@ func (s *Session) rescheduleTimeout() {
 		// since, send it again, so that an acknowledgement (of it, or
 		// negative of the older ones) comes without waiting for the
 		// timeout and its cut of the window to one packet. A lone
-		// fragment's acknowledgement may be delayed by the receiver.
+		// fragment's acknowledgement may be held by the receiver
+		// (peerAckDelay).
 		pto := 2 * s.cc.srtt()
 		if s.outHead == s.outTail {
-			pto += delackPeriod
+			pto += s.peerAckDelay
 		}
 		if at := s.outTail.sentAt.Add(max(pto, probeMin)); at.Before(s.timeoutAt) {
 			s.probeAt = at
@@ -846,7 +863,7 @@ func (s *Session) scheduleAck(f *RecvFlow) {
 	s.e.touch(s)
 	s.ackFlows = append(s.ackFlows, f)
 	if !s.ackNow && s.delackAt.IsZero() {
-		s.delackAt = s.e.now.Add(delackPeriod)
+		s.delackAt = s.e.now.Add(s.e.cfg.AckDelay)
 	}
 }
 

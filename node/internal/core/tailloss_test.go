@@ -30,20 +30,24 @@ func TestTailLossRepairedBeforeTimeout(t *testing.T) {
 		// tail-loss probe and a loss declared by negative acknowledgement.
 		within       time.Duration
 		probes, naks bool
+		// ackDelay is the receiver's hold (zero: the default).
+		ackDelay time.Duration
 	}{
 		{name: "last two of a burst", burst: 4, drop: map[int]bool{3: true, 4: true}, within: congestion.MinimumERTO, probes: true, naks: true},
-		// A lone fragment's acknowledgement may be delayed: the probe
-		// waits for that too, and so comes about when the timeout would
-		// (20 ms each way: 2 round trips, 200 ms, one way), but does not
-		// collapse the window.
-		{name: "last of three", burst: 3, drop: map[int]bool{3: true}, within: 320 * time.Millisecond, probes: true},
+		// A lone fragment's acknowledgement may be held: the probe waits
+		// for the hold the sender measured too (20 ms each way: 2 round
+		// trips, about 50 ms, one way).
+		{name: "last of three", burst: 3, drop: map[int]bool{3: true}, within: 200 * time.Millisecond, probes: true},
+		// A peer that holds acknowledgements RFC 7016's 200 ms: the
+		// probe waits for that, and probes no packet that arrived.
+		{name: "last of three, peer holds 200 ms", burst: 3, drop: map[int]bool{3: true}, within: 330 * time.Millisecond, probes: true, ackDelay: 200 * time.Millisecond},
 		{name: "one of a sparse flow", burst: 4, gap: 100 * time.Millisecond, drop: map[int]bool{2: true}, within: 200 * time.Millisecond, naks: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newSimNet(t, 7)
 			n.delay = 20 * time.Millisecond
-			a, b, sa, _ := pair(t, n, core.Config{})
+			a, b, sa, _ := pair(t, n, core.Config{AckDelay: tc.ackDelay})
 			f, _ := sa.OpenFlow([]byte("tail"), core.PriorityRoutine)
 			bAddr := n.addrOf(b)
 			c := &collector{readAll: true}
@@ -57,7 +61,22 @@ func TestTailLossRepairedBeforeTimeout(t *testing.T) {
 			if !n.runUntil(5*time.Second, func() bool { c.pump(n.takeEvents(bAddr)); return len(c.msgs) == 20 }) {
 				t.Fatalf("warm-up: %d of 20 messages", len(c.msgs))
 			}
+			// Lone packets: the sender learns how long b holds their
+			// acknowledgement (its delayed-ack period, shorter than the
+			// 200 ms a sender assumes at first).
+			for i := 20; i < 32; i++ {
+				m := message(i, 1000)
+				want = append(want, m)
+				f.Write(m, core.WriteOptions{})
+				n.runFor(100*time.Millisecond, func() { c.pump(n.takeEvents(bAddr)) })
+			}
 			n.runUntil(300*time.Millisecond, func() bool { c.pump(n.takeEvents(bAddr)); return false })
+			if len(c.msgs) != len(want) {
+				t.Fatalf("warm-up: %d of %d messages", len(c.msgs), len(want))
+			}
+			if st := a.Stats(); st.Probes != 0 || st.Retransmits != 0 {
+				t.Fatalf("warm-up without loss: %d probes, %d retransmissions", st.Probes, st.Retransmits)
+			}
 			before := a.Stats()
 			seen := 0
 			n.filter = func(from, to netip.AddrPort, pkt []byte) bool {
