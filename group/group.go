@@ -71,6 +71,9 @@ type Group struct {
 
 	// stream
 	st *stream
+	// releases are session holds to end (overlay.Host.Hold) once the
+	// mutex is released: ending one may close the session.
+	releases []func()
 }
 
 // Join joins the group named by spec on host: the overlay group with ID
@@ -170,6 +173,10 @@ func (g *Group) Close() error {
 	links := make([]*link, 0, len(g.links))
 	for _, l := range g.links {
 		links = append(links, l)
+		if l.hold != nil {
+			g.releases = append(g.releases, l.hold)
+			l.hold = nil
+		}
 	}
 	g.mu.Unlock()
 	g.cfg.Mux.remove(g)
@@ -179,6 +186,13 @@ func (g *Group) Close() error {
 	}
 	err := g.og.Close()
 	g.wg.Wait()
+	g.mu.Lock()
+	rel := g.releases
+	g.releases = nil
+	g.mu.Unlock()
+	for _, r := range rel {
+		r()
+	}
 	return err
 }
 
@@ -212,7 +226,12 @@ func (g *Group) loop() {
 			if g.st != nil {
 				g.st.tick(now, periodic)
 			}
+			rel := g.releases
+			g.releases = nil
 			g.mu.Unlock()
+			for _, r := range rel {
+				r()
+			}
 		}
 	}
 }
@@ -327,6 +346,10 @@ func (g *Group) dropLink(l *link) {
 	}
 	delete(g.links, l.peer)
 	g.stats.Neighbours = len(g.links)
+	if l.hold != nil {
+		g.releases = append(g.releases, l.hold)
+		l.hold = nil
+	}
 	l.close()
 	if g.st != nil {
 		g.st.linkRemoved(l)

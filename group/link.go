@@ -53,6 +53,8 @@ type link struct {
 	source       bool              // it says it is the publisher
 	busyUntil    time.Time         // it answered a pull busy: not asked before then
 	slowUntil    time.Time         // it left a pull unanswered: asked after others until then
+	hold         func()            // ends our hold on its session (nil: none); see holdPushLinks
+	carriedAt    time.Time         // when it last carried pushes either way
 
 	// misbehaviour
 	strikes     int         // see Group.strike

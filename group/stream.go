@@ -923,6 +923,7 @@ func (s *stream) tick(now time.Time, periodic bool) {
 		s.checkWithholding(now)
 		s.checkOwed(now)
 		s.selectParents(now)
+		s.holdPushLinks(now)
 		s.advertise()
 		s.dirty, s.extraAdvertised = false, 0
 	case s.dirty:
@@ -1529,6 +1530,26 @@ func (s *stream) checkWithholding(now time.Time) {
 		p.refused[c] = now.Add(withholdShun * s.g.cfg.AvailabilityUpdatePeriod)
 		s.parents[c] = nil
 		s.subscribe(p)
+	}
+}
+
+// holdPushLinks keeps open the sessions that carry pushes, to this member
+// or from it, while they do and for a window after (overlay.Host.Hold):
+// the overlay closes a session once it has no more use for it (a
+// neighbour replaced by a nearer one, a link it evicted), and each time
+// a push tree lost a branch under a member that had done nothing wrong.
+func (s *stream) holdPushLinks(now time.Time) {
+	flowing := s.source || s.anchored // (members choose pushers before data comes)
+	for _, l := range s.g.links {
+		if flowing && (slices.Contains(s.parents, l) || slices.Contains(l.subs, true)) {
+			l.carriedAt = now
+			if l.hold == nil {
+				l.hold = s.g.host.Hold(l.sess)
+			}
+		} else if l.hold != nil && now.Sub(l.carriedAt) > s.g.cfg.WindowDuration {
+			s.g.releases = append(s.g.releases, l.hold)
+			l.hold = nil
+		}
 	}
 }
 

@@ -63,6 +63,10 @@ type Host struct {
 	closed   bool
 	groups   map[GroupID]*Group
 	sessions map[*node.Session]int // overlay links using the session
+	// held counts the holds on a session (Hold); unwanted marks a held
+	// session whose last overlay link went: it closes with its last hold.
+	held     map[*node.Session]int
+	unwanted map[*node.Session]bool
 }
 
 // NewHost starts the overlay on n. Close stops it (the node stays open).
@@ -72,6 +76,8 @@ func NewHost(n *node.Node, cfg HostConfig) *Host {
 		n: n, cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel,
 		groups:   make(map[GroupID]*Group),
 		sessions: make(map[*node.Session]int),
+		held:     make(map[*node.Session]int),
+		unwanted: make(map[*node.Session]bool),
 	}
 	h.wg.Add(2)
 	go h.acceptLoop()
@@ -153,6 +159,8 @@ func (h *Host) track(s *node.Session) {
 	context.AfterFunc(s.Context(), func() {
 		h.mu.Lock()
 		delete(h.sessions, s)
+		delete(h.held, s)
+		delete(h.unwanted, s)
 		h.mu.Unlock()
 	})
 }
@@ -221,6 +229,7 @@ func (h *Host) acquire(s *node.Session) {
 	h.mu.Lock()
 	if _, ok := h.sessions[s]; ok {
 		h.sessions[s]++
+		delete(h.unwanted, s)
 	}
 	h.mu.Unlock()
 }
@@ -232,9 +241,55 @@ func (h *Host) release(s *node.Session) {
 		n--
 		h.sessions[s] = n
 	}
+	closeNow := ok && n == 0
+	if closeNow && h.held[s] > 0 {
+		h.unwanted[s], closeNow = true, false
+	}
 	h.mu.Unlock()
-	if ok && n == 0 {
+	if closeNow {
 		s.Close()
+	}
+}
+
+// Hold keeps s open for the caller while the overlay has no more use for
+// it: the overlay closes a session when its last link on it goes (a
+// neighbour replaced, a least recently used link evicted), which would
+// take down whatever else the session carries. The returned function ends
+// the hold (once; further calls do nothing) and closes s if the overlay
+// let go of it meanwhile and nothing else holds it: a session the overlay
+// still uses, or never used (a peer's links on it, not ours), stays as it
+// would have without the hold. A session the host does not track (one it
+// neither dialled nor accepted a flow on) is never closed by the overlay:
+// holding it does nothing.
+func (h *Host) Hold(s *node.Session) (release func()) {
+	h.mu.Lock()
+	_, ok := h.sessions[s]
+	if ok {
+		h.held[s]++
+	}
+	h.mu.Unlock()
+	if !ok {
+		return func() {}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			closeNow := false
+			if n, ok := h.held[s]; ok {
+				if n > 1 {
+					h.held[s] = n - 1
+				} else {
+					closeNow = h.unwanted[s]
+					delete(h.held, s)
+					delete(h.unwanted, s)
+				}
+			}
+			h.mu.Unlock()
+			if closeNow {
+				s.Close()
+			}
+		})
 	}
 }
 
