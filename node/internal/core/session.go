@@ -671,7 +671,9 @@ func (s *Session) rescheduleTimeout() {
 
 // onProbe sends the newest outstanding fragment again: it is taken out of
 // flight without a congestion signal (a probe is not a loss) and queued
-// for retransmission. One probe per flight: progress re-arms it.
+// for retransmission. One probe per flight: progress re-arms it. A
+// fragment of a message written NoRetransmit is not probed: taking it out
+// of flight would abandon a message that may well have arrived.
 func (s *Session) onProbe() {
 	s.probeAt = time.Time{}
 	f := s.outTail
@@ -679,6 +681,9 @@ func (s *Session) onProbe() {
 		return
 	}
 	s.probed = true
+	if !f.receipt.retransmit {
+		return
+	}
 	s.e.stats.Probes++
 	s.removeOutstanding(f)
 	f.owner.onLoss(f)

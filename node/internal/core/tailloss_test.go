@@ -135,3 +135,58 @@ func TestTailLossRepairedBeforeTimeout(t *testing.T) {
 		})
 	}
 }
+
+// A message written NoRetransmit is abandoned on its first loss; a probe
+// is not a loss, so its fragments are not probed (and not abandoned)
+// while their acknowledgement is late: only the timeout declares them
+// lost.
+func TestTailLossProbeSparesNoRetransmit(t *testing.T) {
+	for _, noRTX := range []bool{false, true} {
+		n := newSimNet(t, 9)
+		n.delay = 20 * time.Millisecond
+		a, b, sa, _ := pair(t, n, core.Config{})
+		f, _ := sa.OpenFlow([]byte("live"), core.PriorityRoutine)
+		bAddr, aAddr := n.addrOf(b), n.addrOf(a)
+		c := &collector{readAll: true}
+		for i := 0; i < 20; i++ { // round-trip samples
+			f.Write(message(i, 1000), core.WriteOptions{})
+		}
+		if !n.runUntil(5*time.Second, func() bool { c.pump(n.takeEvents(bAddr)); return len(c.msgs) == 20 }) {
+			t.Fatalf("warm-up: %d of 20 messages", len(c.msgs))
+		}
+		n.runUntil(300*time.Millisecond, func() bool { c.pump(n.takeEvents(bAddr)); return false })
+		// The data arrives; its acknowledgements do not, for a while.
+		start := n.now
+		n.filter = func(from, to netip.AddrPort, pkt []byte) bool {
+			return !(to == aAddr && n.now.Sub(start) < 200*time.Millisecond)
+		}
+		var rs []*core.Receipt
+		for i := 0; i < 3; i++ {
+			r, err := f.Write(message(100+i, 1000), core.WriteOptions{NoRetransmit: noRTX})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs = append(rs, r)
+		}
+		before := a.Stats().Probes
+		// Past two round trips (the probe's time), before the timeout
+		// (250 ms at least).
+		n.runFor(180*time.Millisecond, func() { c.pump(n.takeEvents(bAddr)) })
+		probes := a.Stats().Probes - before
+		abandoned := 0
+		for _, r := range rs {
+			if r.State() == core.ReceiptAbandoned {
+				abandoned++
+			}
+		}
+		if noRTX && (probes != 0 || abandoned != 0) {
+			t.Errorf("NoRetransmit: %d probes, %d of 3 messages abandoned before the timeout", probes, abandoned)
+		}
+		if !noRTX && probes != 1 {
+			t.Errorf("reliable: %d probes, want 1 (the case must reach the probe's time)", probes)
+		}
+		if len(c.msgs) != 23 {
+			t.Errorf("noRetransmit %v: %d of 23 messages arrived", noRTX, len(c.msgs))
+		}
+	}
+}
