@@ -1093,6 +1093,17 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 				s.getBlock(seq, now) // learn of blocks no piece of reached us yet
 			}
 		}
+		if n := len(c.Maps); n > 0 && len(c.Maps[n-1]) > 0 && !s.source && !s.anchored {
+			// Not started: no verified manifest came yet, so no block
+			// is in range (getBlock). The newest block a neighbour
+			// holds is pulled, manifest first, which starts this
+			// member as a pushed one would: a stream with nothing
+			// pushed to this member yet (trees still forming, or a
+			// block every few seconds) is not passed over. Provisional
+			// like a pushed piece's block (pieceBlock): the manifest's
+			// signature decides.
+			s.pieceBlock(c.Block+c.Full+uint64(n-1), now)
+		}
 		s.owe(l, c, now)
 	case ctlSubscribe:
 		s.handleSubscribe(l, c)
