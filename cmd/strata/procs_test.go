@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +23,12 @@ import (
 // exit 0 by itself with a file equal to the input. STRATA_PROCS=100 go
 // test ./cmd/strata -run ManyProcesses -v -timeout 30m (skipped without
 // the variable; STRATA_PROCS_RATE and STRATA_PROCS_SECONDS set the stream,
-// default 32 KiB/s for 20 s).
+// default 32 KiB/s for 20 s; STRATA_PROCS_LOGS keeps the logs).
+//
+// Each process runs with GOMAXPROCS=1 unless STRATA_PROCS_GOMAXPROCS says
+// otherwise ("default" leaves the Go runtime's own choice, one per CPU):
+// a hundred processes on two CPUs with two Ps each spend their time waking
+// each other's threads (docs/benchmarks.md §7).
 func TestManyProcesses(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("STRATA_PROCS"))
 	if n < 3 {
@@ -49,9 +55,19 @@ func TestManyProcesses(t *testing.T) {
 		done   chan error
 		first  chan string // its first stdout line
 	}
+	procsEnv := os.Environ()
+	switch v := os.Getenv("STRATA_PROCS_GOMAXPROCS"); v {
+	case "":
+		procsEnv = append(procsEnv, "GOMAXPROCS=1")
+	case "default":
+		procsEnv = slices.DeleteFunc(procsEnv, func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") })
+	default:
+		procsEnv = append(procsEnv, "GOMAXPROCS="+v)
+	}
 	var procs []*proc
 	start := func(args ...string) *proc {
 		p := &proc{cmd: exec.Command(bin, args...), stderr: new(syncBuffer), done: make(chan error, 1)}
+		p.cmd.Env = procsEnv
 		p.cmd.Stderr = p.stderr
 		stdout, err := p.cmd.StdoutPipe()
 		if err != nil {
@@ -80,6 +96,14 @@ func TestManyProcesses(t *testing.T) {
 	t.Cleanup(func() {
 		for _, p := range procs {
 			p.cmd.Process.Kill() // only the processes this test started
+		}
+		// STRATA_PROCS_LOGS=dir keeps every process's log (seed, players in
+		// order, publisher last) for a look after the run.
+		if keep := os.Getenv("STRATA_PROCS_LOGS"); keep != "" {
+			os.MkdirAll(keep, 0o755)
+			for i, p := range procs {
+				os.WriteFile(filepath.Join(keep, fmt.Sprintf("proc-%03d.log", i)), []byte(p.stderr.String()), 0o644)
+			}
 		}
 	})
 
