@@ -531,6 +531,13 @@ func (s *stream) accept(b *block, p fec.Piece, from *link, now time.Time) {
 		g.stats.Duplicates++
 		return
 	}
+	if k := p.Index % s.P; from != nil && int64(b.seq) > from.newest[k] {
+		// A verified piece shows what its sender holds as surely as its
+		// advertisement, and sooner: a pusher whose pushes keep this
+		// member current is not judged stale on an advertisement up to
+		// a period old.
+		from.newest[k] = int64(b.seq)
+	}
 	p.Data = append([]byte(nil), p.Data...)
 	s.store(b, p, from, now)
 	if b.count == b.sm.Manifest.K && b.asked == nil && !b.firstPiece.IsZero() {
