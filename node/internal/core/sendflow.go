@@ -434,20 +434,23 @@ func (f *SendFlow) forwardSeq(now time.Time) uint64 {
 	return first.seq
 }
 
-// trim drops abandoned, not-in-flight fragments from the head of the queue,
-// keeping at least one so the forward sequence number can be signalled.
+// trim drops abandoned, not-in-flight fragments from the head of the queue
+// but the last of them, which goes out (empty, flagged abandoned) and so
+// tells the receiver the forward sequence number: a later fragment already
+// in flight carries an older one, and once that is acknowledged nothing
+// else would, leaving the receiver waiting for the dropped fragments for
+// good (the flow's last messages never delivered, its end never seen).
 func (f *SendFlow) trim(now time.Time) {
-	n := 0
-	for len(f.queue)-n >= 2 {
-		fr := f.queue[n]
+	gone := func(fr *sendFrag) bool {
 		if fr.inFlight {
-			break
+			return false
 		}
 		fr.receipt.abandonIfNeeded(now)
-		if fr.receipt.state != ReceiptAbandoned {
-			break
-		}
-		f.queuedBytes -= len(fr.data) + fragmentSizeBias
+		return fr.receipt.state == ReceiptAbandoned
+	}
+	n := 0
+	for n+1 < len(f.queue) && gone(f.queue[n]) && gone(f.queue[n+1]) {
+		f.queuedBytes -= len(f.queue[n].data) + fragmentSizeBias
 		n++
 	}
 	if n > 0 {
