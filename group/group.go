@@ -173,10 +173,7 @@ func (g *Group) Close() error {
 	links := make([]*link, 0, len(g.links))
 	for _, l := range g.links {
 		links = append(links, l)
-		if l.hold != nil {
-			g.releases = append(g.releases, l.hold)
-			l.hold = nil
-		}
+		g.releaseHold(l)
 	}
 	g.mu.Unlock()
 	g.cfg.Mux.remove(g)
@@ -187,13 +184,28 @@ func (g *Group) Close() error {
 	err := g.og.Close()
 	g.wg.Wait()
 	g.mu.Lock()
+	g.unlockAndRelease()
+	return err
+}
+
+// releaseHold queues the end of l's hold on its session, if any. Called
+// with g.mu held.
+func (g *Group) releaseHold(l *link) {
+	if l.hold != nil {
+		g.releases = append(g.releases, l.hold)
+		l.hold = nil
+	}
+}
+
+// unlockAndRelease releases g.mu, then ends the queued session holds
+// (ending one may close a session, which must not happen under g.mu).
+func (g *Group) unlockAndRelease() {
 	rel := g.releases
 	g.releases = nil
 	g.mu.Unlock()
 	for _, r := range rel {
 		r()
 	}
-	return err
 }
 
 // loop runs the group's timers: neighbour links, availability, pushers,
@@ -226,12 +238,7 @@ func (g *Group) loop() {
 			if g.st != nil {
 				g.st.tick(now, periodic)
 			}
-			rel := g.releases
-			g.releases = nil
-			g.mu.Unlock()
-			for _, r := range rel {
-				r()
-			}
+			g.unlockAndRelease()
 		}
 	}
 }
@@ -346,10 +353,7 @@ func (g *Group) dropLink(l *link) {
 	}
 	delete(g.links, l.peer)
 	g.stats.Neighbours = len(g.links)
-	if l.hold != nil {
-		g.releases = append(g.releases, l.hold)
-		l.hold = nil
-	}
+	g.releaseHold(l)
 	l.close()
 	if g.st != nil {
 		g.st.linkRemoved(l)

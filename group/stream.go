@@ -1565,8 +1565,7 @@ func (s *stream) holdPushLinks(now time.Time) {
 				l.hold = s.g.host.Hold(l.sess)
 			}
 		} else if l.hold != nil && now.Sub(l.carriedAt) > s.g.cfg.WindowDuration {
-			s.g.releases = append(s.g.releases, l.hold)
-			l.hold = nil
+			s.g.releaseHold(l)
 		}
 	}
 }
