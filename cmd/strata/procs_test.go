@@ -100,9 +100,15 @@ func TestManyProcesses(t *testing.T) {
 		// STRATA_PROCS_LOGS=dir keeps every process's log (seed, players in
 		// order, publisher last) for a look after the run.
 		if keep := os.Getenv("STRATA_PROCS_LOGS"); keep != "" {
-			os.MkdirAll(keep, 0o755)
+			if err := os.MkdirAll(keep, 0o755); err != nil {
+				t.Errorf("STRATA_PROCS_LOGS: %v", err)
+				return
+			}
 			for i, p := range procs {
-				os.WriteFile(filepath.Join(keep, fmt.Sprintf("proc-%03d.log", i)), []byte(p.stderr.String()), 0o644)
+				if err := os.WriteFile(filepath.Join(keep, fmt.Sprintf("proc-%03d.log", i)), []byte(p.stderr.String()), 0o644); err != nil {
+					t.Errorf("STRATA_PROCS_LOGS: %v", err)
+					return
+				}
 			}
 		}
 	})
