@@ -102,6 +102,9 @@ type Config struct {
 	// fewer blocks wait for pulls). Every class (10) takes the manifest
 	// down with the pieces and trims the median by another 11-19 % at
 	// about +0.18 bytes received per useful byte (docs/benchmarks.md §6).
+	// A short block (closed by BlockDelay or Sync with fewer than K
+	// fragments, so fewer pieces than push classes) has its carriers
+	// among the classes that hold its pieces.
 	ManifestCarriers int
 
 	// SourcePullShare bounds the pulls the publisher serves, in bytes,

@@ -729,7 +729,7 @@ func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
 		if l == from || (!l.subs[class] && !extra[l] && s.tamper == nil) || l.knows(b.seq, p.Index) {
 			continue
 		}
-		if !l.manifestSent[b.seq] && (s.carriesManifest(b.seq, class) || extra[l]) {
+		if !l.manifestSent[b.seq] && (s.carriesManifest(b.seq, class, len(b.pieces)) || extra[l]) {
 			s.sendManifest(l, b, p.Index)
 		}
 		if msg == nil {
@@ -764,12 +764,20 @@ func (s *stream) sendPiece(l *link, b *block, p fec.Piece, msg []byte) {
 }
 
 // carriesManifest reports whether the pushers of class send the manifest
-// of block seq with its pieces: ManifestCarriers classes in a row from
-// one that turns with the block, so that one slow pusher does not hold a
-// block up; every class when ManifestCarriers is P or more.
-func (s *stream) carriesManifest(seq uint64, class int) bool {
-	c0 := int(seq % uint64(s.P))
-	return (class-c0+s.P)%s.P < s.g.cfg.ManifestCarriers
+// of block seq, of n pieces, with its pieces: ManifestCarriers classes in
+// a row from one that turns with the block, so that one slow pusher does
+// not hold a block up; every class when ManifestCarriers is P or more.
+// A short block (n < P: closed by BlockDelay or Sync with few fragments)
+// has pieces in classes 0..n-1 only, so its carriers are chosen among
+// those: a carrier class without a piece of the block would push nothing,
+// and the manifest would be left to pulls from the publisher.
+func (s *stream) carriesManifest(seq uint64, class, n int) bool {
+	p := min(s.P, max(n, 1))
+	if class >= p {
+		return false
+	}
+	c0 := int(seq % uint64(p))
+	return (class-c0+p)%p < s.g.cfg.ManifestCarriers
 }
 
 // sendManifest sends b's manifest to l ahead of piece index (on its lane;
