@@ -1088,6 +1088,16 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 				continue // long gone here
 			}
 			l.learnAll(seq)
+			if !s.source {
+				// A block that is whole at the neighbour and of which
+				// no piece reached us (no pusher yet: a member that
+				// just started, or lost its pushers) is pulled like
+				// any other. Without this a joiner that started at the
+				// live edge lost the next block in about one run in
+				// fifteen: its neighbours advertised it whole before
+				// any push tree reached the joiner.
+				s.getBlock(seq, now)
+			}
 		}
 		if c.Full > 0 {
 			for cl := range l.newest {
@@ -1108,7 +1118,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 				s.getBlock(seq, now) // learn of blocks no piece of reached us yet
 			}
 		}
-		if n := len(c.Maps); n > 0 && len(c.Maps[n-1]) > 0 && !s.source && !s.anchored {
+		if seq, ok := c.newest(); ok && !s.source && !s.anchored {
 			// Not started: no verified manifest came yet, so no block
 			// is in range (getBlock). The newest block a neighbour
 			// holds is pulled, manifest first, which starts this
@@ -1117,7 +1127,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 			// block every few seconds) is not passed over. Provisional
 			// like a pushed piece's block (pieceBlock): the manifest's
 			// signature decides.
-			s.pieceBlock(c.Block+c.Full+uint64(n-1), now)
+			s.pieceBlock(seq, now)
 		}
 		s.owe(l, c, now)
 	case ctlSubscribe:

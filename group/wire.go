@@ -105,6 +105,21 @@ type control struct {
 	Sig   []byte `msgpack:"sig,omitempty"`
 }
 
+// newest is the newest block an availability message says its sender
+// holds a piece of: the last block with a non-empty map, else the last
+// whole block; ok is false when it describes none.
+func (c *control) newest() (seq uint64, ok bool) {
+	for i := len(c.Maps) - 1; i >= 0; i-- {
+		if len(c.Maps[i]) > 0 {
+			return c.Block + c.Full + uint64(i), true
+		}
+	}
+	if c.Full > 0 {
+		return c.Block + c.Full - 1, true
+	}
+	return 0, false
+}
+
 func encodeControl(c *control) ([]byte, error) {
 	c.Version = ProtocolVersion
 	var buf bytes.Buffer

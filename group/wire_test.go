@@ -248,3 +248,27 @@ func FuzzDecodeData(f *testing.F) {
 }
 
 var testNow = time.Unix(1700000000, 0)
+
+// The newest block an availability message describes: the last non-empty
+// map, else the last whole block.
+func TestAvailNewest(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		c    control
+		seq  uint64
+		ok   bool
+	}{
+		{"nothing", control{Block: 7}, 0, false},
+		{"empty maps", control{Block: 7, Maps: [][]byte{nil, {}}}, 0, false},
+		{"whole only", control{Block: 7, Full: 3}, 9, true},
+		{"whole, then empty maps", control{Block: 7, Full: 3, Maps: [][]byte{{}, nil}}, 9, true},
+		{"maps only", control{Block: 7, Maps: [][]byte{{1}, {0x80}}}, 8, true},
+		{"whole and maps", control{Block: 7, Full: 2, Maps: [][]byte{{1}, {3}}}, 10, true},
+		{"last map empty", control{Block: 7, Full: 2, Maps: [][]byte{{1}, {}}}, 9, true},
+	} {
+		seq, ok := c.c.newest()
+		if seq != c.seq || ok != c.ok {
+			t.Errorf("%s: newest %d, %v; want %d, %v", c.name, seq, ok, c.seq, c.ok)
+		}
+	}
+}
