@@ -186,7 +186,7 @@ func (d *Decoder) check(p Piece) error {
 		return err
 	}
 	pp := d.cfg.Params
-	if p.K > pp.K || p.M != pp.M || p.ShardSize > pp.FragmentSize+lengthPrefix {
+	if p.K > pp.K || !pp.ParityOK(p.K, p.M) || p.ShardSize > pp.FragmentSize+lengthPrefix {
 		return fmt.Errorf("%w: k=%d m=%d shard %d, params K=%d M=%d FragmentSize=%d",
 			ErrPieceMismatch, p.K, p.M, p.ShardSize, pp.K, pp.M, pp.FragmentSize)
 	}
@@ -241,7 +241,17 @@ func (d *Decoder) rebuild(b *dblock) {
 				shards[i] = b.buf[i*b.ss : i*b.ss : (i+1)*b.ss] // empty: rebuild in place
 			}
 		}
-		if err := d.codecs.get(b.k).ReconstructData(shards); err != nil {
+		rs := d.codecs.get(b.k)
+		if b.m != d.codecs.parity(b.k) {
+			// The other parity count a publisher may use (ShortParity).
+			var err error
+			if rs, err = Codec(b.k, b.m); err != nil {
+				b.fails = true
+				d.stats.Corrupt++
+				return
+			}
+		}
+		if err := rs.ReconstructData(shards); err != nil {
 			b.fails = true
 			d.stats.Corrupt++
 			return

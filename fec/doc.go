@@ -17,7 +17,10 @@
 // fragments, when MaxDelay has passed since its first byte (Flush, or the
 // next Write), or on Sync. A block closed early holds k' < K fragments and
 // its M parity pieces are computed over those k' only, so a short block
-// costs k'+M pieces, not K+M; every piece says k'.
+// costs k'+M pieces, not K+M; every piece says k'. With
+// Params.ShortParity the encoder gives it ceil(M·k'/K) parity pieces (at
+// least one) instead; every piece says its block's m, and a decoder
+// accepts either count.
 //
 // All pieces of a block are emitted together when it closes. That bounds
 // a byte's wait at MaxDelay, and it is what signing needs anyway: the

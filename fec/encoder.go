@@ -190,7 +190,8 @@ func (e *Encoder) Next() (Block, bool) {
 // block's shard size, which is 2 + the longest fragment; parity is computed
 // over the k' shards actually present, so a short block costs k'+m pieces.
 func (e *Encoder) close() {
-	k, m := len(e.lens), e.p.M
+	k := len(e.lens)
+	m := e.codecs.parity(k)
 	longest := 0
 	for _, n := range e.lens {
 		longest = max(longest, n)
@@ -238,23 +239,31 @@ func (e *Encoder) close() {
 // codecs keeps the shared codec of each data-fragment count (Codec), got
 // on first use: short blocks need codecs for k' < K.
 type codecs struct {
-	m  int
+	p  Params
 	rs []reedsolomon.Encoder // index k'
 }
 
 func newCodecs(p Params) codecs {
-	return codecs{m: p.M, rs: make([]reedsolomon.Encoder, p.K+1)}
+	return codecs{p: p, rs: make([]reedsolomon.Encoder, p.K+1)}
 }
 
 func (c *codecs) get(k int) reedsolomon.Encoder {
 	if c.rs[k] == nil {
-		rs, err := Codec(k, c.m)
+		rs, err := Codec(k, c.parity(k))
 		if err != nil { // Params.Validate keeps k and m in range
 			panic("fec: " + err.Error())
 		}
 		c.rs[k] = rs
 	}
 	return c.rs[k]
+}
+
+// parity is the parity count of a block of k data fragments.
+func (c *codecs) parity(k int) int {
+	if c.p.ShortParity {
+		return c.p.ParityFor(k)
+	}
+	return c.p.M
 }
 
 // shared holds one codec per (k, m), for the whole process.

@@ -543,3 +543,74 @@ func TestLongStreamLoss(t *testing.T) {
 			loss*100, len(blocks), st.BlocksLost, st.BlocksRecovered, st.Recovered, missingBytes, len(missing))
 	}
 }
+
+// ParityFor: M for a full block, ceil(M·k'/K) (at least one) for a short
+// one.
+func TestParityFor(t *testing.T) {
+	for _, c := range []struct{ k, m, kk, want int }{
+		{16, 4, 16, 4}, {16, 4, 15, 4}, {16, 4, 13, 4}, {16, 4, 12, 3}, {16, 4, 9, 3},
+		{16, 4, 8, 2}, {16, 4, 5, 2}, {16, 4, 4, 1}, {16, 4, 2, 1}, {16, 4, 1, 1},
+		{16, 0, 2, 0}, {8, 8, 3, 3}, {1, 4, 1, 4},
+	} {
+		p := Params{K: c.k, M: c.m}
+		if got := p.ParityFor(c.kk); got != c.want {
+			t.Errorf("K=%d M=%d: ParityFor(%d) = %d, want %d", c.k, c.m, c.kk, got, c.want)
+		}
+		if !p.ParityOK(c.kk, c.m) || !p.ParityOK(c.kk, c.want) {
+			t.Errorf("K=%d M=%d k'=%d: M or ParityFor not accepted", c.k, c.m, c.kk)
+		}
+	}
+}
+
+// A publisher with ShortParity gives short blocks ParityFor(k') parity
+// pieces; a decoder without the option decodes them, also from parity
+// standing in for data, and still rejects any other parity count.
+func TestShortParity(t *testing.T) {
+	pub := Params{K: 16, M: 4, FragmentSize: 100, ShortParity: true}
+	e, _ := NewEncoder(pub)
+	var in []byte
+	for _, n := range []int{150, 1600, 450, 50} { // k' = 2, 16, 5, 1
+		b := streamBytes(n, uint64(len(in)))
+		in = append(in, b...)
+		e.Write(t0, b)
+		e.Sync()
+	}
+	var blocks []Block
+	for {
+		b, ok := e.Next()
+		if !ok {
+			break
+		}
+		blocks = append(blocks, b)
+	}
+	wantParity := []int{1, 4, 2, 1}
+	if len(blocks) != len(wantParity) {
+		t.Fatalf("%d blocks, want %d", len(blocks), len(wantParity))
+	}
+	sub := pub
+	sub.ShortParity = false
+	d := newDecoder(t, sub)
+	for i, b := range blocks {
+		k, m := b.Pieces[0].K, b.Pieces[0].M
+		if m != wantParity[i] || len(b.Pieces) != k+m {
+			t.Fatalf("block %d: k'=%d m=%d, %d pieces; want m=%d", i, k, m, len(b.Pieces), wantParity[i])
+		}
+		// Drop the first m pieces (data): parity stands in for them.
+		for _, pc := range b.Pieces[m:] {
+			if err := d.Add(pc, t0); err != nil {
+				t.Fatalf("block %d: %v", i, err)
+			}
+		}
+	}
+	n, missing := checkOutputs(t, in, drain(d), blocks)
+	if n != len(in) || len(missing) != 0 {
+		t.Fatalf("delivered %d/%d, missing %v", n, len(in), missing)
+	}
+	forged := blocks[0].Pieces[0]
+	forged.Block += 100
+	forged.M = 3 // neither M (4) nor ParityFor(2) (1)
+	forged.Index = 0
+	if err := d.Add(forged, t0); !errors.Is(err, ErrPieceMismatch) {
+		t.Errorf("a piece with 3 parity for k'=2: %v, want ErrPieceMismatch", err)
+	}
+}

@@ -26,7 +26,8 @@ type Params struct {
 	// K is the number of data fragments in a full block.
 	K int
 	// M is the number of parity pieces computed for every block, full or
-	// short. M parity pieces repair the loss of any M pieces of the block.
+	// short (but see ShortParity). M parity pieces repair the loss of any
+	// M pieces of the block.
 	M int
 	// FragmentSize is the largest data fragment in bytes. Stream bytes
 	// are cut into fragments of exactly this size.
@@ -36,7 +37,27 @@ type Params struct {
 	// t+MaxDelay even if it has fewer than K fragments. Zero means blocks
 	// close only when full or on Encoder.Sync.
 	MaxDelay time.Duration
+	// ShortParity makes the encoder give a short block of k' < K data
+	// fragments ParityFor(k') = ceil(M·k'/K) parity pieces (at least
+	// one) instead of M, so a slow stream's parity costs what a full
+	// block's does per byte rather than M/k' (2 bytes per byte at k'=2,
+	// M=4). A decoder accepts both counts whatever its own setting.
+	ShortParity bool
 }
+
+// ParityFor is the parity count ShortParity gives a block of k data
+// fragments: M for a full block (or M = 0), ceil(M·k/K) but at least one
+// for a short one.
+func (p Params) ParityFor(k int) int {
+	if k >= p.K || p.M == 0 {
+		return p.M
+	}
+	return max(1, (p.M*k+p.K-1)/p.K)
+}
+
+// ParityOK reports whether a block of k data fragments may carry m parity
+// pieces under p: M, or ParityFor(k) from a publisher with ShortParity.
+func (p Params) ParityOK(k, m int) bool { return m == p.M || m == p.ParityFor(k) }
 
 // ErrInvalidParams is wrapped by every Params.Validate error.
 var ErrInvalidParams = errors.New("fec: invalid params")

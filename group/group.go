@@ -87,7 +87,7 @@ func Join(host *overlay.Host, spec Specifier, cfg Config) (*Group, error) {
 		return nil, ErrNoMux
 	}
 	cfg = cfg.withDefaults()
-	params := fec.Params{K: cfg.K, M: cfg.M, FragmentSize: cfg.FragmentSize, MaxDelay: cfg.BlockDelay}
+	params := fec.Params{K: cfg.K, M: cfg.M, FragmentSize: cfg.FragmentSize, MaxDelay: cfg.BlockDelay, ShortParity: cfg.ShortParity}
 	if spec.Multicast {
 		if err := params.Validate(); err != nil {
 			return nil, err

@@ -449,7 +449,7 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 		return
 	}
 	mf := sm.Manifest
-	if mf.K > s.params.K || mf.M != s.params.M || mf.ShardSize > s.params.FragmentSize+2 {
+	if mf.K > s.params.K || !s.params.ParityOK(mf.K, mf.M) || mf.ShardSize > s.params.FragmentSize+2 {
 		g.stats.MalformedDropped++
 		return
 	}
