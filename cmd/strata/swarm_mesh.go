@@ -32,8 +32,11 @@ type swarmOptions struct {
 	// noRendezvous: members meet through earlier members only, without
 	// the swarm's rendezvous node.
 	noRendezvous bool
-	seed         uint64
-	log          zerolog.Logger
+	// shortParity: the publisher gives short blocks (streams under about
+	// 524 kbit/s) ceil(M·k'/K) parity pieces (group.Config.ShortParity).
+	shortParity bool
+	seed        uint64
+	log         zerolog.Logger
 }
 
 // Phases of a swarm run, in order.
@@ -184,6 +187,7 @@ func (s *swarm) addMember(i int) error {
 	gc.Overlay.Logger = log
 	if i == 0 {
 		gc.PublisherKey = s.pubKey
+		gc.ShortParity = s.opt.shortParity
 	}
 	g, err := group.Join(h, s.spec, gc)
 	if err != nil {

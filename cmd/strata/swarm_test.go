@@ -480,3 +480,34 @@ func TestSwarmInterrupt(t *testing.T) {
 		t.Fatal("swarm did not stop within 10 s of the interrupt")
 	}
 }
+
+// --short-parity: at 64 kbit/s (blocks of 2 fragments) the publisher
+// sends 1 parity piece per block instead of 4, and members receive far
+// fewer bytes per useful byte for the same, whole stream.
+func TestSwarmShortParity(t *testing.T) {
+	overhead := make(map[bool]float64)
+	for _, on := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		args := []string{"swarm", "--nodes", "8", "--duration", "3s", "--rate", "64k", "--loss", "0", "--delay", "5ms", "--jitter", "0", "--http", "", "--format", "json"}
+		if on {
+			args = append(args, "--short-parity")
+		}
+		code, stdout, stderr := runArgs(ctx, args...)
+		cancel()
+		if code != exitOK {
+			t.Fatalf("short parity %v: exit %d\nstdout %s\nstderr %s", on, code, stdout, stderr)
+		}
+		var rep swarmReport
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatalf("report is not JSON: %v\n%s", err, stdout)
+		}
+		if rep.Delivery != 1 || rep.LostBytes != 0 || rep.MismatchedBytes != 0 {
+			t.Errorf("short parity %v: delivery %v, lost %d, mismatched %d", on, rep.Delivery, rep.LostBytes, rep.MismatchedBytes)
+		}
+		overhead[on] = rep.ReceivedPerByte
+	}
+	t.Logf("received per useful byte: %.3f without --short-parity, %.3f with", overhead[false], overhead[true])
+	if overhead[true] > 2.6 || overhead[false] < 3 {
+		t.Errorf("received per useful byte %.3f with --short-parity (want under 2.6), %.3f without (want over 3)", overhead[true], overhead[false])
+	}
+}
