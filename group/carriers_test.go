@@ -73,25 +73,10 @@ func TestCarriesManifest(t *testing.T) {
 // its pull share ran out and every member lost blocks.
 func TestShortBlocksCarryManifests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		pub, priv, _ := ed25519.GenerateKey(nil)
-		spec := Specifier{Name: "low-rate", Multicast: true, PublisherKey: pub}
-		m := newMesh(t, 30, memnet.Link{Delay: 20 * time.Millisecond, Jitter: 10 * time.Millisecond, Loss: 0.01}, spec, Config{}, priv)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		m.bootstrap(ctx)
-		data := streamData(64000)
-		m.subscribe(ctx, data)
-		m.impair()
-		p, err := m.members[0].g.Publish()
-		if err != nil {
-			t.Fatal(err)
-		}
-		publish(t, ctx, p, data, 8000, 1000)
-		res := m.collect(data, 8*time.Second)
+		res, src := lowRateStream(t, Config{})
 		if res.missing > 0 {
 			t.Errorf("a member misses %.2f%% of the stream", res.missing*100)
 		}
-		src := m.members[0].g
 		src.mu.Lock()
 		pulled, blocks, links := src.st.pulledManifests, src.st.published-src.st.start, len(src.links)
 		short := src.st.enc.Stats().ShortBlocks
@@ -105,4 +90,32 @@ func TestShortBlocksCarryManifests(t *testing.T) {
 			t.Errorf("the publisher sent %d bytes of manifests for pulls (limit %d: a twentieth of its blocks to every neighbour)", pulled, limit)
 		}
 	})
+}
+
+// lowRateStream streams 64 kB at 64 kbit/s (blocks of 2 fragments) from a
+// publisher with pubCfg to 30 members with the default Config, over links
+// of 20-30 ms with 1 % loss, and returns the measures and the publisher's
+// group. Run it inside synctest.Test.
+func lowRateStream(t *testing.T, pubCfg Config) (result, *Group) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	spec := Specifier{Name: "low-rate", Multicast: true, PublisherKey: pub}
+	m := newMesh(t, 30, memnet.Link{Delay: 20 * time.Millisecond, Jitter: 10 * time.Millisecond, Loss: 0.01}, spec, Config{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	m.bootstrap(ctx)
+	data := streamData(64000)
+	m.subscribe(ctx, data)
+	pm := m.add(spec, pubCfg, priv)
+	if err := pm.g.Bootstrap(ctx, m.members[1].h.Self()); err != nil {
+		t.Fatal(err)
+	}
+	pm.g.Overlay().Refresh(ctx)
+	time.Sleep(2 * time.Second) // links to the publisher
+	m.impair()
+	p, err := pm.g.Publish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ctx, p, data, 8000, 1000)
+	return m.collect(data, 8*time.Second, len(m.members)-1), pm.g
 }
