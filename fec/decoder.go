@@ -8,8 +8,9 @@ import (
 
 // DecoderConfig configures a Decoder.
 type DecoderConfig struct {
-	// Params must equal the publisher's. Pieces that claim more data
-	// fragments, other parity counts or larger shards are rejected, which
+	// Params must equal the publisher's (but for ShortParity, which only
+	// the encoder reads). Pieces that claim more data fragments, parity
+	// counts other than M or ParityFor(k') or larger shards are rejected, which
 	// bounds the memory a stream of forged pieces can take.
 	Params Params
 	// Window is how many blocks, from the oldest undelivered one, the
@@ -88,8 +89,7 @@ var ErrPieceMismatch = errors.New("fec: piece does not match")
 // order, with losses and duplicates, and returns it in block order with
 // explicit gaps. Like the Encoder it does no I/O and reads no clock.
 type Decoder struct {
-	cfg    DecoderConfig
-	codecs codecs
+	cfg DecoderConfig
 
 	started bool
 	head    uint64 // oldest block not yet delivered or given up
@@ -132,7 +132,6 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 	}
 	return &Decoder{
 		cfg:     cfg,
-		codecs:  newCodecs(cfg.Params),
 		ring:    make([]*dblock, cfg.Window),
 		started: !cfg.StartAnywhere,
 	}, nil
@@ -241,17 +240,13 @@ func (d *Decoder) rebuild(b *dblock) {
 				shards[i] = b.buf[i*b.ss : i*b.ss : (i+1)*b.ss] // empty: rebuild in place
 			}
 		}
-		rs := d.codecs.get(b.k)
-		if b.m != d.codecs.parity(b.k) {
-			// The other parity count a publisher may use (ShortParity).
-			var err error
-			if rs, err = Codec(b.k, b.m); err != nil {
-				b.fails = true
-				d.stats.Corrupt++
-				return
-			}
+		// The block's own (k', m): m is M or, from a publisher with
+		// ShortParity, ParityFor(k') (check admits only those).
+		rs, err := Codec(b.k, b.m)
+		if err == nil {
+			err = rs.ReconstructData(shards)
 		}
-		if err := rs.ReconstructData(shards); err != nil {
+		if err != nil {
 			b.fails = true
 			d.stats.Corrupt++
 			return

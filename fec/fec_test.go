@@ -162,10 +162,8 @@ func TestAnyKOfN(t *testing.T) {
 			pieces := blocks[0].Pieces
 			n := len(pieces)
 			r := rand.New(rand.NewPCG(1, 2))
-			shared := newCodecs(tt.p) // building codecs dominates a fresh decoder's cost
 			try := func(sel []int) {
-				d := newDecoder(t, tt.p)
-				d.codecs = shared
+				d := newDecoder(t, tt.p) // codecs come from the process-wide cache (Codec)
 				for _, i := range sel {
 					if err := d.Add(pieces[i], t0); err != nil {
 						t.Fatal(err)
