@@ -60,6 +60,58 @@ func TestStreamScale(t *testing.T) {
 	}
 }
 
+// TestLowRateScale measures a 64 kbit/s stream (blocks closed by
+// BlockDelay with 2 fragments) on the virtual clock, one run per seed:
+//
+//	STRATA_LOWRATE=100 [STRATA_LOWRATE_LOSS=0.01] [STRATA_LOWRATE_SEEDS=3,6,8] \
+//	  [STRATA_LOWRATE_SHORTPARITY=1] go test ./group -run TestLowRateScale -v
+//
+// members (the publisher included), links of 20-30 ms one way with the
+// loss each way, 160 kB at 8 kB/s, the default Config (ShortParity on
+// with STRATA_LOWRATE_SHORTPARITY). docs/group.md "Low-rate streams"
+// records the figures. It asserts nothing but that the runs complete;
+// without the variable it is skipped.
+func TestLowRateScale(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv("STRATA_LOWRATE"))
+	if err != nil || n < 2 {
+		t.Skip("set STRATA_LOWRATE=members (see the doc comment) to measure")
+	}
+	loss := 0.01
+	if v := os.Getenv("STRATA_LOWRATE_LOSS"); v != "" {
+		if loss, err = strconv.ParseFloat(v, 64); err != nil || loss < 0 || loss >= 1 {
+			t.Fatalf("STRATA_LOWRATE_LOSS=%q: want 0 to 1", v)
+		}
+	}
+	seeds := "1"
+	if v := os.Getenv("STRATA_LOWRATE_SEEDS"); v != "" {
+		seeds = v
+	}
+	cfg := Config{ShortParity: os.Getenv("STRATA_LOWRATE_SHORTPARITY") != ""}
+	for _, f := range strings.Split(seeds, ",") {
+		seed, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+		if err != nil || seed == 0 {
+			t.Fatalf("STRATA_LOWRATE_SEEDS: bad seed %q", f)
+		}
+		t.Run(f, func(t *testing.T) {
+			sc := streamScenario{
+				members:  n,
+				link:     memnet.Link{Delay: 20 * time.Millisecond, Jitter: 10 * time.Millisecond, Loss: loss},
+				bytes:    160_000,
+				rate:     8000,
+				drain:    8 * time.Second,
+				deadline: time.Hour,
+				cfg:      cfg,
+				measure:  true,
+				seed:     seed,
+			}
+			var res result
+			runVirtual(t, func(t *testing.T) { res = sc.run(t) })
+			t.Logf("| %d | %.0f %% | seed %d | short parity %v | missing %.4f %% | %.3f bytes per useful byte | p99 %v |",
+				n, loss*100, seed, cfg.ShortParity, res.missing*100, res.meanOverhead, res.poolP99.Round(time.Millisecond))
+		})
+	}
+}
+
 // sweepScenario is the measurement runs' stream scenario (TestStreamScale,
 // TestSimReport): n members, links of 20-60 ms one way drawn per datagram
 // with loss each way, 1 Mbit/s for secs seconds, nothing asserted. The
