@@ -33,13 +33,16 @@
 // belongs to class i mod PushNeighbourLimit, and a member asks one
 // neighbour per class to push that class to it, so pushes never
 // duplicate. A member chooses for each class a neighbour that holds fresh
-// pieces of it and is nearest the publisher in that class's tree (members
-// advertise their hops, with poison reverse against two-member loops),
-// prefers distinct neighbours for distinct classes (one session cannot
-// always carry the whole stream under loss), and drops a pusher whose
-// pieces come much later than the others'. The publisher limits its push
-// subscribers to SourcePushCopies per class and sends every piece to that
-// many neighbours even while subscriptions change.
+// pieces of it and is nearest the publisher in that class's tree, in time:
+// members advertise per class their hops and their delay from the
+// publisher (the sum of half the smoothed round trip of each hop of their
+// path), with poison reverse against two-member loops, and the delay
+// through a neighbour is its advertised one plus half the round trip to
+// it. A member prefers distinct neighbours for distinct classes (one
+// session cannot always carry the whole stream under loss), and drops a
+// pusher whose pieces come much later than the others'. The publisher
+// limits its push subscribers to SourcePushCopies per class and sends
+// every piece to that many neighbours even while subscriptions change.
 //
 // As soon as a member holds k' pieces of a block it rebuilds the others,
 // checks them against the manifest and relays them like received ones, so

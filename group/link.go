@@ -47,6 +47,8 @@ type link struct {
 	manifestSent map[uint64]bool   // blocks whose manifest it has
 	newest       []int64           // per push class: newest block it holds a piece of (-1: none)
 	depth        []int             // per push class: its advertised hops from the publisher
+	delay        []time.Duration   // per push class: its advertised delay from the publisher (-1: not told)
+	halfRTT      time.Duration     // half the session's smoothed round trip, refreshed every availability period
 	late         []time.Duration   // per push class: smoothed lateness of its pushes to us
 	subs         []bool            // push classes it wants from us
 	refused      []time.Time       // per class: it refused to push to us until then
@@ -108,6 +110,14 @@ func newLink(p node.PeerID, s *node.Session, ctrl *node.SendFlow, data []*node.S
 		know:         make(map[uint64][]byte),
 		manifestSent: make(map[uint64]bool),
 		whole:        make(map[uint64]bool),
+	}
+}
+
+// refreshRTT reads the session's smoothed round trip (links made by tests
+// have no session).
+func (l *link) refreshRTT() {
+	if l.sess != nil {
+		l.halfRTT = l.sess.RTT() / 2
 	}
 }
 

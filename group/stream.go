@@ -93,7 +93,7 @@ const (
 	whyLate           // shunned: much later than the other pushers
 	whyFill           // a class without pusher got one
 	whyStale          // the pusher fell 4 blocks behind the freshest
-	whyDeeper         // another neighbour is 2 hops nearer the publisher
+	whyDeeper         // another neighbour is nearer the publisher (switchMargin)
 	whyReasons
 )
 
@@ -346,11 +346,14 @@ func newStream(g *Group, params fec.Params) (*stream, error) {
 func (s *stream) linkAdded(l *link) {
 	l.newest = make([]int64, s.P)
 	l.depth = make([]int, s.P)
+	l.delay = make([]time.Duration, s.P)
 	l.late = make([]time.Duration, s.P)
 	for i := range l.newest {
 		l.newest[i] = -1
 		l.depth[i] = noRoute
+		l.delay[i] = -1
 	}
+	l.refreshRTT()
 	l.subs = make([]bool, s.P)
 	l.refused = make([]time.Time, s.P)
 	l.pushedAt = make([]time.Time, s.P)
@@ -937,6 +940,9 @@ func (s *stream) tick(now time.Time, periodic bool) {
 		s.prune(now)
 		s.checkWithholding(now)
 		s.checkOwed(now)
+		for _, l := range s.g.links {
+			l.refreshRTT()
+		}
 		s.selectParents(now)
 		s.holdPushLinks(now)
 		s.advertise()
@@ -1014,8 +1020,18 @@ func (s *stream) advertise() {
 		first = false
 	}
 	c := &control{Type: ctlAvail, Block: lo, Source: s.source, Depth: make([]byte, s.P)}
+	if !s.source {
+		// (The publisher's delay is 0, which its depth says.)
+		c.Delay = make([]byte, s.P)
+	}
 	for k := range c.Depth {
 		c.Depth[k] = byte(s.myDepth(k))
+		if c.Delay != nil {
+			c.Delay[k] = noDelay
+			if d, ok := s.myDelay(k); ok {
+				c.Delay[k] = byte(min((d+delayUnit/2)/delayUnit, noDelay-1))
+			}
+		}
 	}
 	// With no stream, an unchanged advertisement goes out only every
 	// eighth time: an idle group costs little.
@@ -1056,13 +1072,16 @@ func (s *stream) advertise() {
 		// Poison reverse: a member never offers its own pusher a route
 		// through itself, which would make a two-member loop.
 		lc := *c
-		lc.Depth = c.Depth
 		for k, p := range s.parents {
 			if p == l {
 				if &lc.Depth[0] == &c.Depth[0] {
 					lc.Depth = slices.Clone(c.Depth)
+					lc.Delay = slices.Clone(c.Delay)
 				}
 				lc.Depth[k] = noRoute
+				if lc.Delay != nil {
+					lc.Delay[k] = noDelay
+				}
 			}
 		}
 		s.g.sendControl(l, &lc)
@@ -1082,6 +1101,10 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 				s.dirty = true
 			}
 			l.depth[k] = d
+			l.delay[k] = -1
+			if k < len(c.Delay) && c.Delay[k] != noDelay {
+				l.delay[k] = time.Duration(c.Delay[k]) * delayUnit
+			}
 		}
 		for seq := c.Block; seq < c.Block+c.Full; seq++ {
 			if seq+maxAhead < s.low {
@@ -1457,6 +1480,40 @@ func (s *stream) myDepth(k int) int {
 	return noRoute
 }
 
+// myDelay is this member's delay from the publisher in class k's tree:
+// its pusher's, plus the hop from it; ok is false without a route.
+func (s *stream) myDelay(k int) (time.Duration, bool) {
+	if s.source {
+		return 0, true
+	}
+	if p := s.parents[k]; p != nil {
+		return p.via(k)
+	}
+	return 0, false
+}
+
+// defaultHop stands for the delay of a hop whose round trip is not
+// measured yet.
+const defaultHop = 50 * time.Millisecond
+
+// via is how long class k's pieces take from the publisher to this member
+// through l: l's advertised delay (its hops times this hop's, if it told
+// none) plus half l's round trip. ok is false when l has no route.
+func (l *link) via(k int) (time.Duration, bool) {
+	if l.depth[k] >= noRoute {
+		return 0, false
+	}
+	hop := l.halfRTT
+	if hop <= 0 {
+		hop = defaultHop
+	}
+	d := l.delay[k]
+	if d < 0 {
+		d = time.Duration(l.depth[k]) * hop
+	}
+	return d + hop, true
+}
+
 // Withheld pieces. A pusher relays every piece of its classes as it
 // gets it (received, pulled or rebuilt), unless it knows this member
 // holds it or the block's deadline passed; only then can it advertise the
@@ -1599,13 +1656,32 @@ func (s *stream) subscribe(l *link) {
 	s.g.sendControl(l, &control{Type: ctlSubscribe, Classes: classes, Modulus: uint8(s.P)})
 }
 
+// cost is how long class c's pieces take from the publisher through l
+// (noRouteCost without a route).
+func cost(l *link, c int) time.Duration {
+	if d, ok := l.via(c); ok {
+		return d
+	}
+	return noRouteCost
+}
+
+const noRouteCost = time.Hour
+
+// switchMargin is how much nearer than the current pusher another must be
+// to take its place: a fifth of the delay, at least 20 ms, so delays that
+// move with every round-trip sample do not make the trees flap.
+func switchMargin(best time.Duration) time.Duration {
+	return max(20*time.Millisecond, best/5)
+}
+
 // selectParents chooses, for every push class, the neighbour to push it:
-// the one nearest the publisher in that class's tree (fewest hops, as
-// neighbours advertise), spreading classes over distinct neighbours while
-// there are enough (one session cannot always carry the whole stream
-// under loss). It keeps the current pusher unless another is nearer by two
-// hops or the current one's pushes come late (then it is shunned for a
-// while), and tells the neighbours whose set changed.
+// the one nearest the publisher in that class's tree, in time (the delay
+// it advertises plus half our round trip to it; hops times that half for
+// a neighbour that advertises no delay), spreading classes over distinct
+// neighbours while there are enough (one session cannot always carry the
+// whole stream under loss). It keeps the current pusher unless another is
+// nearer by switchMargin or the current one's pushes come late (then it
+// is shunned for a while), and tells the neighbours whose set changed.
 func (s *stream) selectParents(now time.Time) {
 	if s.source || s.g.closed {
 		return
@@ -1654,8 +1730,9 @@ func (s *stream) selectParents(now time.Time) {
 		}
 		fresh := func(l *link) bool { return l.newest[c]+2 >= newest }
 		// score orders candidates: fresh first, then within the load
-		// limit, then nearest the publisher, then a stable random rank.
-		score := func(l *link) (int, int, int, uint64) {
+		// limit, then nearest the publisher (in delay), then a stable
+		// random rank.
+		score := func(l *link) (int, int, time.Duration, uint64) {
 			f, over := 0, 0
 			if !fresh(l) {
 				f = 1
@@ -1663,7 +1740,7 @@ func (s *stream) selectParents(now time.Time) {
 			if l != cur && load[l] >= perLink {
 				over = 1
 			}
-			return f, over, l.depth[c], ^stableRank(self, l.peer, c)
+			return f, over, cost(l, c), ^stableRank(self, l.peer, c)
 		}
 		better := func(a, b *link) bool {
 			a1, a2, a3, a4 := score(a)
@@ -1688,7 +1765,7 @@ func (s *stream) selectParents(now time.Time) {
 				best = l
 			}
 		}
-		if cur != nil && (best == nil || (cur.newest[c]+4 >= newest && cur.depth[c] <= best.depth[c]+1)) {
+		if cur != nil && (best == nil || (cur.newest[c]+4 >= newest && cost(cur, c) <= cost(best, c)+switchMargin(cost(best, c)))) {
 			continue
 		}
 		if best == cur || best == nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -34,6 +35,10 @@ const (
 	// at or above it are treated alike, which ends counting to infinity
 	// when a tree breaks.
 	noRoute = 32
+	// delayUnit is the step of advertised delays; noDelay (the largest
+	// byte) means none, so delays up to 254 steps (1016 ms) are told.
+	delayUnit = 4 * time.Millisecond
+	noDelay   = 255
 	// postIDSize is the size of a post's random ID.
 	postIDSize = 16
 )
@@ -86,6 +91,11 @@ type control struct {
 	// Avail: per push class, the sender's hops from the publisher
 	// (0 for the publisher, noRoute when it has no pusher).
 	Depth []byte `msgpack:"h,omitempty"`
+	// Avail: per push class, the sender's delay from the publisher along
+	// its tree, in delayUnit steps (the sum of half the smoothed round
+	// trip of every hop; noDelay when unknown or no route). Members choose
+	// pushers by it; one that sends none is judged by its hops.
+	Delay []byte `msgpack:"dl,omitempty"`
 	// Subscribe, Refuse: push classes; Classes of Modulus.
 	Classes []byte `msgpack:"c,omitempty"`
 	Modulus uint8  `msgpack:"p,omitempty"`
@@ -169,7 +179,7 @@ func (c *control) validate() error {
 				return bad("bitmap too long")
 			}
 		}
-		if len(c.Depth) > maxClasses {
+		if len(c.Depth) > maxClasses || len(c.Delay) > maxClasses {
 			return bad("too many depths")
 		}
 		if c.Full > maxAvailBlocks || c.Block+c.Full+uint64(len(c.Maps)) < c.Block {
