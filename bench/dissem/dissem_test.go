@@ -3,6 +3,7 @@ package dissem
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,7 +27,9 @@ import (
 // stream; the default is 2). STRATA_DISSEM_VARIANTS=c10,c10p6 adds a
 // Strata row for each variant: cN sets ManifestCarriers to N (c10: every
 // push class carries the manifest; the default is 2), pN SourcePushCopies.
-// Without STRATA_DISSEM the test is skipped.
+// STRATA_DISSEM_ONLY=strata runs only the systems whose name starts so
+// (strata, strata-VARIANT, gossip1000, gossip16000): for A/B runs of
+// Strata alone. Without STRATA_DISSEM the test is skipped.
 func TestDissemination(t *testing.T) {
 	spec := os.Getenv("STRATA_DISSEM")
 	if spec == "" {
@@ -91,6 +94,14 @@ func TestDissemination(t *testing.T) {
 				name string
 				run  func(t *testing.T) result
 			}{"strata-" + vr.String(), func(t *testing.T) result { return runStrata(t, wide) }})
+		}
+		if only := os.Getenv("STRATA_DISSEM_ONLY"); only != "" {
+			systems = slices.DeleteFunc(systems, func(s struct {
+				name string
+				run  func(t *testing.T) result
+			}) bool {
+				return !strings.HasPrefix(s.name, only)
+			})
 		}
 		var res []result
 		for _, s := range systems {
