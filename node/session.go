@@ -35,6 +35,17 @@ const sessionFlowBacklog = 16
 // PeerID is the far end's identity.
 func (s *Session) PeerID() PeerID { return PeerID(s.cs.PeerID()) }
 
+// PeerAuthenticated reports whether the session proves the far end holds
+// the private key behind its peer ID: its certificate carries a static
+// Diffie-Hellman key, which keyed the session (RFC 7425 §4.3.3; every
+// identity made by NewIdentity has one). With an ephemeral certificate
+// anyone can present the same peer ID.
+func (s *Session) PeerAuthenticated() bool {
+	s.n.mu.Lock()
+	defer s.n.unlock()
+	return s.cs.PeerAuthenticated()
+}
+
 // RemoteAddr is the far end's current address (it follows the peer if it
 // moves: address mobility, RFC 7016 §3.5.4.2).
 func (s *Session) RemoteAddr() netip.AddrPort {

@@ -47,6 +47,11 @@ type Cert interface {
 	// OverridesSession reports whether a new IIKeying carrying this
 	// certificate may replace an existing session with old (§3.5.1.3).
 	OverridesSession(old Cert) bool
+	// KeysSession reports whether the holder's long-term key (bound to its
+	// peer ID) keys every session with it, so that only the holder can
+	// complete one: the session authenticates the peer ID. (Flash: a
+	// static Diffie-Hellman public key in the certificate.)
+	KeysSession() bool
 }
 
 // Initiator is the initiator's keying state between IIKeying and RIKeying.

@@ -37,6 +37,9 @@ type simNet struct {
 	ids     map[*core.Endpoint][32]byte
 	sent    int
 	dropped int
+	// ephemeral names the addresses whose endpoint (added after) gets an
+	// ephemeral identity (no static Diffie-Hellman key).
+	ephemeral map[string]bool
 }
 
 type simPkt struct {
@@ -87,6 +90,12 @@ func newIdentity(t testing.TB) *flash.Identity {
 
 func (n *simNet) add(addr string, cfg core.Config) (*core.Endpoint, *flash.Identity) {
 	id := newIdentity(n.t)
+	if n.ephemeral[addr] {
+		var err error
+		if id, err = flash.NewIdentityDH(rand.Reader, true, true, ""); err != nil {
+			n.t.Fatal(err)
+		}
+	}
 	ep := core.NewEndpoint(cfg, profile.Flash(id, flash.Policy{}), nil)
 	ap := netip.MustParseAddrPort(addr)
 	n.eps[ap] = ep

@@ -40,6 +40,34 @@ func pair(t *testing.T, n *simNet, cfg core.Config) (a, b *core.Endpoint, sa, sb
 	return
 }
 
+// A session authenticates the far end's peer ID only when the far end's
+// certificate carries a static Diffie-Hellman key (RFC 7425 §4.3.3): that
+// key, bound to the peer ID, keys the session. An ephemeral certificate
+// can be presented by anyone.
+func TestPeerAuthenticated(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		ephA, ephB bool // initiator, responder ephemeral
+	}{
+		{"both static", false, false},
+		{"initiator ephemeral", true, false},
+		{"responder ephemeral", false, true},
+		{"both ephemeral", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newSimNet(t, 1)
+			n.ephemeral = map[string]bool{"10.0.0.1:1000": tc.ephA, "10.0.0.2:2000": tc.ephB}
+			_, _, sa, sb := pair(t, n, core.Config{})
+			if got := sa.PeerAuthenticated(); got != !tc.ephB {
+				t.Errorf("initiator: responder authenticated %v, want %v", got, !tc.ephB)
+			}
+			if got := sb.PeerAuthenticated(); got != !tc.ephA {
+				t.Errorf("responder: initiator authenticated %v, want %v", got, !tc.ephA)
+			}
+		})
+	}
+}
+
 func TestRFC7016_3_5_1_HandshakeOpensBothEnds(t *testing.T) {
 	n := newSimNet(t, 1)
 	a, _, sa, sb := pair(t, n, core.Config{})

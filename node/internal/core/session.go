@@ -150,6 +150,11 @@ func (s *Session) PeerID() [32]byte {
 	return s.cert.PeerID()
 }
 
+// PeerAuthenticated reports whether the far end's certificate keys the
+// session (Cert.KeysSession): then only the holder of the peer ID's
+// private key can be at the far end.
+func (s *Session) PeerAuthenticated() bool { return s.cert != nil && s.cert.KeysSession() }
+
 // Addr is the far end's current address.
 func (s *Session) Addr() netip.AddrPort { return s.addr }
 

@@ -67,6 +67,7 @@ func (c flashCert) IsSelectedBy(epd []byte) bool        { return c.c.IsSelectedB
 func (c flashCert) CanonicalEPD() []byte                { return c.c.CanonicalEPD() }
 func (c flashCert) PeerID() [32]byte                    { return c.c.PeerID() }
 func (c flashCert) CheckSignature(msg, sig []byte) bool { return true }
+func (c flashCert) KeysSession() bool                   { return c.c.IsStatic() }
 func (c flashCert) OverridesSession(old core.Cert) bool {
 	o, ok := old.(flashCert)
 	return ok && c.c.Overrides(o.c)
