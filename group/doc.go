@@ -26,7 +26,9 @@
 // after its first byte), signs each block's manifest (the SHA-256 of every
 // piece) with Ed25519 when the specifier names a publisher key, and stamps
 // it with its send time. Every member checks a manifest's signature, and
-// every piece against its manifest, before it keeps, relays or decodes it;
+// every piece against its manifest, before it keeps, relays or decodes it
+// (one exception: pieces pushed by the publisher's own node are relayed at
+// once, see below);
 // a neighbour that sends forged data is dropped for good.
 //
 // Pieces are pushed along trees, one per push class: piece i of a block
@@ -43,6 +45,14 @@
 // pusher whose pieces come much later than the others'. The publisher
 // limits its push subscribers to SourcePushCopies per class and sends
 // every piece to that many neighbours even while subscriptions change.
+//
+// A relay cannot check a piece before the block's manifest, which travels
+// down the trees of ManifestCarriers classes only, so it holds pieces that
+// come first. Pieces pushed by the publisher's own node are the exception:
+// the publisher signs its node's peer ID (which the RTMFP session
+// authenticates) and sends the signature to each neighbour, and a
+// neighbour relays what that node pushes at once; its subscribers check
+// the pieces when the manifest reaches them.
 //
 // As soon as a member holds k' pieces of a block it rebuilds the others,
 // checks them against the manifest and relays them like received ones, so

@@ -367,7 +367,8 @@ type banEntry struct {
 }
 
 // Ban durations. Forged data is proof (relays check every signature
-// before they forward), so it is banned for good. Withholding is judged
+// before they forward, or forward unchecked only what the publisher's own
+// node pushed, which is genuine), so it is banned for good. Withholding is judged
 // on pieces that did not come, which heavy loss can fake (at 15-20 %
 // loss an honest pusher was banned now and then), and garbage or floods
 // can be a moment of overload or a version mismatch: those bans expire,
@@ -825,6 +826,15 @@ func signingBytes(gid [32]byte, stamp int64, manifest []byte) []byte {
 		b = append(b, byte(uint64(stamp)>>(8*i)))
 	}
 	return append(b, manifest...)
+}
+
+// nodeSigningBytes is what the publisher signs to name the node it
+// publishes from (peer): pieces that node pushes are the publisher's own.
+func nodeSigningBytes(gid [32]byte, peer node.PeerID) []byte {
+	b := make([]byte, 0, 64+len(peer))
+	b = append(b, "strata group publisher node v1\x00"...)
+	b = append(b, gid[:]...)
+	return append(b, peer[:]...)
 }
 
 // endSigningBytes is what the publisher signs to end the stream.

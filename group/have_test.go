@@ -26,6 +26,13 @@ type replayed struct {
 // virtual clock of the calling test) and returns its first n whole blocks
 // and the other member, to replay them to.
 func publishedBlocks(t *testing.T, n int) ([]replayed, *Group) {
+	blocks, x, _ := publishedBlocksKey(t, n)
+	return blocks, x
+}
+
+// publishedBlocksKey is publishedBlocks that also returns the publisher's
+// private key.
+func publishedBlocksKey(t *testing.T, n int) ([]replayed, *Group, ed25519.PrivateKey) {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	spec := Specifier{Name: "replay", Multicast: true, PublisherKey: pub}
 	m := newMesh(t, 2, memnet.Link{}, spec, Config{}, priv)
@@ -50,7 +57,7 @@ func publishedBlocks(t *testing.T, n int) ([]replayed, *Group) {
 	if len(blocks) < n {
 		t.Fatalf("the publisher holds %d whole blocks, want %d", len(blocks), n)
 	}
-	return blocks[:n], m.members[1].g
+	return blocks[:n], m.members[1].g, priv
 }
 
 // fakeLink adds a link with no session to x (x.mu held); the caller

@@ -49,6 +49,9 @@ type link struct {
 	depth        []int             // per push class: its advertised hops from the publisher
 	delay        []time.Duration   // per push class: its advertised delay from the publisher (-1: not told)
 	halfRTT      time.Duration     // half the session's smoothed round trip, refreshed every availability period
+	provenSource bool              // its node is the publisher's, by the publisher's signature (Node)
+	authentic    bool              // the session authenticates its peer ID (node.Session.PeerAuthenticated)
+	nodeSigSent  int               // availability messages that carried our Node signature to it
 	late         []time.Duration   // per push class: smoothed lateness of its pushes to us
 	subs         []bool            // push classes it wants from us
 	refused      []time.Time       // per class: it refused to push to us until then
@@ -105,6 +108,7 @@ func (l *link) availAllowed(now time.Time, period time.Duration) bool {
 func newLink(p node.PeerID, s *node.Session, ctrl *node.SendFlow, data []*node.SendFlow, queue int) *link {
 	return &link{
 		peer: p, sess: s, ctrl: ctrl, data: data,
+		authentic:    s != nil && s.PeerAuthenticated(),
 		q:            newFIFO[outMsg](queue),
 		done:         make(chan struct{}),
 		know:         make(map[uint64][]byte),
@@ -138,9 +142,13 @@ func (l *link) close() {
 			l.stopWatch()
 		}
 		close(l.done)
-		l.ctrl.Close()
+		if l.ctrl != nil { // (links made by tests have no flows)
+			l.ctrl.Close()
+		}
 		for _, f := range l.data {
-			f.Close()
+			if f != nil {
+				f.Close()
+			}
 		}
 	})
 }

@@ -57,6 +57,10 @@ type Stats struct {
 	// QueueDropped counts messages not sent because a link's queue was
 	// full; StaleDropped those whose deadline passed in the queue.
 	QueueDropped, StaleDropped uint64
+	// EarlyRelayed counts pieces relayed before their block's manifest
+	// arrived: pieces pushed by the publisher's own node (its node proven
+	// by the publisher's signature), which need no check to be genuine.
+	EarlyRelayed uint64
 	// PushesSkipped counts pushed pieces not sent because the neighbour
 	// said it holds the whole block (it rebuilt it) before they left.
 	PushesSkipped uint64

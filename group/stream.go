@@ -70,6 +70,10 @@ type block struct {
 	pulls      int         // pull requests sent for it
 	busy       int         // of them answered busy
 	asks       []ask       // the first pull requests for it (diagnostics)
+	// Neighbours this member pushed pieces of it to before its manifest
+	// came (relayEarly), with the index of the first: those of carrier
+	// classes get the manifest from us once it comes.
+	earlyTo map[*link]int
 }
 
 // ask is one pull request: to whom, when (diagnostics).
@@ -152,6 +156,7 @@ type stream struct {
 	// idle advertisements: the last one sent without blocks, and how
 	// many identical ones were skipped since
 	idleDepth  []byte
+	nodeSig    []byte // the publisher's signature naming this node (Publish, with a key)
 	idleSource bool
 	idleSkips  int
 
@@ -467,6 +472,14 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 		}
 		s.accept(b, pp.p, pp.from, now)
 	}
+	// Neighbours we pushed pieces to before the manifest came get it now
+	// if we carry it for their class (relay skips pieces they hold).
+	for l, index := range b.earlyTo {
+		if g.links[l.peer] == l && !l.manifestSent[seq] && s.carriesManifest(seq, index%s.P, len(b.pieces)) {
+			s.sendManifest(l, b, index)
+		}
+	}
+	b.earlyTo = nil
 }
 
 // handlePiece takes one piece from l, pushed or pulled.
@@ -511,6 +524,9 @@ func (s *stream) handlePiece(l *link, p fec.Piece, pushed bool, now time.Time) {
 		p.Data = append([]byte(nil), p.Data...)
 		b.pending = append(b.pending, pendingPiece{p: p, from: l})
 		b.pendFrom = l
+		if pushed && l.provenSource && !s.source {
+			s.relayEarly(b, p, l, now)
+		}
 		return
 	}
 	s.accept(b, p, l, now)
@@ -699,6 +715,42 @@ func (s *stream) feed(now time.Time) {
 }
 
 // relay pushes p to the neighbours that subscribed to its class.
+// nodeSigCopies is how many availability messages carry the publisher's
+// Node signature to each neighbour (control flows are reliable; the
+// copies cover a message dropped from a full queue).
+const nodeSigCopies = 3
+
+// relayEarly pushes p, a piece of b whose manifest has not come yet, to
+// the subscribers of its class: it came from the publisher's own node
+// (provenSource), so it is genuine without a check, and holding it for the
+// manifest would delay every tree below this member. The subscribers check
+// it once the manifest reaches them; those of the block's carrier classes
+// get the manifest from us when it comes here (handleManifest).
+func (s *stream) relayEarly(b *block, p fec.Piece, from *link, now time.Time) {
+	if now.After(b.deadline) || s.withhold {
+		return
+	}
+	class := p.Index % s.P
+	var msg []byte
+	for _, l := range s.g.links {
+		if l == from || !l.subs[class] || l.knows(b.seq, p.Index) {
+			continue
+		}
+		if msg == nil {
+			msg, _ = appendPieceMsg(nil, viaPush, p)
+		}
+		if b.earlyTo == nil {
+			b.earlyTo = make(map[*link]int)
+		}
+		if _, ok := b.earlyTo[l]; !ok {
+			b.earlyTo[l] = p.Index
+		}
+		l.learn(b.seq, p.Index)
+		s.sendPiece(l, b, p, msg)
+		s.g.stats.EarlyRelayed++
+	}
+}
+
 func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
 	if now.After(b.deadline) || s.withhold {
 		return
@@ -1084,6 +1136,10 @@ func (s *stream) advertise() {
 				}
 			}
 		}
+		if s.nodeSig != nil && l.nodeSigSent < nodeSigCopies {
+			lc.Node = s.nodeSig
+			l.nodeSigSent++
+		}
 		s.g.sendControl(l, &lc)
 	}
 }
@@ -1092,6 +1148,16 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 	switch c.Type {
 	case ctlAvail:
 		l.source = c.Source
+		// The signature names a peer ID; only a session that
+		// authenticates the peer ID ties it to this neighbour.
+		if len(c.Node) > 0 && !l.provenSource && l.authentic && len(s.g.spec.PublisherKey) > 0 {
+			if !ed25519.Verify(s.g.spec.PublisherKey, nodeSigningBytes(s.g.id, l.peer), c.Node) {
+				s.g.stats.ForgedDropped++
+				s.g.ban(l)
+				return
+			}
+			l.provenSource = true
+		}
 		for k := range l.depth {
 			d := noRoute
 			if k < len(c.Depth) {
@@ -1857,6 +1923,9 @@ func (g *Group) Publish() (*Publisher, error) {
 	}
 	s.enc, s.source = enc, true
 	s.start, s.low = enc.NextSeq(), enc.NextSeq()
+	if len(g.spec.PublisherKey) > 0 {
+		s.nodeSig = ed25519.Sign(g.cfg.PublisherKey, nodeSigningBytes(g.id, g.host.Node().PeerID()))
+	}
 	// A publisher needs no pushers: cancel any chosen before it published.
 	for c, l := range s.parents {
 		if l != nil {

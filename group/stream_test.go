@@ -94,9 +94,18 @@ func (sc streamScenario) run(t *testing.T) result {
 	m.diag(t)
 	m.diagLoad(t, len(data))
 	m.diagLost(t)
+	var early uint64
+	for _, mb := range m.members {
+		early += mb.g.Stats().EarlyRelayed
+	}
+	if early == 0 {
+		// The publisher's node proves itself; its pushes are relayed
+		// without waiting for manifests.
+		t.Errorf("no piece was relayed ahead of its manifest")
+	}
 
-	t.Logf("missing %.4f%%; received per useful byte max %.3f mean %.3f; publisher upload %.2fx; latency pooled p50 %v p99 %v, worst member p50 %v p99 %v",
-		res.missing*100, res.overhead, res.meanOverhead, res.upload,
+	t.Logf("early relays %d; missing %.4f%%; received per useful byte max %.3f mean %.3f; publisher upload %.2fx; latency pooled p50 %v p99 %v, worst member p50 %v p99 %v",
+		early, res.missing*100, res.overhead, res.meanOverhead, res.upload,
 		res.poolP50.Round(time.Millisecond), res.poolP99.Round(time.Millisecond), res.p50.Round(time.Millisecond), res.p99.Round(time.Millisecond))
 	if res.banned > 0 {
 		// Nobody here misbehaves: a ban is a false accusation. (A

@@ -96,6 +96,11 @@ type control struct {
 	// trip of every hop; noDelay when unknown or no route). Members choose
 	// pushers by it; one that sends none is judged by its hops.
 	Delay []byte `msgpack:"dl,omitempty"`
+	// Avail, from the publisher's node: the publisher's signature over
+	// nodeSigningBytes of this node's peer ID (which the RTMFP session
+	// authenticates). Pieces it pushes are then relayed at once, before
+	// their manifest.
+	Node []byte `msgpack:"pn,omitempty"`
 	// Subscribe, Refuse: push classes; Classes of Modulus.
 	Classes []byte `msgpack:"c,omitempty"`
 	Modulus uint8  `msgpack:"p,omitempty"`
@@ -181,6 +186,9 @@ func (c *control) validate() error {
 		}
 		if len(c.Depth) > maxClasses || len(c.Delay) > maxClasses {
 			return bad("too many depths")
+		}
+		if len(c.Node) != 0 && len(c.Node) != ed25519.SignatureSize {
+			return bad("bad node signature length")
 		}
 		if c.Full > maxAvailBlocks || c.Block+c.Full+uint64(len(c.Maps)) < c.Block {
 			return bad("block overflow")

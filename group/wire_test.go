@@ -2,6 +2,7 @@ package group
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"reflect"
 	"slices"
@@ -21,6 +22,7 @@ func TestControlRoundTrip(t *testing.T) {
 		{"avail", control{Type: ctlAvail, Block: 7, Full: 3, Maps: [][]byte{{0xff, 0x0f}, nil, {1}}, Source: true}},
 		{"avail empty", control{Type: ctlAvail}},
 		{"avail routes", control{Type: ctlAvail, Depth: []byte{0, 1, noRoute}, Delay: []byte{0, 13, noDelay}}},
+		{"avail node", control{Type: ctlAvail, Source: true, Node: bytes.Repeat([]byte{7}, ed25519.SignatureSize)}},
 		{"subscribe", control{Type: ctlSubscribe, Classes: []byte{0, 3}, Modulus: 5}},
 		{"unsubscribe", control{Type: ctlSubscribe, Modulus: 5}},
 		{"refuse", control{Type: ctlRefuse, Classes: []byte{4}, Modulus: 5}},
@@ -90,6 +92,7 @@ func TestDecodeControlRejects(t *testing.T) {
 		{"busy bitmap too long", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 7, "w": make([]byte, 33)}), ErrMalformed},
 		{"avail too many blocks", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 1, "m": make([][]byte, maxAvailBlocks+1)}), ErrMalformed},
 		{"avail too many delays", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 1, "dl": make([]byte, maxClasses+1)}), ErrMalformed},
+		{"avail short node signature", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 1, "pn": make([]byte, 63)}), ErrMalformed},
 		{"avail overflow", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 1, "b": uint64(1<<64 - 1), "m": [][]byte{{1}, {1}}}), ErrMalformed},
 		{"post short id", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 5, "i": []byte{1}}), ErrMalformed},
 		{"post too big", rawControl(t, map[string]any{"v": ProtocolVersion, "t": 5, "i": make([]byte, 16), "d": make([]byte, MaxPostSize+1)}), ErrMalformed},
