@@ -149,6 +149,16 @@ func runStrata(t *testing.T, sc scenario) result {
 		return
 	}
 	pub0, recv0 := snap()
+	// Pusher changes and pulls while the stream flows, per subscriber.
+	churn := func() (changes, pulls uint64) {
+		for _, m := range ms[1:] {
+			st := m.g.Stats()
+			changes += st.PusherChanges
+			pulls += st.PullsSent
+		}
+		return
+	}
+	changes0, pulls0 := churn()
 
 	p, err := ms[0].g.Publish()
 	if err != nil {
@@ -185,7 +195,10 @@ func runStrata(t *testing.T, sc scenario) result {
 	res.overhead = got / useful
 	res.wire = wire / useful
 	res.upload = float64(pub1.group-pub0.group) / float64(len(data))
-	res.note = "wire upload " + f2(float64(pub1.wire-pub0.wire)/float64(len(data)))
+	changes1, pulls1 := churn()
+	res.note = "wire upload " + f2(float64(pub1.wire-pub0.wire)/float64(len(data))) +
+		"; per subscriber: pusher changes " + f2(float64(changes1-changes0)/float64(len(rs))) +
+		", pull requests " + f2(float64(pulls1-pulls0)/float64(len(rs)))
 	res.stampP50, res.stampP99 = percentiles(stamps)
 	var nb int
 	for _, m := range ms {
