@@ -65,6 +65,11 @@ type block struct {
 	expire     time.Time // end of its window
 	rebuilt    bool
 	nextPull   time.Time   // next manifest pull
+	// A push class of it changed pusher while it was short of pieces:
+	// from switchPull on, the pieces of switchClasses it lacks are pulled
+	// without waiting for the fetch period (switchedPusher).
+	switchPull    time.Time
+	switchClasses uint32
 	asked      []time.Time // when each piece was last pulled
 	askedOf    []*link     // and of whom
 	pulls      int         // pull requests sent for it
@@ -1452,7 +1457,10 @@ func (s *stream) pull(now time.Time) {
 			continue
 		}
 		need := b.sm.Manifest.K - b.count
-		if need <= 0 || now.Before(b.first.Add(fp)) {
+		// Before the fetch period, only the classes whose pusher
+		// changed are pulled (switchedPusher).
+		early := now.Before(b.first.Add(fp))
+		if need <= 0 || early && (b.switchPull.IsZero() || now.Before(b.switchPull)) {
 			continue
 		}
 		if b.asked == nil {
@@ -1479,6 +1487,9 @@ func (s *stream) pull(now time.Time) {
 		var want map[*link][]byte
 		for i := 0; i < len(b.pieces) && need > 0; i++ {
 			if bitSet(b.have, i) || (!b.asked[i].IsZero() && now.Sub(b.asked[i]) < retry) {
+				continue
+			}
+			if early && b.switchClasses&(1<<(i%s.P)) == 0 {
 				continue
 			}
 			l := s.holder(b.seq, i, late, now)
@@ -1722,6 +1733,41 @@ func (s *stream) subscribe(l *link) {
 	s.g.sendControl(l, &control{Type: ctlSubscribe, Classes: classes, Modulus: uint8(s.P)})
 }
 
+// switchedPusher marks the blocks still short of pieces when class c
+// moved from old (nil: it had none) to its new pusher: the new one pushes
+// only what reaches it after our subscription, and the old one stops
+// when it reads that we left, so pieces of c that reached the new pusher
+// before and the old one after never come. Once anything either could
+// still send has had time to arrive (a round trip to the slower of the
+// two), the pieces of c these blocks lack are pulled, instead of a fetch
+// period after the block began.
+func (s *stream) switchedPusher(c int, old, new *link, now time.Time) {
+	rtt := 2 * new.halfRTT
+	if old != nil {
+		rtt = max(rtt, 2*old.halfRTT)
+	}
+	at := now.Add(max(rtt, 0) + switchSlack)
+	for _, b := range s.blocks {
+		if b.sm == nil || b.count >= b.sm.Manifest.K || now.After(b.deadline) {
+			continue
+		}
+		lacks := false
+		for i := c; i < len(b.pieces); i += s.P {
+			lacks = lacks || !bitSet(b.have, i)
+		}
+		if !lacks {
+			continue
+		}
+		if b.switchPull.IsZero() || at.Before(b.switchPull) {
+			b.switchPull = at
+		}
+		b.switchClasses |= 1 << c
+	}
+}
+
+// switchSlack is what switchedPusher waits beyond the round trip.
+const switchSlack = 10 * time.Millisecond
+
 // cost is how long class c's pieces take from the publisher through l
 // (noRouteCost without a route).
 func cost(l *link, c int) time.Duration {
@@ -1856,6 +1902,7 @@ func (s *stream) selectParents(now time.Time) {
 		best.parentAt[c] = now
 		s.parents[c] = best
 		s.g.stats.PusherChanges++
+		s.switchedPusher(c, cur, best, now)
 	}
 	// Every neighbour whose set of classes changed is told, including
 	// one dropped above for refusing or for being late.
