@@ -64,17 +64,17 @@ type block struct {
 	deadline   time.Time // last moment to relay or pull it
 	expire     time.Time // end of its window
 	rebuilt    bool
-	nextPull   time.Time   // next manifest pull
+	nextPull   time.Time // next manifest pull
 	// A push class of it changed pusher while it was short of pieces:
 	// from switchPull on, the pieces of switchClasses it lacks are pulled
 	// without waiting for the fetch period (switchedPusher).
 	switchPull    time.Time
 	switchClasses uint32
-	asked      []time.Time // when each piece was last pulled
-	askedOf    []*link     // and of whom
-	pulls      int         // pull requests sent for it
-	busy       int         // of them answered busy
-	asks       []ask       // the first pull requests for it (diagnostics)
+	asked         []time.Time // when each piece was last pulled
+	askedOf       []*link     // and of whom
+	pulls         int         // pull requests sent for it
+	busy          int         // of them answered busy
+	asks          []ask       // the first pull requests for it (diagnostics)
 	// Neighbours this member pushed pieces of it to before its manifest
 	// came (relayEarly), with the index of the first: those of carrier
 	// classes get the manifest from us once it comes.

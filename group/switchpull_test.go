@@ -13,7 +13,7 @@ func TestSwitchedPusherPullsAtOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		switched bool
-		chosen   bool // the switch comes from selectParents
+		chosen   bool          // the switch comes from selectParents
 		after    time.Duration // since the switch (and the block's start)
 		want     []int         // pieces asked for
 	}{
