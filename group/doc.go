@@ -64,7 +64,9 @@
 // advertise which pieces they hold every AvailabilityUpdatePeriod (complete
 // blocks as one count); a block still short of k' pieces FetchPeriod after
 // its first piece is completed by pulls from neighbours that advertised
-// the missing pieces (the publisher last, within SourcePullShare; the
+// the missing pieces (the pieces of a class whose pusher changed while the
+// block was short are pulled sooner: a round trip after the change, as
+// neither pusher will send those that crossed the change) (the publisher last, within SourcePullShare; the
 // others within RelayPullShare of what they received). A member whose
 // share is spent answers a pull busy, and the asker turns to another
 // holder at once; a piece not received within two FetchPeriods is asked
