@@ -685,3 +685,55 @@ func TestPlayRecords(t *testing.T) {
 		})
 	}
 }
+
+// publish --short-parity: a 16 KiB stream at 8K a second (blocks of two
+// fragments, closed by the block delay) reaches a player byte for byte,
+// and the publisher sends about as many parity bytes as it publishes (two
+// copies of one parity piece per two fragments) instead of four times as
+// many (two copies of the 4 pieces of every block).
+func TestPublishShortParity(t *testing.T) {
+	dir := t.TempDir()
+	spec := "strata:group/short-parity?multicast"
+	jsonLogs := []string{"--log-format", "json", "--log-level", "info"}
+	seed := startBg(t, append([]string{"node", "--listen", "127.0.0.1:0", "--group", spec, "--format", "json", "--stats-interval", "200ms"}, jsonLogs...)...)
+	boot := readStart(t, seed, 1).Addr
+	member := func(args ...string) []string {
+		return append(append(args, "--group", spec, "--bootstrap", boot), jsonLogs...)
+	}
+
+	input := make([]byte, 16<<10)
+	if _, err := rand.Read(input); err != nil {
+		t.Fatal(err)
+	}
+	inFile, outFile := filepath.Join(dir, "in.bin"), filepath.Join(dir, "out.bin")
+	if err := os.WriteFile(inFile, input, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	player := startBg(t, member("play", "--out", outFile, "--bytes", "16K", "--duration", "30s")...)
+	player.waitLog(t, `"message":"joined"`, 15*time.Second)
+	publisher := startBg(t, member("publish", "--in", inFile, "--rate", "8K", "--short-parity", "--linger", "1s")...)
+	if code := player.wait(t, 25*time.Second); code != exitOK {
+		t.Fatalf("play exited %d:\n%s", code, player.stderr)
+	}
+	if got, err := os.ReadFile(outFile); err != nil || !bytes.Equal(got, input) {
+		t.Fatalf("play wrote %d bytes that differ from the %d published (%v)", len(got), len(input), err)
+	}
+	if code := publisher.wait(t, 15*time.Second); code != exitOK {
+		t.Fatalf("publish exited %d:\n%s", code, publisher.stderr)
+	}
+	var leaving struct {
+		Message   string `json:"message"`
+		Published int    `json:"bytes_published"`
+		Parity    int    `json:"parity_sent"`
+	}
+	for _, l := range strings.Split(publisher.stderr.String(), "\n") {
+		var e = leaving
+		if json.Unmarshal([]byte(l), &e) == nil && e.Message == "leaving" {
+			leaving = e
+		}
+	}
+	t.Logf("published %d bytes, sent %d bytes of parity", leaving.Published, leaving.Parity)
+	if leaving.Published != len(input) || leaving.Parity == 0 || leaving.Parity > 2*len(input) {
+		t.Errorf("publish's summary: %d bytes published, %d of parity sent; want %d, and parity within twice that", leaving.Published, leaving.Parity, len(input))
+	}
+}

@@ -95,6 +95,8 @@ type memberSetup struct {
 	log         zerolog.Logger
 	// publisherKey goes into every group's Config (publish only).
 	publisherKey ed25519.PrivateKey
+	// shortParity: group.Config.ShortParity (publish only).
+	shortParity bool
 	// subscribe subscribes to every group's stream as soon as it is
 	// joined, before bootstrap, so no output is missed (play).
 	subscribe bool
@@ -214,6 +216,7 @@ func startMember(ctx context.Context, s *memberSetup) (*member, error) {
 		g, err := group.Join(m.host, sp, group.Config{
 			Mux:          m.mux,
 			PublisherKey: s.publisherKey,
+			ShortParity:  s.shortParity,
 			Logger:       s.log.With().Str("component", "group").Str("group", shortHex(sp.ID())).Logger(),
 		})
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 )
 
 var publishUsage = usage{
-	synopsis: "--group SPEC [--bootstrap ADDR[,ADDR]] [--in FILE] [--key FILE] [--rate BYTES] [--linger D]",
+	synopsis: "--group SPEC [--bootstrap ADDR[,ADDR]] [--in FILE] [--key FILE] [--rate BYTES] [--short-parity] [--linger D]",
 	about: `
 Joins the group as its publisher and publishes stdin (or --in FILE) as the
 group's stream, paced to at most --rate bytes a second. When the input
@@ -45,10 +45,14 @@ the end.`,
 // the default FEC parameters.
 const publishChunk = group.DefaultK * group.DefaultFragmentSize
 
+// minPublishChunk is the least publish reads at once when --rate paces it.
+const minPublishChunk = 512
+
 func runPublish(ctx context.Context, e *env, path string, args []string) int {
 	var in, keyPath *string
 	var linger *time.Duration
 	var minNb *int
+	var shortParity *bool
 	rate := sizeFlag{n: 1 << 20}
 	c := memberCmd{usage: publishUsage, logLevel: "info", needs: "multicast",
 		flags: func(fs *flag.FlagSet) {
@@ -57,6 +61,7 @@ func runPublish(ctx context.Context, e *env, path string, args []string) int {
 			fs.Var(&rate, "rate", "publish at most `BYTES` per second, e.g. 250K or 2M (0: as fast as the input comes, for a live source); a whole file at once overruns the members' window")
 			linger = fs.Duration("linger", 5*time.Second, "after the input ends, stay `D` so members can fetch the tail")
 			minNb = fs.Int("min-neighbours", 1, "wait for `N` neighbour links before publishing (0: publish at once)")
+			shortParity = fs.Bool("short-parity", false, "give blocks closed short (streams under about 64K bytes a second) parity in proportion to their data, not 4 pieces each: fewer bytes, a longer latency tail")
 		},
 		check: func(pos []string) error {
 			if err := noArgs(" (the input goes in --in FILE, or on stdin)")(pos); err != nil {
@@ -86,6 +91,7 @@ func runPublish(ctx context.Context, e *env, path string, args []string) int {
 		}
 		s.publisherKey = priv
 	}
+	s.shortParity = *shortParity
 	input, err := openInput(*in)
 	if err != nil {
 		return failErr(e, path, err)
@@ -128,7 +134,7 @@ func runPublish(ctx context.Context, e *env, path string, args []string) int {
 	}
 	st := g.Stats()
 	s.log.Info().Uint64("bytes_published", st.BytesPublished).Uint64("bytes_sent", st.Sent.Total()).
-		Uint64("pulls_served", st.PullsServed).Int("neighbours", st.Neighbours).Msg("leaving")
+		Uint64("parity_sent", st.Sent.Parity).Uint64("pulls_served", st.PullsServed).Int("neighbours", st.Neighbours).Msg("leaving")
 	return exitOK
 }
 
@@ -152,9 +158,15 @@ func publishStream(ctx context.Context, pub *group.Publisher, in io.Reader, rate
 	chunks := make(chan chunk, 4)
 	stop := make(chan struct{})
 	defer close(stop)
+	// At a low --rate, an eighth of a second's worth at a time: a whole
+	// block at once every few seconds would reach the members in bursts.
+	size := publishChunk
+	if rate > 0 {
+		size = int(min(max(rate/8, minPublishChunk), int64(publishChunk)))
+	}
 	go func() {
 		for {
-			b := make([]byte, publishChunk)
+			b := make([]byte, size)
 			// Read, not ReadFull: a live source's bytes go out as they
 			// come (the publisher closes blocks after BlockDelay).
 			n, err := in.Read(b)
