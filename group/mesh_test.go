@@ -46,6 +46,7 @@ type mesh struct {
 	net     *memnet.Network
 	link    memnet.Link
 	members []*member
+	closed  sync.Once
 }
 
 // newMesh starts n members of the group spec on one memnet network; cfg
@@ -102,7 +103,9 @@ func (m *mesh) add(spec Specifier, cfg Config, key ed25519.PrivateKey) *member {
 	return mb
 }
 
-func (m *mesh) close() {
+func (m *mesh) close() { m.closed.Do(m.closeNow) }
+
+func (m *mesh) closeNow() {
 	var wg sync.WaitGroup
 	for _, mb := range m.members {
 		wg.Add(1)
