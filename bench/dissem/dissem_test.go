@@ -26,7 +26,8 @@ import (
 // SourcePushCopies given (the publisher pushes that many copies of the
 // stream; the default is 2). STRATA_DISSEM_VARIANTS=c10,c10p6 adds a
 // Strata row for each variant: cN sets ManifestCarriers to N (c10: every
-// push class carries the manifest; the default is 2), pN SourcePushCopies.
+// push class carries the manifest; the default is 2), pN SourcePushCopies,
+// kN and mN the FEC block's K and M (defaults 16 and 4).
 // STRATA_DISSEM_ONLY=strata runs only the systems whose name starts so
 // (strata, strata-VARIANT, gossip1000, gossip16000): for A/B runs of
 // Strata alone. Without STRATA_DISSEM the test is skipped.
@@ -89,7 +90,7 @@ func TestDissemination(t *testing.T) {
 		}
 		for _, vr := range variants {
 			wide := sc
-			wide.sourceCopies, wide.carriers = vr.copies, vr.carriers
+			wide.sourceCopies, wide.carriers, wide.fecK, wide.fecM = vr.copies, vr.carriers, vr.k, vr.m
 			systems = append(systems, struct {
 				name string
 				run  func(t *testing.T) result
@@ -150,8 +151,9 @@ func row(n int, loss float64, r, base result) string {
 }
 
 // variant is a Strata configuration measured beside the default one:
-// ManifestCarriers and SourcePushCopies (0: the default).
-type variant struct{ carriers, copies int }
+// ManifestCarriers, SourcePushCopies, and the FEC block's K and M (0: the
+// default).
+type variant struct{ carriers, copies, k, m int }
 
 func (v variant) String() string {
 	var b strings.Builder
@@ -161,10 +163,18 @@ func (v variant) String() string {
 	if v.copies > 0 {
 		fmt.Fprintf(&b, "p%d", v.copies)
 	}
+	if v.k > 0 {
+		fmt.Fprintf(&b, "k%d", v.k)
+	}
+	if v.m > 0 {
+		fmt.Fprintf(&b, "m%d", v.m)
+	}
 	return b.String()
 }
 
-// parseVariant reads "c10", "p6" or "c10p6".
+// parseVariant reads "c10", "p6", "k8m2" or any run of such letters and
+// counts (c: ManifestCarriers, p: SourcePushCopies, k and m: the FEC
+// block's fragments and parity pieces).
 func parseVariant(s string) (variant, error) {
 	var v variant
 	rest := s
@@ -175,13 +185,18 @@ func parseVariant(s string) (variant, error) {
 			i++
 		}
 		n, err := strconv.Atoi(rest[1:i])
-		if err != nil || n < 1 || (kind != 'c' && kind != 'p') {
-			return v, fmt.Errorf("bad variant %q: want cN, pN or cNpM", s)
+		if err != nil || n < 1 || !strings.ContainsRune("cpkm", rune(kind)) {
+			return v, fmt.Errorf("bad variant %q: want letters c, p, k or m, each with a count (c10p6, k8m2)", s)
 		}
-		if kind == 'c' {
+		switch kind {
+		case 'c':
 			v.carriers = n
-		} else {
+		case 'p':
 			v.copies = n
+		case 'k':
+			v.k = n
+		case 'm':
+			v.m = n
 		}
 		rest = rest[i:]
 	}
@@ -201,6 +216,8 @@ func TestParseVariant(t *testing.T) {
 		{"p6", variant{copies: 6}, true},
 		{"c10p6", variant{carriers: 10, copies: 6}, true},
 		{"p6c3", variant{carriers: 3, copies: 6}, true},
+		{"k8m2", variant{k: 8, m: 2}, true},
+		{"k0", variant{}, false},
 		{"", variant{}, false},
 		{"c", variant{}, false},
 		{"c0", variant{}, false},

@@ -31,6 +31,9 @@ type scenario struct {
 	// carriers, when above 0, is Strata's ManifestCarriers (how many push
 	// classes carry each block's manifest); 0 keeps the default.
 	carriers int
+	// fecK and fecM, when above 0, are Strata's K and M (fragments and
+	// parity pieces per block); 0 keeps the defaults.
+	fecK, fecM int
 }
 
 func (sc scenario) size() int { return sc.rate * sc.secs }

@@ -32,6 +32,9 @@ func runStrata(t *testing.T, sc scenario) result {
 	if sc.sourceCopies > 0 {
 		res.system += fmt.Sprintf(", publisher %d copies", sc.sourceCopies)
 	}
+	if sc.fecK > 0 || sc.fecM > 0 {
+		res.system += fmt.Sprintf(", K=%d M=%d", sc.fecK, sc.fecM)
+	}
 	if sc.carriers > 0 {
 		res.system += fmt.Sprintf(", %d manifest carriers", sc.carriers)
 	}
@@ -53,7 +56,7 @@ func runStrata(t *testing.T, sc scenario) result {
 		}
 		mux := group.NewMux()
 		h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
-		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers}
+		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers, K: sc.fecK, M: sc.fecM}
 		if i == 0 {
 			cfg.PublisherKey = priv
 		}
