@@ -28,6 +28,8 @@ import (
 // Strata row for each variant: cN sets ManifestCarriers to N (c10: every
 // push class carries the manifest; the default is 2), pN SourcePushCopies,
 // kN and mN the FEC block's K and M (defaults 16 and 4).
+// STRATA_DISSEM_GOSSIP_WRITES=8 adds a gossipsub row whose messages carry
+// 8 writes (8000 B), to set against Strata rows with K=8.
 // STRATA_DISSEM_ONLY=strata runs only the systems whose name starts so
 // (strata, strata-VARIANT, gossip1000, gossip16000): for A/B runs of
 // Strata alone. Without STRATA_DISSEM the test is skipped.
@@ -63,6 +65,16 @@ func TestDissemination(t *testing.T) {
 			variants = append(variants, vr)
 		}
 	}
+	var gossipWrites []int
+	if v := os.Getenv("STRATA_DISSEM_GOSSIP_WRITES"); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			w, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || w < 1 || w == 1 || w == 16 {
+				t.Fatalf("STRATA_DISSEM_GOSSIP_WRITES: bad count %q (1 and 16 always run)", f)
+			}
+			gossipWrites = append(gossipWrites, w)
+		}
+	}
 	var rows []string
 	for _, e := range strings.Split(spec, ",") {
 		f := strings.Split(strings.TrimSpace(e), ":")
@@ -87,6 +99,12 @@ func TestDissemination(t *testing.T) {
 			{"strata", func(t *testing.T) result { return runStrata(t, sc) }},
 			{"gossip1000", func(t *testing.T) result { return runGossip(t, sc, 1) }},
 			{"gossip16000", func(t *testing.T) result { return runGossip(t, sc, 16) }},
+		}
+		for _, w := range gossipWrites {
+			systems = append(systems, struct {
+				name string
+				run  func(t *testing.T) result
+			}{fmt.Sprintf("gossip%d", w*sc.chunk), func(t *testing.T) result { return runGossip(t, sc, w) }})
 		}
 		for _, vr := range variants {
 			wide := sc
