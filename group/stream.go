@@ -719,7 +719,6 @@ func (s *stream) feed(now time.Time) {
 	s.drain(now)
 }
 
-// relay pushes p to the neighbours that subscribed to its class.
 // nodeSigCopies is how many availability messages carry the publisher's
 // Node signature to each neighbour (control flows are reliable; the
 // copies cover a message dropped from a full queue).
@@ -756,6 +755,7 @@ func (s *stream) relayEarly(b *block, p fec.Piece, from *link, now time.Time) {
 	}
 }
 
+// relay pushes p to the neighbours that subscribed to its class.
 func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
 	if now.After(b.deadline) || s.withhold {
 		return
@@ -1741,8 +1741,8 @@ func (s *stream) subscribe(l *link) {
 // still send has had time to arrive (a round trip to the slower of the
 // two), the pieces of c these blocks lack are pulled, instead of a fetch
 // period after the block began.
-func (s *stream) switchedPusher(c int, old, new *link, now time.Time) {
-	rtt := 2 * new.halfRTT
+func (s *stream) switchedPusher(c int, old, next *link, now time.Time) {
+	rtt := 2 * next.halfRTT
 	if old != nil {
 		rtt = max(rtt, 2*old.halfRTT)
 	}
