@@ -201,6 +201,7 @@ func TestParseMetadata(t *testing.T) {
 func FuzzDecodeControl(f *testing.F) {
 	for _, c := range []control{
 		{Type: ctlAvail, Block: 7, Full: 3, Maps: [][]byte{{0xff}}},
+		{Type: ctlAvail, Depth: []byte{0, 2, noRoute}, Delay: []byte{0, 9, noDelay}, Node: make([]byte, 64)},
 		{Type: ctlSubscribe, Classes: []byte{0, 3}, Modulus: 5},
 		{Type: ctlPull, Block: 9, Want: []byte{3}, Manifest: true},
 		{Type: ctlBusy, Block: 9, Want: []byte{3}, Manifest: true},
