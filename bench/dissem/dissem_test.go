@@ -30,6 +30,9 @@ import (
 // kN and mN the FEC block's K and M (defaults 16 and 4).
 // STRATA_DISSEM_GOSSIP_WRITES=8 adds a gossipsub row whose messages carry
 // 8 writes (8000 B), to set against Strata rows with K=8.
+// STRATA_DISSEM_DELAYS_FIRST=1 gives Strata's links their delays before
+// its mesh forms (by default they get them when the stream starts, the
+// mesh having formed on 1 ms links; gossipsub's always have them).
 // STRATA_DISSEM_ONLY=strata runs only the systems whose name starts so
 // (strata, strata-VARIANT, gossip1000, gossip16000): for A/B runs of
 // Strata alone. Without STRATA_DISSEM the test is skipped.
@@ -91,6 +94,7 @@ func TestDissemination(t *testing.T) {
 			delayMin: 20 * time.Millisecond, delayMax: 60 * time.Millisecond,
 			rate: 125_000, secs: secs, chunk: 1000,
 			drain: 10 * time.Second, seed: 1,
+			delaysFirst: os.Getenv("STRATA_DISSEM_DELAYS_FIRST") != "",
 		}
 		systems := []struct {
 			name string

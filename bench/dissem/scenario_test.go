@@ -34,6 +34,9 @@ type scenario struct {
 	// fecK and fecM, when above 0, are Strata's K and M (fragments and
 	// parity pieces per block); 0 keeps the defaults.
 	fecK, fecM int
+	// delaysFirst gives Strata's links their delays before the mesh
+	// forms, not when the stream starts.
+	delaysFirst bool
 }
 
 func (sc scenario) size() int { return sc.rate * sc.secs }

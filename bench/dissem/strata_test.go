@@ -66,6 +66,17 @@ func runStrata(t *testing.T, sc scenario) result {
 		}
 		ms[i] = &strataMember{conn: c, n: nd, h: h, g: g}
 	}
+	if sc.delaysFirst {
+		// The mesh forms on the stream's link delays (loss still
+		// starts with the stream), as gossipsub's does.
+		for i, a := range ms {
+			for j, b := range ms {
+				if i != j {
+					net.SetLink(a.conn.LocalAddrPort().Addr(), b.conn.LocalAddrPort().Addr(), memnet.Link{Delay: sc.delay(i, j)})
+				}
+			}
+		}
+	}
 	defer func() {
 		var wg sync.WaitGroup
 		for _, m := range ms {
