@@ -76,7 +76,7 @@ type block struct {
 	busy          int         // of them answered busy
 	asks          []ask       // the first pull requests for it (diagnostics)
 	// Neighbours this member pushed pieces of it to before its manifest
-	// came (relayEarly), with the index of the first: those of carrier
+	// came (relay), with the index of the first: those of carrier
 	// classes get the manifest from us once it comes.
 	earlyTo map[*link]int
 }
@@ -530,7 +530,7 @@ func (s *stream) handlePiece(l *link, p fec.Piece, pushed bool, now time.Time) {
 		b.pending = append(b.pending, pendingPiece{p: p, from: l})
 		b.pendFrom = l
 		if pushed && l.provenSource && !s.source {
-			s.relayEarly(b, p, l, now)
+			s.relay(b, p, l, now)
 		}
 		return
 	}
@@ -724,38 +724,13 @@ func (s *stream) feed(now time.Time) {
 // copies cover a message dropped from a full queue).
 const nodeSigCopies = 3
 
-// relayEarly pushes p, a piece of b whose manifest has not come yet, to
-// the subscribers of its class: it came from the publisher's own node
-// (provenSource), so it is genuine without a check, and holding it for the
-// manifest would delay every tree below this member. The subscribers check
-// it once the manifest reaches them; those of the block's carrier classes
-// get the manifest from us when it comes here (handleManifest).
-func (s *stream) relayEarly(b *block, p fec.Piece, from *link, now time.Time) {
-	if now.After(b.deadline) || s.withhold {
-		return
-	}
-	class := p.Index % s.P
-	var msg []byte
-	for _, l := range s.g.links {
-		if l == from || !l.subs[class] || l.knows(b.seq, p.Index) {
-			continue
-		}
-		if msg == nil {
-			msg, _ = appendPieceMsg(nil, viaPush, p)
-		}
-		if b.earlyTo == nil {
-			b.earlyTo = make(map[*link]int)
-		}
-		if _, ok := b.earlyTo[l]; !ok {
-			b.earlyTo[l] = p.Index
-		}
-		l.learn(b.seq, p.Index)
-		s.sendPiece(l, b, p, msg)
-		s.g.stats.EarlyRelayed++
-	}
-}
-
-// relay pushes p to the neighbours that subscribed to its class.
+// relay pushes p to the neighbours that subscribed to its class. A piece
+// of a block whose manifest has not come yet (b.sm nil) came from the
+// publisher's own node (provenSource, handlePiece), so it is genuine
+// without a check, and holding it for the manifest would delay every tree
+// below this member: it goes to the subscribers at once, who check it
+// once the manifest reaches them; those of the block's carrier classes get
+// the manifest from us when it comes here (handleManifest, earlyTo).
 func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
 	if now.After(b.deadline) || s.withhold {
 		return
@@ -785,11 +760,22 @@ func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
 			extra[peers[int((b.seq*uint64(s.P)+uint64(class+i))%uint64(len(peers)))]] = true
 		}
 	}
+	early := b.sm == nil
 	for _, l := range s.g.links {
-		if l == from || (!l.subs[class] && !extra[l] && s.tamper == nil) || l.knows(b.seq, p.Index) {
+		pushTo := l.subs[class] || !early && (extra[l] || s.tamper != nil)
+		if l == from || !pushTo || l.knows(b.seq, p.Index) {
 			continue
 		}
-		if !l.manifestSent[b.seq] && (s.carriesManifest(b.seq, class, len(b.pieces)) || extra[l]) {
+		switch {
+		case early:
+			if b.earlyTo == nil {
+				b.earlyTo = make(map[*link]int)
+			}
+			if _, ok := b.earlyTo[l]; !ok {
+				b.earlyTo[l] = p.Index
+			}
+			s.g.stats.EarlyRelayed++
+		case !l.manifestSent[b.seq] && (s.carriesManifest(b.seq, class, len(b.pieces)) || extra[l]):
 			s.sendManifest(l, b, p.Index)
 		}
 		if msg == nil {
