@@ -139,8 +139,8 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 		t.Logf("pull requests in the sessions: abandoned %d; delivered by time from the write: %s", ab[traceRequest], buckets(del[traceRequest]))
 		t.Logf("pulled pieces in the sessions: abandoned %d; delivered by time from the write: %s", ab[traceAnswer], buckets(del[traceAnswer]))
 	}
-	t.Logf("pulls not served: block forgotten %d, block or manifest unknown %d; pieces not held %d, sent past the block's deadline (dropped) %d",
-		miss[pullGone], miss[pullUnknown], miss[pullNotHeld], miss[pullPastDeadline])
+	t.Logf("pulls not served: block forgotten %d, block or manifest unknown %d; waited for the manifest %d; pieces not held %d, sent past the block's deadline (dropped) %d",
+		miss[pullGone], miss[pullUnknown], miss[pullDeferred], miss[pullNotHeld], miss[pullPastDeadline])
 	t.Logf("pusher changes per member by reason: refused %.1f gone %.1f silent %.1f late %.1f fill %.1f stale %.1f deeper %.1f",
 		float64(why[whyRefused])/n, float64(why[whyGone])/n, float64(why[whySilent])/n, float64(why[whyLate])/n,
 		float64(why[whyFill])/n, float64(why[whyStale])/n, float64(why[whyDeeper])/n)

@@ -79,7 +79,22 @@ type block struct {
 	// came (relay), with the index of the first: those of carrier
 	// classes get the manifest from us once it comes.
 	earlyTo map[*link]int
+	// Pull requests for it that came before its manifest (handlePull):
+	// answered when the manifest comes, not dropped, since the askers
+	// learnt of the block from pieces we relayed before it.
+	deferred []deferredPull
 }
+
+// deferredPull is a pull request waiting for its block's manifest.
+type deferredPull struct {
+	l *link
+	c control
+}
+
+// maxDeferred bounds the pull requests one block keeps waiting for its
+// manifest (one per neighbour; the later are dropped, and retried by
+// their askers).
+const maxDeferred = 16
 
 // ask is one pull request: to whom, when (diagnostics).
 type ask struct {
@@ -210,6 +225,7 @@ func waitBucket(d time.Duration) int {
 const (
 	pullGone         = iota // the block was forgotten here
 	pullUnknown             // the block or its manifest never came
+	pullDeferred            // asked before the manifest came: answered when it did
 	pullNotHeld             // a piece asked for is not held (per piece)
 	pullPastDeadline        // a piece sent after the block's deadline here (dropped stale)
 	pullMisses
@@ -485,6 +501,20 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 		}
 	}
 	b.earlyTo = nil
+	// Pulls that came before the manifest are answered now (those
+	// whose asker got the manifest from us meanwhile do not get it
+	// twice).
+	deferred := b.deferred
+	b.deferred = nil
+	for _, d := range deferred {
+		if g.links[d.l.peer] != d.l {
+			continue
+		}
+		if d.l.manifestSent[seq] {
+			d.c.Manifest = false
+		}
+		s.handlePull(d.l, &d.c)
+	}
 }
 
 // handlePiece takes one piece from l, pushed or pulled.
@@ -1168,6 +1198,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 				continue // long gone here
 			}
 			l.learnAll(seq)
+			l.manifestSent[seq] = true // advertised: it has the manifest
 			if !s.source {
 				// A block that is whole at the neighbour and of which
 				// no piece reached us (no pusher yet: a member that
@@ -1194,8 +1225,11 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 					}
 				}
 			}
-			if len(m) > 0 && !s.source {
-				s.getBlock(seq, now) // learn of blocks no piece of reached us yet
+			if len(m) > 0 {
+				l.manifestSent[seq] = true // advertised: it has the manifest
+				if !s.source {
+					s.getBlock(seq, now) // learn of blocks no piece of reached us yet
+				}
 			}
 		}
 		if seq, ok := c.newest(); ok && !s.source && !s.anchored {
@@ -1331,6 +1365,22 @@ func (s *stream) handleSubscribe(l *link, c *control) {
 
 func (s *stream) handlePull(l *link, c *control) {
 	b := s.blocks[c.Block]
+	if b != nil && b.sm == nil && len(b.pending) > 0 {
+		// We relayed pieces of it before its manifest (relay), so the
+		// asker counts us a holder: it is answered when the manifest
+		// comes (handleManifest), not left to its retry period.
+		for i, d := range b.deferred {
+			if d.l == l {
+				b.deferred[i].c = *c
+				return
+			}
+		}
+		if len(b.deferred) < maxDeferred {
+			s.pullMiss[pullDeferred]++
+			b.deferred = append(b.deferred, deferredPull{l, *c})
+			return
+		}
+	}
 	if b == nil || b.sm == nil {
 		if b == nil && c.Block < s.low {
 			s.pullMiss[pullGone]++
@@ -1430,10 +1480,7 @@ func (s *stream) pull(now time.Time) {
 			if now.Before(b.first.Add(fp/3)) || now.Before(b.nextPull) {
 				continue
 			}
-			l := s.holder(b.seq, -1, false, now)
-			if l == nil {
-				l = s.holder(b.seq, -1, true, now)
-			}
+			l := s.manifestHolder(b.seq, now)
 			if l != nil {
 				b.nextPull = now.Add(retry)
 				b.pulls++
@@ -1511,22 +1558,58 @@ func (s *stream) pull(now time.Time) {
 // unanswered lately; never one that answered a pull busy less than
 // busyFor ago (asked again at once, it would only say busy again).
 func (s *stream) holder(seq uint64, i int, source bool, now time.Time) *link {
+	return s.pick(now, func(l *link) int {
+		m := l.know[seq]
+		switch {
+		case m == nil || (i >= 0 && !bitSet(m, i)) || (l.source && !source):
+			return -1
+		case l.source:
+			return 0
+		}
+		return 1
+	})
+}
+
+// manifestHolder picks whom to ask for block seq's manifest: a neighbour
+// known to hold it (it advertised the block or exchanged the manifest with
+// us), else the publisher if it is a neighbour, else one that sent us
+// pieces of the block (relayed before the manifest, so it answers once
+// the manifest reaches it: handlePull). The publisher comes before mere
+// piece holders: those that got pieces before the manifest are its own
+// neighbours, and two of them asking each other would wait until both
+// gave up.
+func (s *stream) manifestHolder(seq uint64, now time.Time) *link {
+	return s.pick(now, func(l *link) int {
+		switch {
+		case l.manifestSent[seq] && !l.source:
+			return 2
+		case l.manifestSent[seq] || l.source:
+			return 1
+		case l.know[seq] != nil:
+			return 0
+		}
+		return -1
+	})
+}
+
+// pick returns a neighbour of the highest rank (rank < 0: never), among
+// those one that did not leave a pull unanswered lately, at random among
+// equals; never one that answered a pull busy less than busyFor ago.
+func (s *stream) pick(now time.Time, rank func(*link) int) *link {
 	var best *link
+	var bestRank int
 	var bestScore uint64
 	for _, l := range s.g.links {
-		m := l.know[seq]
-		if m == nil || (i >= 0 && !bitSet(m, i)) || (l.source && !source) || now.Before(l.busyUntil) {
+		r := rank(l)
+		if r < 0 || now.Before(l.busyUntil) {
 			continue
 		}
-		score := s.g.rnd.Uint64() >> 2
-		if !l.source {
+		score := s.g.rnd.Uint64() >> 1
+		if !now.Before(l.slowUntil) {
 			score |= 1 << 63
 		}
-		if !now.Before(l.slowUntil) {
-			score |= 1 << 62
-		}
-		if best == nil || score > bestScore {
-			best, bestScore = l, score
+		if best == nil || r > bestRank || r == bestRank && score > bestScore {
+			best, bestRank, bestScore = l, r, score
 		}
 	}
 	return best
