@@ -33,17 +33,28 @@ func (m *mesh) diag(t *testing.T) {
 		st := mb.g.Stats()
 		mb.g.mu.Lock()
 		var depths []int
+		var lates []time.Duration
+		perPusher := map[*link]int{}
 		for c, p := range mb.g.st.parents {
 			if p == nil {
 				depths = append(depths, -1)
+				lates = append(lates, -1)
 			} else {
 				depths = append(depths, p.depth[c])
+				lates = append(lates, p.late[c].Round(time.Millisecond))
+				perPusher[p]++
 			}
 		}
+		var shares []int
+		for _, n := range perPusher {
+			shares = append(shares, n)
+		}
+		slices.Sort(shares)
+		slices.Reverse(shares)
 		nl := len(mb.g.links)
 		mb.g.mu.Unlock()
-		t.Logf("member %d p50 %v p99 %v links %d parents-depth %v pulls %d changes %d shunned %d dups %d ovNeigh %d",
-			r.i, st.LatencyP50, st.LatencyP99, nl, depths, st.PullsSent, st.PusherChanges, st.PushersShunned, st.Duplicates, len(mb.g.Overlay().Neighbours()))
+		t.Logf("member %d p50 %v p99 %v links %d parents-depth %v pushers' lateness %v classes per pusher %v pulls %d changes %d shunned %d dups %d ovNeigh %d",
+			r.i, st.LatencyP50, st.LatencyP99, nl, depths, lates, shares, st.PullsSent, st.PusherChanges, st.PushersShunned, st.Duplicates, len(mb.g.Overlay().Neighbours()))
 	}
 }
 
