@@ -52,9 +52,12 @@ func (m *mesh) diag(t *testing.T) {
 		slices.Sort(shares)
 		slices.Reverse(shares)
 		nl := len(mb.g.links)
+		why := mb.g.st.why
 		mb.g.mu.Unlock()
-		t.Logf("member %d p50 %v p99 %v links %d parents-depth %v pushers' lateness %v classes per pusher %v pulls %d changes %d shunned %d dups %d ovNeigh %d",
-			r.i, st.LatencyP50, st.LatencyP99, nl, depths, lates, shares, st.PullsSent, st.PusherChanges, st.PushersShunned, st.Duplicates, len(mb.g.Overlay().Neighbours()))
+		t.Logf("member %d p50 %v p99 %v links %d parents-depth %v pushers' lateness %v classes per pusher %v pulls %d changes %d (refused %d gone %d silent %d late %d fill %d stale %d deeper %d) shunned %d dups %d ovNeigh %d",
+			r.i, st.LatencyP50, st.LatencyP99, nl, depths, lates, shares, st.PullsSent, st.PusherChanges,
+			why[whyRefused], why[whyGone], why[whySilent], why[whyLate], why[whyFill], why[whyStale], why[whyDeeper],
+			st.PushersShunned, st.Duplicates, len(mb.g.Overlay().Neighbours()))
 	}
 }
 
