@@ -55,7 +55,6 @@ type link struct {
 	late         []time.Duration   // per push class: smoothed lateness of its pushes to us
 	subs         []bool            // push classes it wants from us
 	refused      []time.Time       // per class: it refused to push to us until then
-	refusals     []uint8           // per class: refusals since it last pushed the class to us
 	source       bool              // it says it is the publisher
 	busyUntil    time.Time         // it answered a pull busy: not asked before then
 	slowUntil    time.Time         // it left a pull unanswered: asked after others until then

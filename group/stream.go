@@ -382,7 +382,6 @@ func (s *stream) linkAdded(l *link) {
 	l.refreshRTT()
 	l.subs = make([]bool, s.P)
 	l.refused = make([]time.Time, s.P)
-	l.refusals = make([]uint8, s.P)
 	l.pushedAt = make([]time.Time, s.P)
 	l.parentAt = make([]time.Time, s.P)
 	l.owed = make(map[pieceKey]time.Time)
@@ -528,9 +527,6 @@ func (s *stream) handlePiece(l *link, p fec.Piece, pushed bool, now time.Time) {
 	}
 	if k := p.Index % s.P; int64(p.Block) > s.classNewest[k] {
 		s.classNewest[k], s.classNewestAt[k] = int64(p.Block), now
-	}
-	if pushed && s.parents[p.Index%s.P] == l {
-		l.refusals[p.Index%s.P] = 0 // it took us in the class
 	}
 	if b != nil && s.parents[p.Index%s.P] == l {
 		// Smoothed lateness of this pusher against the block's first
@@ -1255,12 +1251,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 			return
 		}
 		for _, k := range c.Classes {
-			// Refused again and again (a full publisher or relay
-			// keeps its subscribers), the neighbour is asked ever
-			// less often: 2 s, 4 s, ... up to 32 s at the defaults,
-			// until it pushes the class to us.
-			l.refused[k] = now.Add(8 * s.g.cfg.AvailabilityUpdatePeriod << min(l.refusals[k], maxRefusalBackoff))
-			l.refusals[k]++
+			l.refused[k] = now.Add(8 * s.g.cfg.AvailabilityUpdatePeriod)
 			if s.parents[k] == l {
 				s.why[whyRefused]++
 				s.parents[k] = nil
@@ -1842,10 +1833,6 @@ func (s *stream) switchedPusher(c int, old, next *link, now time.Time) {
 		b.switchClasses |= 1 << c
 	}
 }
-
-// maxRefusalBackoff bounds the doublings of the hold after refusals
-// (ctlRefuse): 2^4 times 8 availability periods.
-const maxRefusalBackoff = 4
 
 // switchSlack is what switchedPusher waits beyond the round trip.
 const switchSlack = 10 * time.Millisecond
