@@ -44,7 +44,7 @@ type link struct {
 
 	// stream state
 	know         map[uint64][]byte // pieces the neighbour holds (advertised, sent or received)
-	manifestSent map[uint64]bool   // blocks whose manifest it has
+	hasManifest  map[uint64]bool   // blocks whose manifest it has (we sent it, it sent it, or it advertised the block)
 	newest       []int64           // per push class: newest block it holds a piece of (-1: none)
 	depth        []int             // per push class: its advertised hops from the publisher
 	delay        []time.Duration   // per push class: its advertised delay from the publisher (-1: not told)
@@ -108,12 +108,12 @@ func (l *link) availAllowed(now time.Time, period time.Duration) bool {
 func newLink(p node.PeerID, s *node.Session, ctrl *node.SendFlow, data []*node.SendFlow, queue int) *link {
 	return &link{
 		peer: p, sess: s, ctrl: ctrl, data: data,
-		authentic:    s != nil && s.PeerAuthenticated(),
-		q:            newFIFO[outMsg](queue),
-		done:         make(chan struct{}),
-		know:         make(map[uint64][]byte),
-		manifestSent: make(map[uint64]bool),
-		whole:        make(map[uint64]bool),
+		authentic:   s != nil && s.PeerAuthenticated(),
+		q:           newFIFO[outMsg](queue),
+		done:        make(chan struct{}),
+		know:        make(map[uint64][]byte),
+		hasManifest: make(map[uint64]bool),
+		whole:       make(map[uint64]bool),
 	}
 }
 

@@ -464,7 +464,7 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 		s.anchor(seq, now)
 	}
 	b := s.getBlock(seq, now)
-	l.manifestSent[seq] = true
+	l.hasManifest[seq] = true
 	if b == nil {
 		g.stats.OutOfWindow++
 		return
@@ -496,7 +496,7 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 	// Neighbours we pushed pieces to before the manifest came get it now
 	// if we carry it for their class (relay skips pieces they hold).
 	for l, index := range b.earlyTo {
-		if g.links[l.peer] == l && !l.manifestSent[seq] && s.carriesManifest(seq, index%s.P, len(b.pieces)) {
+		if g.links[l.peer] == l && !l.hasManifest[seq] && s.carriesManifest(seq, index%s.P, len(b.pieces)) {
 			s.sendManifest(l, b, index)
 		}
 	}
@@ -510,7 +510,7 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 		if g.links[d.l.peer] != d.l {
 			continue
 		}
-		if d.l.manifestSent[seq] {
+		if d.l.hasManifest[seq] {
 			d.c.Manifest = false
 		}
 		s.handlePull(d.l, &d.c)
@@ -692,7 +692,7 @@ func (s *stream) restart(seq uint64, now time.Time) {
 	}
 	for _, l := range g.links {
 		clear(l.know)
-		clear(l.manifestSent)
+		clear(l.hasManifest)
 	}
 	if newRun || wasFeeding && lost > 0 {
 		s.emit(Record{Offset: pos, Lost: lost, Restarted: newRun})
@@ -805,7 +805,7 @@ func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
 				b.earlyTo[l] = p.Index
 			}
 			s.g.stats.EarlyRelayed++
-		case !l.manifestSent[b.seq] && (s.carriesManifest(b.seq, class, len(b.pieces)) || extra[l]):
+		case !l.hasManifest[b.seq] && (s.carriesManifest(b.seq, class, len(b.pieces)) || extra[l]):
 			s.sendManifest(l, b, p.Index)
 		}
 		if msg == nil {
@@ -859,7 +859,7 @@ func (s *stream) carriesManifest(seq uint64, class, n int) bool {
 // sendManifest sends b's manifest to l ahead of piece index (on its lane;
 // index < 0 means the pull lane).
 func (s *stream) sendManifest(l *link, b *block, index int) {
-	l.manifestSent[b.seq] = true
+	l.hasManifest[b.seq] = true
 	lane := s.g.cfg.DataLanes
 	if index >= 0 {
 		lane = index % s.g.cfg.DataLanes
@@ -1061,9 +1061,9 @@ func (s *stream) prune(now time.Time) {
 				delete(l.know, seq)
 			}
 		}
-		for seq := range l.manifestSent {
+		for seq := range l.hasManifest {
 			if seq < s.low {
-				delete(l.manifestSent, seq)
+				delete(l.hasManifest, seq)
 			}
 		}
 		l.wholeMu.Lock()
@@ -1198,7 +1198,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 				continue // long gone here
 			}
 			l.learnAll(seq)
-			l.manifestSent[seq] = true // advertised: it has the manifest
+			l.hasManifest[seq] = true // advertised: it has the manifest
 			if !s.source {
 				// A block that is whole at the neighbour and of which
 				// no piece reached us (no pusher yet: a member that
@@ -1226,7 +1226,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 				}
 			}
 			if len(m) > 0 {
-				l.manifestSent[seq] = true // advertised: it has the manifest
+				l.hasManifest[seq] = true // advertised: it has the manifest
 				if !s.source {
 					s.getBlock(seq, now) // learn of blocks no piece of reached us yet
 				}
@@ -1581,9 +1581,9 @@ func (s *stream) holder(seq uint64, i int, source bool, now time.Time) *link {
 func (s *stream) manifestHolder(seq uint64, now time.Time) *link {
 	return s.pick(now, func(l *link) int {
 		switch {
-		case l.manifestSent[seq] && !l.source:
+		case l.hasManifest[seq] && !l.source:
 			return 2
-		case l.manifestSent[seq] || l.source:
+		case l.hasManifest[seq] || l.source:
 			return 1
 		case l.know[seq] != nil:
 			return 0
