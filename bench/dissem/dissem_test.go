@@ -163,6 +163,7 @@ func row(n int, loss float64, r, base result) string {
 	if r.stampP99 > 0 {
 		lat += fmt.Sprintf(" (stamp %s / %s)", msec(r.stampP50), msec(r.stampP99))
 	}
+	lat += fmt.Sprintf(" [after 1 s: %s / %s]", msec(r.afterP50), msec(r.afterP99))
 	lossCol := fmt.Sprintf("%g %%", loss*100)
 	if r.loss != loss {
 		lossCol = fmt.Sprintf("%g %% (not %g %%)", r.loss*100, loss*100)

@@ -143,7 +143,7 @@ func runGossip(t *testing.T, sc scenario, perMsg int) result {
 	for i := range rs {
 		rcv := &receiver{}
 		rs[i] = rcv
-		readers.Go(func() { readGossip(ctx, subs[i+1], data, sc.chunk, wc, rcv) })
+		readers.Go(func() { readGossip(ctx, subs[i+1], data, sc.chunk, sc.perSecond(), wc, rcv) })
 	}
 	recv0 := make([]uint64, len(hosts))
 	for i, c := range counters {
@@ -203,7 +203,7 @@ func runGossip(t *testing.T, sc scenario, perMsg int) result {
 
 // readGossip takes sub's messages until ctx ends: checks each against the
 // published bytes and times each chunk in it.
-func readGossip(ctx context.Context, sub *pubsub.Subscription, data []byte, chunk int, wc *writeClock, rcv *receiver) {
+func readGossip(ctx context.Context, sub *pubsub.Subscription, data []byte, chunk, perSecond int, wc *writeClock, rcv *receiver) {
 	for {
 		m, err := sub.Next(ctx)
 		if err != nil {
@@ -226,6 +226,6 @@ func readGossip(ctx context.Context, sub *pubsub.Subscription, data []byte, chun
 		for k := c; k*chunk < lo+len(b); k++ {
 			lats = append(lats, wc.since(k, now))
 		}
-		rcv.add(len(b), lats...)
+		rcv.add(len(b), c, perSecond, lats...)
 	}
 }

@@ -41,6 +41,9 @@ type scenario struct {
 
 func (sc scenario) size() int { return sc.rate * sc.secs }
 
+// perSecond is how many chunks the publisher writes a second.
+func (sc scenario) perSecond() int { return sc.rate / sc.chunk }
+
 func (sc scenario) chunks() int { return (sc.size() + sc.chunk - 1) / sc.chunk }
 
 // delay is the one-way delay between members i and j, the same both
@@ -99,14 +102,23 @@ type receiver struct {
 	mu     sync.Mutex
 	useful uint64          // verified stream bytes output
 	lats   []time.Duration // write-to-output, one per chunk output
+	after  []time.Duration // the same, of the chunks written after the stream's first second
 	bad    int             // outputs that differ from the published bytes
 	stamps []time.Duration // Strata: group.Record.Latency of each record
 }
 
-func (r *receiver) add(useful int, lats ...time.Duration) {
+// add counts useful bytes output and the latencies of the chunks they
+// complete, the first of which is chunk first of a stream of perSecond
+// chunks a second.
+func (r *receiver) add(useful, first, perSecond int, lats ...time.Duration) {
 	r.mu.Lock()
 	r.useful += uint64(useful)
 	r.lats = append(r.lats, lats...)
+	for i, d := range lats {
+		if first+i >= perSecond {
+			r.after = append(r.after, d)
+		}
+	}
 	r.mu.Unlock()
 }
 
@@ -124,33 +136,38 @@ type result struct {
 	deliveryMean float64 // over subscribers, of bytes (or chunks) output
 	deliveryMin  float64
 	p50, p99     time.Duration // write-to-output per chunk, pooled
-	stampP50     time.Duration // Strata: group.Record.Latency, pooled
-	stampP99     time.Duration
-	overhead     float64 // bytes received by all subscribers / useful bytes output
-	wire         float64 // the same at the datagram level (Strata) or RPC frames (gossipsub)
-	upload       float64 // publisher bytes sent / bytes published
-	neighbours   float64 // mean links per member
-	bad          int
-	wall         time.Duration // real time of the run (set by the caller)
-	note         string
+	// The same over the chunks written after the stream's first second,
+	// when the push trees have formed (Strata's form with the stream).
+	afterP50, afterP99 time.Duration
+	stampP50           time.Duration // Strata: group.Record.Latency, pooled
+	stampP99           time.Duration
+	overhead           float64 // bytes received by all subscribers / useful bytes output
+	wire               float64 // the same at the datagram level (Strata) or RPC frames (gossipsub)
+	upload             float64 // publisher bytes sent / bytes published
+	neighbours         float64 // mean links per member
+	bad                int
+	wall               time.Duration // real time of the run (set by the caller)
+	note               string
 }
 
 // summarize fills the delivery and latency fields from the receivers.
 func (res *result) summarize(rs []*receiver, published int) {
 	res.deliveryMin = 1
 	var sum float64
-	var pool []time.Duration
+	var pool, after []time.Duration
 	for _, r := range rs {
 		r.mu.Lock()
 		d := float64(r.useful) / float64(published)
 		sum += d
 		res.deliveryMin = min(res.deliveryMin, d)
 		pool = append(pool, r.lats...)
+		after = append(after, r.after...)
 		res.bad += r.bad
 		r.mu.Unlock()
 	}
 	res.deliveryMean = sum / float64(len(rs))
 	res.p50, res.p99 = percentiles(pool)
+	res.afterP50, res.afterP99 = percentiles(after)
 }
 
 func percentiles(d []time.Duration) (p50, p99 time.Duration) {

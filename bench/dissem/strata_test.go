@@ -141,7 +141,7 @@ func runStrata(t *testing.T, sc scenario) result {
 		if err != nil {
 			t.Fatal(err)
 		}
-		readers.Go(func() { readStrata(ctx, sub, data, sc.chunk, wc, rcv) })
+		readers.Go(func() { readStrata(ctx, sub, data, sc.chunk, sc.perSecond(), wc, rcv) })
 	}
 
 	// Impairments start with the stream, on a formed mesh.
@@ -224,7 +224,7 @@ func runStrata(t *testing.T, sc scenario) result {
 
 // readStrata takes sub's records until ctx ends: checks each against the
 // published bytes, and times each chunk whose last byte it outputs.
-func readStrata(ctx context.Context, sub *group.Subscription, data []byte, chunk int, wc *writeClock, rcv *receiver) {
+func readStrata(ctx context.Context, sub *group.Subscription, data []byte, chunk, perSecond int, wc *writeClock, rcv *receiver) {
 	for {
 		rec, err := sub.Next(ctx)
 		if err != nil {
@@ -240,14 +240,18 @@ func readStrata(ctx context.Context, sub *group.Subscription, data []byte, chunk
 			continue
 		}
 		var lats []time.Duration
+		first := -1
 		// Chunks whose last byte is in [lo, hi).
 		for c := lo / chunk; c*chunk < hi; c++ {
 			end := min((c+1)*chunk, len(data))
 			if end > lo && end <= hi {
+				if first < 0 {
+					first = c
+				}
 				lats = append(lats, wc.since(c, now))
 			}
 		}
-		rcv.add(len(rec.Data), lats...)
+		rcv.add(len(rec.Data), first, perSecond, lats...)
 		rcv.mu.Lock()
 		rcv.stamps = append(rcv.stamps, rec.Latency)
 		rcv.mu.Unlock()
