@@ -76,6 +76,19 @@ func removeFake(x *Group, ls ...*link) {
 			if p == l {
 				x.st.parents[c] = nil
 			}
+			if x.st.trying[c] == l {
+				x.st.trying[c] = nil
+			}
+		}
+	}
+}
+
+// acceptTries has every neighbour asked to take a class (stream.trying)
+// answer that it refuses none, as handleSubscribe does.
+func acceptTries(s *stream, now time.Time) {
+	for _, l := range s.trying {
+		if l != nil {
+			s.handleControl(l, &control{Type: ctlRefuse, Modulus: uint8(s.P), Ask: l.tryAsk}, now)
 		}
 	}
 }

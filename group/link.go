@@ -67,6 +67,9 @@ type link struct {
 	availAt     time.Time   // when availTokens was last refilled
 	pushedAt    []time.Time // per push class: its last push to us (or when we subscribed)
 	parentAt    []time.Time // per push class: when we made it our pusher
+	// asks numbers our subscriptions that ask for an answer; tryAsk is
+	// the last one that asked it for a class it is trying (stream.trying).
+	asks, tryAsk uint64
 	// Pieces of the classes it pushes to us that it advertised holding
 	// while we lacked them: it owes them by the deadline (see owe).
 	owed                       map[pieceKey]time.Time

@@ -49,6 +49,7 @@ func TestPushersChosenByDelay(t *testing.T) {
 				}
 				s.parents[0] = []*link{nil, a, b}[tc.cur]
 				s.selectParents(now)
+				acceptTries(s, now)
 				if want := []*link{nil, a, b}[tc.want]; s.parents[0] != want {
 					t.Errorf("class 0 pushed by %v, want %v (a costs %v, b %v)", s.parents[0].peer[0], want.peer[0], cost(a, 0), cost(b, 0))
 				}

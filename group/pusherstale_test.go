@@ -50,6 +50,7 @@ func TestPusherNotStaleWhilePushing(t *testing.T) {
 				// q advertises every block whole; p has not advertised.
 				s.handleControl(q, &control{Type: ctlAvail, Block: blocks[0].sm.Manifest.Block, Full: uint64(len(blocks)), Depth: depth}, now)
 				s.selectParents(now)
+				acceptTries(s, now)
 				if kept := s.parents[0] == p; kept != tc.keep {
 					t.Errorf("the pusher kept class 0: %v, want %v (why: stale %d)", kept, tc.keep, s.why[whyStale])
 				}

@@ -68,6 +68,10 @@ type Stats struct {
 	// PushersShunned the pushers dropped for being late or for pushing
 	// nothing of a class they took on; Withholding counts the latter.
 	PusherChanges, PushersShunned, Withholding uint64
+	// PusherTriesRefused counts pusher changes that did not happen: the
+	// neighbour asked to take a class refused it, and the class stayed
+	// with its pusher, which kept pushing while the neighbour was asked.
+	PusherTriesRefused uint64
 	// WithheldPieces counts pieces a pusher advertised holding while this
 	// member lacked them and never pushed; a pusher that withholds most
 	// of what it owes is banned (Banned).

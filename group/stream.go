@@ -139,6 +139,12 @@ type stream struct {
 	start             uint64
 
 	parents []*link // per class: the neighbour asked to push it
+	// Per class: a neighbour asked to push it in place of parents[c],
+	// which keeps pushing until the candidate answers (tryPusher), the
+	// time it was asked and the reason (why*) the change will count.
+	trying    []*link
+	tryingAt  []time.Time
+	tryingWhy []int
 	// why counts pusher changes and losses by reason (diagnostics).
 	why [whyReasons]uint64
 
@@ -357,9 +363,12 @@ func newStream(g *Group, params fec.Params) (*stream, error) {
 	}
 	return &stream{
 		g: g, params: params, P: g.cfg.PushNeighbourLimit,
-		blocks:  make(map[uint64]*block),
-		dec:     dec,
-		parents: make([]*link, g.cfg.PushNeighbourLimit),
+		blocks:    make(map[uint64]*block),
+		dec:       dec,
+		parents:   make([]*link, g.cfg.PushNeighbourLimit),
+		trying:    make([]*link, g.cfg.PushNeighbourLimit),
+		tryingAt:  make([]time.Time, g.cfg.PushNeighbourLimit),
+		tryingWhy: make([]int, g.cfg.PushNeighbourLimit),
 
 		classNewest:   slices.Repeat([]int64{-1}, g.cfg.PushNeighbourLimit),
 		classNewestAt: make([]time.Time, g.cfg.PushNeighbourLimit),
@@ -1250,6 +1259,11 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 		if int(c.Modulus) != s.P {
 			return
 		}
+		var refused uint64
+		for _, k := range c.Classes {
+			refused |= 1 << k
+		}
+		s.tryAnswered(l, refused, c.Ask, now)
 		for _, k := range c.Classes {
 			l.refused[k] = now.Add(8 * s.g.cfg.AvailabilityUpdatePeriod)
 			if s.parents[k] == l {
@@ -1323,7 +1337,7 @@ func (s *stream) ended() bool {
 // member's push load stays within its limit, and refuses the rest.
 func (s *stream) handleSubscribe(l *link, c *control) {
 	if int(c.Modulus) != s.P {
-		s.g.sendControl(l, &control{Type: ctlRefuse, Classes: c.Classes, Modulus: c.Modulus})
+		s.g.sendControl(l, &control{Type: ctlRefuse, Classes: c.Classes, Modulus: c.Modulus, Ask: c.Ask})
 		return
 	}
 	copies := s.g.cfg.RelayPushCopies
@@ -1358,8 +1372,8 @@ func (s *stream) handleSubscribe(l *link, c *control) {
 			refused = append(refused, k)
 		}
 	}
-	if len(refused) > 0 {
-		s.g.sendControl(l, &control{Type: ctlRefuse, Classes: refused, Modulus: uint8(s.P)})
+	if len(refused) > 0 || c.Ask != 0 {
+		s.g.sendControl(l, &control{Type: ctlRefuse, Classes: refused, Modulus: uint8(s.P), Ask: c.Ask})
 	}
 }
 
@@ -1794,12 +1808,66 @@ func (s *stream) holdPushLinks(now time.Time) {
 // subscribe tells l the push classes this member now wants from it.
 func (s *stream) subscribe(l *link) {
 	var classes []byte
+	ask := false
 	for c, p := range s.parents {
-		if p == l {
+		if p == l || s.trying[c] == l {
 			classes = append(classes, byte(c))
+			ask = ask || s.trying[c] == l
 		}
 	}
-	s.g.sendControl(l, &control{Type: ctlSubscribe, Classes: classes, Modulus: uint8(s.P)})
+	m := &control{Type: ctlSubscribe, Classes: classes, Modulus: uint8(s.P)}
+	if ask {
+		l.asks++
+		l.tryAsk, m.Ask = l.asks, l.asks
+	}
+	s.g.sendControl(l, m)
+}
+
+// tryWait is how long a neighbour asked to take a class (trying) has to
+// answer before it is taken to accept in silence, as members that
+// predate answers do.
+func tryWait(l *link) time.Duration {
+	return 4*max(l.halfRTT, defaultHop) + 250*time.Millisecond
+}
+
+// tryAnswered takes l's answer to our subscriptions: the classes it
+// refused (a bitmap) stay with their pushers, and if ask answers the last
+// subscription that asked, l takes the other classes it was asked for.
+func (s *stream) tryAnswered(l *link, refused uint64, ask uint64, now time.Time) {
+	moved := false
+	for c, t := range s.trying {
+		switch {
+		case t != l:
+		case refused&(1<<c) != 0:
+			s.trying[c] = nil
+			s.g.stats.PusherTriesRefused++
+		case ask != 0 && ask >= l.tryAsk:
+			moved = s.commitTry(c, now) || moved
+		}
+	}
+	if moved && s.extraAdvertised < availRate-1 {
+		s.advertise()
+		s.extraAdvertised++
+	}
+}
+
+// commitTry makes class c's candidate (trying) its pusher and releases
+// the old one. It reports whether this member's hops in c changed.
+func (s *stream) commitTry(c int, now time.Time) bool {
+	t, cur := s.trying[c], s.parents[c]
+	s.trying[c] = nil
+	depth := s.myDepth(c)
+	s.parents[c] = t
+	s.why[s.tryingWhy[c]]++
+	s.g.stats.PusherChanges++
+	t.late[c] = 0
+	t.pushedAt[c] = now
+	t.parentAt[c] = now
+	s.switchedPusher(c, cur, t, now)
+	if cur != nil && s.g.links[cur.peer] == cur {
+		s.subscribe(cur)
+	}
+	return s.myDepth(c) != depth
 }
 
 // switchedPusher marks the blocks still short of pieces when class c
@@ -1869,6 +1937,16 @@ func (s *stream) selectParents(now time.Time) {
 	}
 	self := s.g.host.Node().PeerID()
 	perLink := (s.P + len(s.g.links) - 1) / max(len(s.g.links), 1)
+	for c, t := range s.trying {
+		switch {
+		case t == nil:
+		case s.g.links[t.peer] != t:
+			s.trying[c] = nil
+		case now.Sub(s.tryingAt[c]) > tryWait(t):
+			// No answer: a member older than answers accepts in silence.
+			s.commitTry(c, now)
+		}
+	}
 	before := slices.Clone(s.parents)
 	load := make(map[*link]int)
 	var lates []time.Duration
@@ -1903,6 +1981,16 @@ func (s *stream) selectParents(now time.Time) {
 	changed := make(map[*link]bool)
 	for c := 0; c < s.P; c++ {
 		cur := s.parents[c]
+		if t := s.trying[c]; t != nil {
+			if cur != nil {
+				load[t]++ // waiting for its answer
+				continue
+			}
+			// The pusher went (refused, shunned, gone): the class is
+			// given now, maybe to the same candidate.
+			s.trying[c] = nil
+			changed[t] = true
+		}
 		// Candidates hold the newest pieces of the class (within a
 		// block); among them the nearest the publisher wins.
 		newest := int64(-1)
@@ -1952,18 +2040,19 @@ func (s *stream) selectParents(now time.Time) {
 		if best == cur || best == nil {
 			continue
 		}
-		switch {
-		case cur == nil:
-			s.why[whyFill]++
-		case cur.newest[c]+4 < newest:
-			s.why[whyStale]++
-		default:
-			s.why[whyDeeper]++
-		}
 		if cur != nil {
-			changed[cur] = true
-			load[cur]--
+			// Make before break: cur keeps pushing until best answers
+			// (tryAnswered); a refusal then costs nothing.
+			why := whyDeeper
+			if cur.newest[c]+4 < newest {
+				why = whyStale
+			}
+			s.trying[c], s.tryingAt[c], s.tryingWhy[c] = best, now, why
+			changed[best] = true
+			load[best]++
+			continue
 		}
+		s.why[whyFill]++
 		changed[best] = true
 		load[best]++
 		best.late[c] = 0
@@ -2042,8 +2131,13 @@ func (g *Group) Publish() (*Publisher, error) {
 	if len(g.spec.PublisherKey) > 0 {
 		s.nodeSig = ed25519.Sign(g.cfg.PublisherKey, nodeSigningBytes(g.id, g.host.Node().PeerID()))
 	}
-	// A publisher needs no pushers: cancel any chosen before it published.
+	// A publisher needs no pushers: cancel any chosen (or being asked)
+	// before it published.
 	for c, l := range s.parents {
+		if t := s.trying[c]; t != nil {
+			s.trying[c] = nil
+			g.sendControl(t, &control{Type: ctlSubscribe, Modulus: uint8(s.P)})
+		}
 		if l != nil {
 			s.parents[c] = nil
 			g.sendControl(l, &control{Type: ctlSubscribe, Modulus: uint8(s.P)})

@@ -61,6 +61,7 @@ func TestSwitchedPusherPullsAtOnce(t *testing.T) {
 					old.depth[3], old.delay[3] = 1, 300*time.Millisecond
 					nu.depth[3], nu.delay[3] = 1, 20*time.Millisecond
 					s.selectParents(now)
+					acceptTries(s, now)
 					if s.parents[3] != nu {
 						t.Fatal("class 3 did not move to the nearer pusher")
 					}

@@ -104,6 +104,11 @@ type control struct {
 	// Subscribe, Refuse: push classes; Classes of Modulus.
 	Classes []byte `msgpack:"c,omitempty"`
 	Modulus uint8  `msgpack:"p,omitempty"`
+	// Subscribe: if not 0, the receiver answers with a Refuse that echoes
+	// it, even one refusing nothing (the sender keeps its old pusher of a
+	// class until the new one has answered). Refuse: the Ask of the
+	// subscription it answers (0: not an answer).
+	Ask uint64 `msgpack:"a,omitempty"`
 	// Pull, Busy: bitmap of wanted pieces; Manifest asks for the
 	// manifest too.
 	Want     []byte `msgpack:"w,omitempty"`
