@@ -1,6 +1,7 @@
 package dissem
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"slices"
@@ -31,8 +32,12 @@ import (
 // STRATA_DISSEM_GOSSIP_WRITES=8 adds a gossipsub row whose messages carry
 // 8 writes (8000 B), to set against Strata rows with K=8.
 // STRATA_DISSEM_DELAYS_FIRST=1 gives Strata's links their delays before
-// its mesh forms (by default they get them when the stream starts, the
-// mesh having formed on 1 ms links; gossipsub's always have them).
+// its mesh forms (by default the mesh forms on 1 ms links, which takes
+// far less real time, and the links get their delays STRATA_DISSEM_SETTLE
+// before the stream starts, 2s by default, so that round-trip estimates
+// have settled as on a real network; 0 gives them the delays with the
+// stream, as this bench did before 2026-11-27; gossipsub's links always
+// have them, and its mesh forms for 5 s before the stream).
 // STRATA_DISSEM_ONLY=strata runs only the systems whose name starts so
 // (strata, strata-VARIANT, gossip1000, gossip16000): for A/B runs of
 // Strata alone. Without STRATA_DISSEM the test is skipped.
@@ -49,6 +54,10 @@ func TestDissemination(t *testing.T) {
 		secs = v
 	}
 	virtual := os.Getenv("STRATA_DISSEM_CLOCK") != "real"
+	settle, err := time.ParseDuration(cmp.Or(os.Getenv("STRATA_DISSEM_SETTLE"), "2s"))
+	if err != nil || settle < 0 {
+		t.Fatalf("STRATA_DISSEM_SETTLE: bad duration %q", os.Getenv("STRATA_DISSEM_SETTLE"))
+	}
 	var variants []variant
 	if v := os.Getenv("STRATA_DISSEM_COPIES"); v != "" {
 		for _, f := range strings.Split(v, ",") {
@@ -95,6 +104,7 @@ func TestDissemination(t *testing.T) {
 			rate: 125_000, secs: secs, chunk: 1000,
 			drain: 10 * time.Second, seed: 1,
 			delaysFirst: os.Getenv("STRATA_DISSEM_DELAYS_FIRST") != "",
+			settle:      settle,
 		}
 		systems := []struct {
 			name string

@@ -37,6 +37,9 @@ type scenario struct {
 	// delaysFirst gives Strata's links their delays before the mesh
 	// forms, not when the stream starts.
 	delaysFirst bool
+	// settle is how long Strata's links have their delays (not yet the
+	// loss) before the stream starts, when the mesh formed without them.
+	settle time.Duration
 }
 
 func (sc scenario) size() int { return sc.rate * sc.secs }

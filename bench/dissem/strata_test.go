@@ -144,7 +144,20 @@ func runStrata(t *testing.T, sc scenario) result {
 		readers.Go(func() { readStrata(ctx, sub, data, sc.chunk, sc.perSecond(), wc, rcv) })
 	}
 
-	// Impairments start with the stream, on a formed mesh.
+	if !sc.delaysFirst && sc.settle > 0 {
+		// The links get their delays first, so that round-trip
+		// estimates are settled when the stream starts, as they are on
+		// a real network (the mesh formed on 1 ms links, for speed).
+		for i, a := range ms {
+			for j, b := range ms {
+				if i != j {
+					net.SetLink(a.conn.LocalAddrPort().Addr(), b.conn.LocalAddrPort().Addr(), memnet.Link{Delay: sc.delay(i, j)})
+				}
+			}
+		}
+		time.Sleep(sc.settle)
+	}
+	// Loss starts with the stream, on a formed mesh.
 	for i, a := range ms {
 		for j, b := range ms {
 			if i != j {
