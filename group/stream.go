@@ -1030,25 +1030,32 @@ func (s *stream) tick(now time.Time, periodic bool) {
 		s.advertise()
 		s.dirty, s.extraAdvertised = false, 0
 	case s.dirty:
-		// Routes changed: choose again at once and, if this member's own
-		// hops changed, tell the neighbours now, so trees form in a tick
-		// per hop rather than an availability period.
-		s.dirty = false
-		before := make([]int, s.P)
-		for k := range before {
-			before[k] = s.myDepth(k)
-		}
-		s.selectParents(now)
-		for k := range before {
-			// availRate-1 extra advertisements a period at most:
-			// neighbours allow availRate a period, and where routes
-			// flap (large groups) an honest member must not look like
-			// a flooder. The periodic one carries later changes.
-			if s.myDepth(k) != before[k] && s.extraAdvertised < availRate-1 {
-				s.advertise()
-				s.extraAdvertised++
-				break
-			}
+		s.reroute(now)
+	}
+}
+
+// reroute chooses pushers again after a neighbour's routes changed and,
+// if this member's own hops changed, tells the neighbours now, so that
+// trees form in a hop's time per level rather than an availability
+// period. It runs as the availability message that changed the routes is
+// read (handleControl), not at the next tick: at 50 ms a tick per level
+// held trees back for a quarter second or more when a stream started.
+func (s *stream) reroute(now time.Time) {
+	s.dirty = false
+	before := make([]int, s.P)
+	for k := range before {
+		before[k] = s.myDepth(k)
+	}
+	s.selectParents(now)
+	for k := range before {
+		// availRate-1 extra advertisements a period at most: neighbours
+		// allow availRate a period, and where routes flap (large
+		// groups) an honest member must not look like a flooder. The
+		// periodic one carries later changes.
+		if s.myDepth(k) != before[k] && s.extraAdvertised < availRate-1 {
+			s.advertise()
+			s.extraAdvertised++
+			break
 		}
 	}
 }
@@ -1253,6 +1260,9 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 			s.pieceBlock(seq, now)
 		}
 		s.owe(l, c, now)
+		if s.dirty && !s.source {
+			s.reroute(now)
+		}
 	case ctlSubscribe:
 		s.handleSubscribe(l, c)
 	case ctlRefuse:
