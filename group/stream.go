@@ -140,7 +140,7 @@ type stream struct {
 
 	parents []*link // per class: the neighbour asked to push it
 	// Per class: a neighbour asked to push it in place of parents[c],
-	// which keeps pushing until the candidate answers (tryPusher), the
+	// which keeps pushing until the candidate answers (tryAnswered), the
 	// time it was asked and the reason (why*) the change will count.
 	trying    []*link
 	tryingAt  []time.Time
@@ -308,6 +308,14 @@ func (s *stream) noteLost(seq, n uint64, now time.Time) {
 		}
 		s.lost = append(s.lost, ln)
 	}
+}
+
+// maxTime returns the later of a and b.
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // withholdShun is how many availability periods a class is taken from a
@@ -1958,6 +1966,27 @@ func (s *stream) selectParents(now time.Time) {
 		}
 	}
 	before := slices.Clone(s.parents)
+	// A pusher whose pushes come a quarter of the window late (its
+	// session to this member has collapsed: they arrive long after the
+	// member pulled the pieces) is shunned in every class at once, for
+	// as long as a withholder. Shunned one class a round, as below, it
+	// kept its other classes, took the shunned one back or another in
+	// its place, and the member lived on pulls.
+	for c, p := range s.parents {
+		if p == nil || p.late[c] <= s.g.cfg.WindowDuration/4 {
+			continue
+		}
+		until := now.Add(withholdShun * s.g.cfg.AvailabilityUpdatePeriod)
+		for k := range p.refused {
+			p.refused[k] = maxTime(p.refused[k], until)
+			p.late[k] = 0
+			if s.parents[k] == p {
+				s.parents[k] = nil
+				s.g.stats.PushersShunned++
+				s.why[whyLate]++
+			}
+		}
+	}
 	load := make(map[*link]int)
 	var lates []time.Duration
 	worst := -1
@@ -1969,7 +1998,7 @@ func (s *stream) selectParents(now time.Time) {
 		default:
 			load[p]++
 			lates = append(lates, p.late[c])
-			if worst < 0 || p.late[c] > s.parents[worst].late[c] {
+			if worst < 0 || p.late[c] > s.parents[worst].late[worst] {
 				worst = c
 			}
 		}
