@@ -2008,7 +2008,7 @@ func (s *stream) selectParents(now time.Time) {
 	if len(lates) >= 3 {
 		slices.Sort(lates)
 		med := lates[len(lates)/2]
-		if p := s.parents[worst]; p.late[worst] > s.g.cfg.FetchPeriod/2 && p.late[worst] > 2*med {
+		if p := s.parents[worst]; p.late[worst] > s.g.cfg.FetchPeriod && p.late[worst] > 3*med {
 			p.refused[worst] = now.Add(10 * s.g.cfg.AvailabilityUpdatePeriod)
 			s.g.stats.PushersShunned++
 			s.why[whyLate]++
