@@ -34,7 +34,12 @@ func TestHopelessPusherShunned(t *testing.T) {
 			s.parents[k] = p
 			p.late[k] = late[p]
 		}
+		// It is also being asked to take class 4 from the good one.
+		s.trying[4], s.tryingAt[4], s.tryingWhy[4] = bad, now, whyDeeper
 		s.selectParents(now)
+		if s.trying[4] != nil {
+			t.Error("the hopeless pusher is still asked to take a class")
+		}
 		for k, p := range s.parents {
 			if p == bad {
 				t.Errorf("class %d still pushed by the hopeless pusher", k)

@@ -1980,6 +1980,9 @@ func (s *stream) selectParents(now time.Time) {
 		for k := range p.refused {
 			p.refused[k] = maxTime(p.refused[k], until)
 			p.late[k] = 0
+			if s.trying[k] == p {
+				s.trying[k] = nil // not taken either
+			}
 			if s.parents[k] == p {
 				s.parents[k] = nil
 				s.g.stats.PushersShunned++
