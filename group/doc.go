@@ -40,9 +40,14 @@
 // publisher (the sum of half the smoothed round trip of each hop of their
 // path), with poison reverse against two-member loops, and the delay
 // through a neighbour is its advertised one plus half the round trip to
-// it. A member prefers distinct neighbours for distinct classes (one
-// session cannot always carry the whole stream under loss), and drops a
-// pusher whose pieces come much later than the others'. The publisher
+// it. A member chooses again as soon as a neighbour's advertisement
+// changes its routes. It prefers distinct neighbours for distinct classes
+// (one session cannot always carry the whole stream under loss), and
+// drops a pusher whose pieces come much later than the others' (in every
+// class at once when they come a quarter of the window late). To move a
+// class to a nearer neighbour it asks that neighbour first (the
+// subscription asks for an answer) and keeps the current pusher until the
+// answer: a refusal leaves the class where it was. The publisher
 // limits its push subscribers to SourcePushCopies per class and sends
 // every piece to that many neighbours even while subscriptions change.
 //
