@@ -1056,14 +1056,9 @@ func (s *stream) reroute(now time.Time) {
 	}
 	s.selectParents(now)
 	for k := range before {
-		// availRate-1 extra advertisements a period at most: neighbours
-		// allow availRate a period, and where routes flap (large
-		// groups) an honest member must not look like a flooder. The
-		// periodic one carries later changes.
-		if s.myDepth(k) != before[k] && s.extraAdvertised < availRate-1 {
-			s.advertise()
-			s.extraAdvertised++
-			break
+		if s.myDepth(k) != before[k] {
+			s.extraAdvertise()
+			return
 		}
 	}
 }
@@ -1863,9 +1858,8 @@ func (s *stream) tryAnswered(l *link, refused uint64, ask uint64, now time.Time)
 			moved = s.commitTry(c, now) || moved
 		}
 	}
-	if moved && s.extraAdvertised < availRate-1 {
-		s.advertise()
-		s.extraAdvertised++
+	if moved {
+		s.extraAdvertise()
 	}
 }
 
@@ -1875,17 +1869,37 @@ func (s *stream) commitTry(c int, now time.Time) bool {
 	t, cur := s.trying[c], s.parents[c]
 	s.trying[c] = nil
 	depth := s.myDepth(c)
-	s.parents[c] = t
-	s.why[s.tryingWhy[c]]++
-	s.g.stats.PusherChanges++
-	t.late[c] = 0
-	t.pushedAt[c] = now
-	t.parentAt[c] = now
-	s.switchedPusher(c, cur, t, now)
+	s.takeClass(c, t, s.tryingWhy[c], now)
 	if cur != nil && s.g.links[cur.peer] == cur {
 		s.subscribe(cur)
 	}
 	return s.myDepth(c) != depth
+}
+
+// takeClass makes l class c's pusher in place of the current one (or of
+// none), counting the change under why; telling the neighbours is the
+// caller's.
+func (s *stream) takeClass(c int, l *link, why int, now time.Time) {
+	cur := s.parents[c]
+	s.why[why]++
+	s.g.stats.PusherChanges++
+	l.late[c] = 0
+	l.pushedAt[c] = now // its pushes are judged from here
+	l.parentAt[c] = now
+	s.parents[c] = l
+	s.switchedPusher(c, cur, l, now)
+}
+
+// extraAdvertise advertises now, beyond the periodic advertisement, if
+// this period's allowance is not spent: availRate-1 extra ones a period
+// at most, since neighbours allow availRate a period, and where routes
+// flap (large groups) an honest member must not look like a flooder. The
+// periodic one carries later changes.
+func (s *stream) extraAdvertise() {
+	if s.extraAdvertised < availRate-1 {
+		s.advertise()
+		s.extraAdvertised++
+	}
 }
 
 // switchedPusher marks the blocks still short of pieces when class c
@@ -2094,15 +2108,9 @@ func (s *stream) selectParents(now time.Time) {
 			load[best]++
 			continue
 		}
-		s.why[whyFill]++
 		changed[best] = true
 		load[best]++
-		best.late[c] = 0
-		best.pushedAt[c] = now // its pushes are judged from here
-		best.parentAt[c] = now
-		s.parents[c] = best
-		s.g.stats.PusherChanges++
-		s.switchedPusher(c, cur, best, now)
+		s.takeClass(c, best, whyFill, now)
 	}
 	// Every neighbour whose set of classes changed is told, including
 	// one dropped above for refusing or for being late.
