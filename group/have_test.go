@@ -83,6 +83,33 @@ func removeFake(x *Group, ls ...*link) {
 	}
 }
 
+// holdOff keeps the links out of the running for the given push classes
+// (every class if none), as an hour-long refusal does: the links a test
+// does not want competing for a pusher's place.
+func holdOff(now time.Time, links []*link, classes ...int) {
+	for _, l := range links {
+		if len(classes) == 0 {
+			for k := range l.refused {
+				l.refused[k] = now.Add(time.Hour)
+			}
+		}
+		for _, k := range classes {
+			l.refused[k] = now.Add(time.Hour)
+		}
+	}
+}
+
+// others returns x's links but those given.
+func others(x *Group, not ...*link) []*link {
+	var out []*link
+	for _, l := range x.links {
+		if !slices.Contains(not, l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // acceptTries has every neighbour asked to take a class (stream.trying)
 // answer that it refuses none, as handleSubscribe does.
 func acceptTries(s *stream, now time.Time) {

@@ -15,11 +15,7 @@ func TestHopelessPusherShunned(t *testing.T) {
 		defer x.mu.Unlock()
 		s := x.st
 		now := time.Now()
-		for _, l := range x.links {
-			for k := range l.refused {
-				l.refused[k] = now.Add(time.Hour) // only the fakes push
-			}
-		}
+		holdOff(now, others(x)) // only the fakes push
 		bad, slow, good := fakeLink(x, 1), fakeLink(x, 2), fakeLink(x, 3)
 		defer removeFake(x, bad, slow, good)
 		for _, l := range []*link{bad, slow, good} {

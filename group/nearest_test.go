@@ -38,9 +38,7 @@ func TestPushersChosenByDelay(t *testing.T) {
 				defer x.mu.Unlock()
 				s := x.st
 				now := time.Now()
-				for _, l := range x.links {
-					l.refused[0] = now.Add(time.Hour) // only the two below compete
-				}
+				holdOff(now, others(x), 0) // only the two below compete
 				a, b := fakeLink(x, 1), fakeLink(x, 2)
 				defer removeFake(x, a, b)
 				for i, l := range []*link{a, b} {

@@ -79,15 +79,11 @@ func TestPusherTry(t *testing.T) {
 				defer x.mu.Unlock()
 				s := x.st
 				now := time.Now()
-				for _, l := range x.links {
-					l.refused[0] = now.Add(time.Hour) // only the two below compete
-				}
+				holdOff(now, others(x), 0) // only the two below compete
 				cur, cand := fakeLink(x, 1), fakeLink(x, 2)
 				defer removeFake(x, cur, cand)
-				for _, l := range []*link{cur, cand} {
-					for k := 1; k < s.P; k++ {
-						l.refused[k] = now.Add(time.Hour) // and only for class 0
-					}
+				for k := 1; k < s.P; k++ {
+					holdOff(now, []*link{cur, cand}, k) // and only for class 0
 				}
 				cur.depth[0], cur.delay[0], cur.halfRTT = 1, 80*time.Millisecond, 20*time.Millisecond
 				cand.depth[0], cand.delay[0], cand.halfRTT = 2, 20*time.Millisecond, 10*time.Millisecond

@@ -16,16 +16,10 @@ func TestRouteTakenOnAdvert(t *testing.T) {
 		defer x.mu.Unlock()
 		s := x.st
 		now := time.Now()
-		for _, l := range x.links {
-			for k := range l.refused {
-				l.refused[k] = now.Add(time.Hour) // only p below competes
-			}
-		}
+		holdOff(now, others(x)) // only p below competes
 		p, q := fakeLink(x, 1), fakeLink(x, 2)
 		defer removeFake(x, p, q)
-		for k := range q.refused {
-			q.refused[k] = now.Add(time.Hour)
-		}
+		holdOff(now, []*link{q})
 		for k := range s.parents {
 			s.parents[k] = nil
 		}
