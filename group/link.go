@@ -48,6 +48,7 @@ type link struct {
 	newest       []int64           // per push class: newest block it holds a piece of (-1: none)
 	depth        []int             // per push class: its advertised hops from the publisher
 	delay        []time.Duration   // per push class: its advertised delay from the publisher (-1: not told)
+	rank         []uint64          // per push class: its tie-break among candidate pushers (stableRank, inverted)
 	halfRTT      time.Duration     // half the session's smoothed round trip, refreshed every availability period
 	provenSource bool              // its node is the publisher's, by the publisher's signature (Node)
 	authentic    bool              // the session authenticates its peer ID (node.Session.PeerAuthenticated)

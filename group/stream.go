@@ -391,7 +391,10 @@ func (s *stream) linkAdded(l *link) {
 	l.depth = make([]int, s.P)
 	l.delay = make([]time.Duration, s.P)
 	l.late = make([]time.Duration, s.P)
+	l.rank = make([]uint64, s.P)
+	self := s.g.host.Node().PeerID()
 	for i := range l.newest {
+		l.rank[i] = ^stableRank(self, l.peer, i)
 		l.newest[i] = -1
 		l.depth[i] = noRoute
 		l.delay[i] = -1
@@ -1939,6 +1942,27 @@ const switchSlack = 10 * time.Millisecond
 
 // cost is how long class c's pieces take from the publisher through l
 // (noRouteCost without a route).
+// candScore orders a class's candidate pushers (selectParents): lower
+// is better, field by field.
+type candScore struct {
+	stale, over int
+	cost        time.Duration
+	rank        uint64
+}
+
+func (a candScore) less(b candScore) bool {
+	if a.stale != b.stale {
+		return a.stale < b.stale
+	}
+	if a.over != b.over {
+		return a.over < b.over
+	}
+	if a.cost != b.cost {
+		return a.cost < b.cost
+	}
+	return a.rank < b.rank
+}
+
 func cost(l *link, c int) time.Duration {
 	if d, ok := l.via(c); ok {
 		return d
@@ -1967,7 +1991,6 @@ func (s *stream) selectParents(now time.Time) {
 	if s.source || s.g.closed {
 		return
 	}
-	self := s.g.host.Node().PeerID()
 	perLink := (s.P + len(s.g.links) - 1) / max(len(s.g.links), 1)
 	for c, t := range s.trying {
 		switch {
@@ -2053,41 +2076,24 @@ func (s *stream) selectParents(now time.Time) {
 		for _, l := range s.g.links {
 			newest = max(newest, l.newest[c])
 		}
-		fresh := func(l *link) bool { return l.newest[c]+2 >= newest }
-		// score orders candidates: fresh first, then within the load
-		// limit, then nearest the publisher (in delay), then a stable
-		// random rank.
-		score := func(l *link) (int, int, time.Duration, uint64) {
-			f, over := 0, 0
-			if !fresh(l) {
-				f = 1
-			}
-			if l != cur && load[l] >= perLink {
-				over = 1
-			}
-			return f, over, cost(l, c), ^stableRank(self, l.peer, c)
-		}
-		better := func(a, b *link) bool {
-			a1, a2, a3, a4 := score(a)
-			b1, b2, b3, b4 := score(b)
-			if a1 != b1 {
-				return a1 < b1
-			}
-			if a2 != b2 {
-				return a2 < b2
-			}
-			if a3 != b3 {
-				return a3 < b3
-			}
-			return a4 < b4
-		}
+		// Candidates are ordered by a score: fresh first, then within
+		// the load limit, then nearest the publisher (in delay), then a
+		// stable random rank. Each link's score is worked out once.
 		var best *link
+		var bestScore candScore
 		for _, l := range s.g.links {
 			if now.Before(l.refused[c]) {
 				continue
 			}
-			if best == nil || better(l, best) {
-				best = l
+			sc := candScore{cost: cost(l, c), rank: l.rank[c]}
+			if l.newest[c]+2 < newest {
+				sc.stale = 1
+			}
+			if l != cur && load[l] >= perLink {
+				sc.over = 1
+			}
+			if best == nil || sc.less(bestScore) {
+				best, bestScore = l, sc
 			}
 		}
 		if cur != nil && (best == nil || (cur.newest[c]+4 >= newest && cost(cur, c) <= cost(best, c)+switchMargin(cost(best, c)))) {
