@@ -285,6 +285,7 @@ func (f *RecvFlow) onData(flags uint8, seq, fsn uint64, data []byte) {
 		f.state = rfCompleteLinger
 		ackNow = true
 		f.lingerUntil = f.session.e.now.Add(rfCompleteLingerPeriod)
+		f.session.flowTimersChanged()
 	}
 	f.deliver()
 	if pre != f.seen.ranges() {
@@ -476,6 +477,7 @@ func (f *RecvFlow) finishDeliver(got bool) {
 			if f.state == rfOpen {
 				f.state = rfCompleteLinger
 				f.lingerUntil = f.session.e.now.Add(rfCompleteLingerPeriod)
+				f.session.flowTimersChanged()
 			}
 			f.session.e.emit(Event{Kind: EventRecvFlowClosed, RecvFlow: f, Session: f.session})
 		}

@@ -302,6 +302,7 @@ func (f *SendFlow) noteDeadline(r *Receipt) {
 		}
 		if f.expireAt.IsZero() || t.Before(f.expireAt) {
 			f.expireAt = t
+			f.session.flowTimersChanged()
 		}
 	}
 	if !r.started {
@@ -379,6 +380,7 @@ func (f *SendFlow) gotoClosed(err error) {
 	f.queuedBytes = 0
 	if s := f.session; s != nil && s.sendFlows[f.id] == f {
 		delete(s.sendFlows, f.id)
+		s.flowTimersChanged()
 		s.lastIdle = s.e.now
 	}
 	if f.session != nil {
@@ -576,9 +578,11 @@ func (f *SendFlow) onAck(avail int, cum uint64, ranges []byte) {
 				f.persistInterval = s.cc.erto()
 			}
 			f.persistAt = s.e.now.Add(f.persistInterval)
+			s.flowTimersChanged()
 		}
-	} else {
+	} else if !f.persistAt.IsZero() {
 		f.persistAt = time.Time{}
+		s.flowTimersChanged()
 	}
 	f.ackRange(0, cum)
 	it := wire.AckRanges{CumulativeAck: cum, Ranges: ranges}.Iter()
@@ -593,6 +597,7 @@ func (f *SendFlow) onAck(avail int, cum uint64, ranges []byte) {
 	if f.state == sfClosing && len(f.queue) == 0 {
 		f.state = sfCompleteLinger
 		f.lingerUntil = s.e.now.Add(fCompleteLinger)
+		s.flowTimersChanged()
 		return
 	}
 	f.scheduleForTransmission()

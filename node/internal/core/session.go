@@ -80,6 +80,12 @@ type Session struct {
 	deadline         time.Time   // cached nextDeadline (timers.go)
 	hidx             int         // index in the endpoint's timer heap, -1 if absent
 	dirty            bool        // deadline must be recomputed
+	// flowsAt caches the earliest of the flows' timers (persist, linger,
+	// expiry) for nextDeadline; flowsStale says it must be recomputed.
+	// Every change to a flow's timer, and every flow added or removed,
+	// sets flowsStale (flowTimersChanged); so does every session tick.
+	flowsAt    time.Time
+	flowsStale bool
 
 	// responder
 	skic     []byte
@@ -695,6 +701,32 @@ func (s *Session) onProbe() {
 	s.rescheduleTransmission()
 }
 
+// flowTimers is the earliest of the flows' timers (zero: none).
+func (s *Session) flowTimers() time.Time {
+	var d time.Time
+	min := func(t time.Time) {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	for _, f := range s.sendFlows {
+		min(f.persistAt)
+		min(f.lingerUntil)
+		min(f.expireAt)
+	}
+	for _, f := range s.recvFlows {
+		min(f.lingerUntil)
+	}
+	return d
+}
+
+// flowTimersChanged says a flow's timer changed, or a flow came or went.
+func (s *Session) flowTimersChanged() {
+	if s != nil {
+		s.flowsStale = true
+	}
+}
+
 func (s *Session) nextDeadline() time.Time {
 	var d time.Time
 	min := func(t time.Time) {
@@ -724,14 +756,11 @@ func (s *Session) nextDeadline() time.Time {
 			min(ka)
 		}
 		min(s.lastIdle.Add(s.e.cfg.IdleLimit))
-		for _, f := range s.sendFlows {
-			min(f.persistAt)
-			min(f.lingerUntil)
-			min(f.expireAt)
+		if s.flowsStale {
+			s.flowsStale = false
+			s.flowsAt = s.flowTimers()
 		}
-		for _, f := range s.recvFlows {
-			min(f.lingerUntil)
-		}
+		min(s.flowsAt)
 	case stateNearClose:
 		min(s.nextCloseRTX)
 		min(s.lingerUntil)
@@ -772,6 +801,8 @@ func (s *Session) tick() {
 			s.iikeyingNext = now.Add(s.iikeyingInterval)
 		}
 	case stateOpen:
+		// The flows' ticks below change their timers.
+		s.flowsStale = true
 		if due(s.delackAt) {
 			s.doAckNow()
 		}
@@ -1062,6 +1093,7 @@ func (s *Session) bindFlow(f *SendFlow) {
 	s.nextFlowID++
 	f.session = s
 	s.sendFlows[f.id] = f
+	s.flowTimersChanged()
 	f.scheduleForTransmission()
 }
 
@@ -1159,6 +1191,7 @@ func (s *Session) onUserData(typ wire.ChunkType, p []byte) {
 		}
 		f = newRecvFlow(s, c.FlowID, metadata, assoc)
 		s.recvFlows[c.FlowID] = f
+		s.flowTimersChanged()
 		if mustReject {
 			f.reject(0)
 		} else {
@@ -1295,6 +1328,7 @@ func (s *Session) abortFlows(err error) {
 	}
 	s.sendFlows = map[uint64]*SendFlow{}
 	s.recvFlows = map[uint64]*RecvFlow{}
+	s.flowTimersChanged()
 	s.outHead, s.outTail, s.outBytes = nil, nil, 0
 	for p := range s.readyFlows {
 		s.readyFlows[p] = flowQueue{}
