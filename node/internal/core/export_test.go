@@ -6,12 +6,20 @@ import (
 )
 
 // CheckTimers verifies the timer heap against a scan of every session: the
-// heap may wake early (a stale entry) but never later than a session needs.
+// heap may wake early (a stale entry) but never later than a session needs,
+// and the same holds for each session's cached earliest flow timer.
 func (e *Endpoint) CheckTimers() error {
 	heapNext := e.NextDeadline()
 	var scan time.Time
 	var who *Session
 	for _, s := range e.sessions {
+		// The session's cached earliest flow timer may be early (a
+		// stale entry) but never later than a flow's own timer.
+		if s.state == stateOpen && !s.flowsStale {
+			if t := s.flowTimers(); !t.IsZero() && (s.flowsAt.IsZero() || t.Before(s.flowsAt)) {
+				return fmt.Errorf("session %d caches its earliest flow timer as %v, a flow needs %v", s.rxID, s.flowsAt, t)
+			}
+		}
 		if t := s.nextDeadline(); !t.IsZero() && (scan.IsZero() || t.Before(scan)) {
 			scan, who = t, s
 		}
