@@ -54,6 +54,9 @@ func (e *Endpoint) settle() {
 		if e.sessions[s.rxID] == s {
 			d = s.nextDeadline()
 		}
+		if s.hidx >= 0 && d.Equal(s.deadline) {
+			continue // in the heap, in place
+		}
 		s.deadline = d
 		switch {
 		case d.IsZero() && s.hidx >= 0:
