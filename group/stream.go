@@ -1066,6 +1066,21 @@ func (s *stream) reroute(now time.Time) {
 	}
 }
 
+// routeMatters says whether l's new hops in class k can change this
+// member's pusher for k now: k has no pusher, l is its pusher (or the one
+// being asked), or l is now nearer than the pusher by the switch margin.
+// Other changes wait for the next tick (stream.dirty): selectParents
+// would choose as before, and at a thousand members rerouting on every
+// availability message that moved some class's hops was 5 % of the CPU.
+func (s *stream) routeMatters(l *link, k int) bool {
+	cur := s.parents[k]
+	if cur == nil || cur == l || s.trying[k] == l || s.g.links[cur.peer] != cur {
+		return true
+	}
+	d := cost(l, k)
+	return cost(cur, k) > d+switchMargin(d)
+}
+
 // prune forgets blocks whose window has passed.
 func (s *stream) prune(now time.Time) {
 	head := s.dec.Head()
@@ -1201,6 +1216,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 			}
 			l.provenSource = true
 		}
+		var moved uint64 // classes whose hops changed
 		for k := range l.depth {
 			d := noRoute
 			if k < len(c.Depth) {
@@ -1208,11 +1224,19 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 			}
 			if d != l.depth[k] {
 				s.dirty = true
+				moved |= 1 << k
 			}
 			l.depth[k] = d
 			l.delay[k] = -1
 			if k < len(c.Delay) && c.Delay[k] != noDelay {
 				l.delay[k] = time.Duration(c.Delay[k]) * delayUnit
+			}
+		}
+		urgent := false
+		for k := range l.depth {
+			if moved&(1<<k) != 0 && s.routeMatters(l, k) {
+				urgent = true
+				break
 			}
 		}
 		for seq := c.Block; seq < c.Block+c.Full; seq++ {
@@ -1266,7 +1290,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 			s.pieceBlock(seq, now)
 		}
 		s.owe(l, c, now)
-		if s.dirty && !s.source {
+		if urgent && !s.source {
 			s.reroute(now)
 		}
 	case ctlSubscribe:
