@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	kb "github.com/libp2p/go-libp2p-kbucket"
@@ -40,6 +41,12 @@ type RoutingTable struct {
 
 	mu       sync.Mutex
 	contacts map[node.PeerID]*entry
+
+	// gen counts changes to the table's peers; EstimateMembers keeps its
+	// result for a generation (every link a member opens reports it).
+	gen      atomic.Uint64
+	estGen   uint64 // under mu: the generation est was computed for (0: none)
+	estimate float64
 }
 
 type entry struct {
@@ -88,6 +95,7 @@ func (t *RoutingTable) removed(id peer.ID) {
 		return
 	}
 	p := t.pid(id)
+	t.gen.Add(1)
 	t.mu.Lock()
 	delete(t.contacts, p)
 	t.mu.Unlock()
@@ -129,6 +137,7 @@ func (t *RoutingTable) Add(p node.PeerID, addr netip.AddrPort, verified bool) bo
 			t.mu.Lock()
 			t.contacts[p] = e
 			t.mu.Unlock()
+			t.gen.Add(1)
 			if _, err := t.rt.TryAddPeer(id, true, false); err != nil {
 				t.mu.Lock()
 				delete(t.contacts, p)
@@ -146,6 +155,7 @@ func (t *RoutingTable) Add(p node.PeerID, addr netip.AddrPort, verified bool) bo
 	t.contacts[p] = e
 	t.mu.Unlock()
 	added, err := t.rt.TryAddPeer(id, verified, !verified)
+	t.gen.Add(1)
 	if err != nil || !added {
 		t.mu.Lock()
 		if t.contacts[p] == e {
@@ -160,6 +170,7 @@ func (t *RoutingTable) Add(p node.PeerID, addr netip.AddrPort, verified bool) bo
 // Remove forgets a contact (it left, or proved dead).
 func (t *RoutingTable) Remove(p node.PeerID) {
 	t.rt.RemovePeer(t.kid(p))
+	t.gen.Add(1)
 	t.mu.Lock()
 	delete(t.contacts, p)
 	t.mu.Unlock()
@@ -228,12 +239,24 @@ func (t *RoutingTable) RefreshTargets() []Address {
 // EstimateMembers estimates the group's member count (the member included)
 // from how densely the contacts nearest the member fill the key space.
 func (t *RoutingTable) EstimateMembers() float64 {
+	gen := t.gen.Load() + 1 // +1: estGen 0 means none
+	t.mu.Lock()
+	if t.estGen == gen {
+		e := t.estimate
+		t.mu.Unlock()
+		return e
+	}
+	t.mu.Unlock()
 	near := t.Nearest(t.self, t.k)
 	addrs := make([]Address, len(near))
 	for i, c := range near {
 		addrs[i] = c.Address
 	}
-	return EstimateMembers(t.self, addrs)
+	e := EstimateMembers(t.self, addrs)
+	t.mu.Lock()
+	t.estGen, t.estimate = gen, e
+	t.mu.Unlock()
+	return e
 }
 
 // Close releases the table.

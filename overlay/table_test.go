@@ -275,3 +275,49 @@ func TestChooseNeighbours(t *testing.T) {
 		}
 	}
 }
+
+// The table keeps its estimate between changes (EstimateMembers): after
+// every add, promotion and removal it must equal one computed afresh from
+// the table's nearest contacts.
+func TestTableEstimateFollowsChanges(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	var g GroupID
+	tab := NewRoutingTable(g, randPeer(r), 8)
+	fresh := func() float64 {
+		near := tab.Nearest(tab.Self(), tab.K())
+		addrs := make([]Address, len(near))
+		for i, c := range near {
+			addrs[i] = c.Address
+		}
+		return EstimateMembers(tab.Self(), addrs)
+	}
+	addr := netip.MustParseAddrPort("127.0.0.1:1")
+	var peers []node.PeerID
+	changes := 0
+	for step := 0; step < 400; step++ {
+		before := tab.EstimateMembers()
+		switch {
+		case step%5 == 4 && len(peers) > 0:
+			i := r.IntN(len(peers))
+			tab.Remove(peers[i])
+			peers = append(peers[:i], peers[i+1:]...)
+		case step%7 == 6 && len(peers) > 0:
+			tab.Add(peers[r.IntN(len(peers))], addr, true) // promotion
+		default:
+			p := randPeer(r)
+			if tab.Add(p, addr, r.IntN(2) == 0) {
+				peers = append(peers, p)
+			}
+		}
+		got, want := tab.EstimateMembers(), fresh()
+		if got != want {
+			t.Fatalf("step %d: estimate %v, afresh %v", step, got, want)
+		}
+		if got != before {
+			changes++
+		}
+	}
+	if changes < 20 {
+		t.Fatalf("the estimate changed %d times in 400 steps: the test exercises nothing", changes)
+	}
+}
