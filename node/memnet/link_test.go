@@ -483,3 +483,55 @@ func equalArrivals(a, b []arrival) bool {
 	}
 	return true
 }
+
+// With Config.Tick every datagram arrives at the first multiple of Tick
+// (since the network was made) at or after the time its link gives it:
+// never earlier, less than a tick later, a path's order kept.
+func TestTickGrid(t *testing.T) {
+	tests := []struct {
+		name          string
+		tick          time.Duration
+		delay, jitter time.Duration
+		interval      time.Duration
+	}{
+		{"no jitter", time.Millisecond, 20 * time.Millisecond, 0, 130 * time.Microsecond},
+		{"jitter", time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 70 * time.Microsecond},
+		{"coarse", 5 * time.Millisecond, 3 * time.Millisecond, 0, 900 * time.Microsecond},
+		{"exact (no tick)", 0, 20 * time.Millisecond, 0, 130 * time.Microsecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, clk := newManual(t, Config{Seed: 3, Tick: tt.tick})
+			a, b := listen(t, n, "10.0.0.1:1"), listen(t, n, "10.0.0.2:1")
+			n.SetLink(ip("10.0.0.1"), ip("10.0.0.2"), Link{Delay: tt.delay, Jitter: tt.jitter})
+			const count = 500
+			sentAt := sendEvery(t, clk, a, b, count, tt.interval, 100)
+			got := run(t, clk, b, time.Second)
+			if len(got) != count {
+				t.Fatalf("%d of %d arrived", len(got), count)
+			}
+			instants := map[time.Duration]bool{}
+			for i, g := range got {
+				instants[g.at] = true
+				if i > 0 && tt.jitter == 0 && g.seq < got[i-1].seq {
+					t.Fatalf("datagram %d arrived after %d", got[i-1].seq, g.seq)
+				}
+				early := sentAt[g.seq] + tt.delay
+				if g.at < early || g.at >= early+tt.jitter+max(tt.tick, 1) {
+					t.Fatalf("datagram %d sent at %v arrived at %v: want [%v, %v)", g.seq, sentAt[g.seq], g.at, early, early+tt.jitter+max(tt.tick, 1))
+				}
+				if tt.tick > 0 && g.at%tt.tick != 0 {
+					t.Fatalf("datagram %d arrived at %v, off the %v grid", g.seq, g.at, tt.tick)
+				}
+			}
+			// On the grid the datagrams share instants: the point.
+			span := got[len(got)-1].at - got[0].at
+			if tt.tick > 0 && len(instants) > int(span/tt.tick)+1 {
+				t.Fatalf("%d delivery instants over %v", len(instants), span)
+			}
+			if tt.tick == 0 && len(instants) < count/2 {
+				t.Fatalf("exact delivery: only %d distinct instants for %d datagrams", len(instants), count)
+			}
+		})
+	}
+}
