@@ -60,9 +60,16 @@ func newMesh(t testing.TB, n int, link memnet.Link, spec Specifier, cfg Config, 
 // from seed.
 func newMeshSeeded(t testing.TB, n int, link memnet.Link, spec Specifier, cfg Config, pubKey ed25519.PrivateKey, seed uint64) *mesh {
 	t.Helper()
+	return newMeshTick(t, n, link, spec, cfg, pubKey, seed, 0)
+}
+
+// newMeshTick is newMeshSeeded on a network that delivers on a grid of
+// tick (memnet.Config.Tick; 0: exact times).
+func newMeshTick(t testing.TB, n int, link memnet.Link, spec Specifier, cfg Config, pubKey ed25519.PrivateKey, seed uint64, tick time.Duration) *mesh {
+	t.Helper()
 	// The mesh forms on a perfect network; link impairments start with
 	// the stream (startLinks), which is what the tests measure.
-	m := &mesh{t: t, net: memnet.New(memnet.Config{Seed: seed, Link: memnet.Link{Delay: time.Millisecond}}), link: link}
+	m := &mesh{t: t, net: memnet.New(memnet.Config{Seed: seed, Link: memnet.Link{Delay: time.Millisecond}, Tick: tick}), link: link}
 	t.Cleanup(m.close)
 	for i := 0; i < n; i++ {
 		var key ed25519.PrivateKey

@@ -36,6 +36,15 @@ func TestSimReport(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("STRATA_SIM_SECONDS")); err == nil && v > 0 {
 		secs = v
 	}
+	// The network delivers on a 1 ms grid unless STRATA_SIM_TICK says
+	// otherwise (0: exact times): see sweepScenario.
+	tick := simTick
+	if v := os.Getenv("STRATA_SIM_TICK"); v != "" {
+		var err error
+		if tick, err = time.ParseDuration(v); err != nil || tick < 0 {
+			t.Fatalf("STRATA_SIM_TICK=%q: want a duration (0 for exact delivery times)", v)
+		}
+	}
 	seed, repeat := uint64(1), 1
 	if v := os.Getenv("STRATA_SIM_SEED"); v != "" {
 		var err error
@@ -73,12 +82,16 @@ func TestSimReport(t *testing.T) {
 		if err1 != nil || err2 != nil || n < 2 || loss < 0 || loss >= 1 {
 			t.Fatalf("STRATA_SIM entry %q: want members (at least 2):loss (0 to 1)", e)
 		}
-		entries = append(entries, simEntry{Members: n, Loss: loss, Seconds: secs, Seed: seed})
+		e := simEntry{Members: n, Loss: loss, Seconds: secs, Seed: seed}
+		if tick > 0 {
+			e.Tick = tick.String()
+		}
+		entries = append(entries, e)
 	}
 	for _, e := range entries {
 		t.Run(fmt.Sprintf("%d:%g", e.Members, e.Loss), func(t *testing.T) {
 			sc := sweepScenario(e.Members, e.Loss, e.Seconds, Config{})
-			sc.seed = e.Seed
+			sc.seed, sc.tick = e.Seed, tick
 			// Every repeat runs the same seed; the first is kept, the
 			// others show how far the figures move between runs of one
 			// seed (goroutine scheduling is not seeded).
@@ -114,6 +127,9 @@ type simEntry struct {
 	Loss    float64 `json:"loss"`
 	Seconds int     `json:"seconds"`
 	Seed    uint64  `json:"seed,omitempty"`
+	// Tick is the network's delivery grid (memnet.Config.Tick), "" for
+	// exact delivery times (runs before 2026-11-27).
+	Tick string `json:"tick,omitempty"`
 
 	Missing         float64   `json:"missing"`      // worst member's fraction not output
 	Delivery        float64   `json:"delivery"`     // mean fraction output
@@ -182,9 +198,17 @@ func (e *simEntry) fill(res result, wall time.Duration) {
 }
 
 func (e simEntry) row() string {
-	return fmt.Sprintf("| %d | %g %% | %d s | %.4f %% | %.3f %% | %.3f (max %.3f) | %s | %.2f× | %.0f / %.0f / %.0f | %.2f / %.2f / %.2f | %d | %.0f KiB | %.0f s |",
-		e.Members, e.Loss*100, e.Seconds, e.Missing*100, e.Delivery*100, e.Overhead, e.OverheadMax, e.PerPurpose, e.Upload,
+	return fmt.Sprintf("| %d | %g %% | %d s%s | %.4f %% | %.3f %% | %.3f (max %.3f) | %s | %.2f× | %.0f / %.0f / %.0f | %.2f / %.2f / %.2f | %d | %.0f KiB | %.0f s |",
+		e.Members, e.Loss*100, e.Seconds, e.tickNote(), e.Missing*100, e.Delivery*100, e.Overhead, e.OverheadMax, e.PerPurpose, e.Upload,
 		e.P50, e.P90, e.P99, pct(e.SentQuantile, 50), pct(e.SentQuantile, 99), pct(e.SentQuantile, 100), e.Banned, e.HeapPerMemberKB, e.RealSeconds)
+}
+
+// tickNote names e's delivery grid for the stream column.
+func (e simEntry) tickNote() string {
+	if e.Tick == "" {
+		return ""
+	}
+	return " (" + e.Tick + " grid)"
 }
 
 // pct is the i-th percentile of quantiles xs, NaN if there are none.

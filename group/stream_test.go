@@ -34,6 +34,10 @@ type streamScenario struct {
 	// choices) through testing/cryptotest, and the network's loss and
 	// delay draws. Zero keeps crypto/rand and network seed 1.
 	seed uint64
+	// tick, if positive, delivers datagrams on a grid of tick
+	// (memnet.Config.Tick): each arrives up to tick later than its link
+	// says, and a virtual-clock run advances its clock far less often.
+	tick time.Duration
 }
 
 // run streams and returns the measures, after asserting the targets of
@@ -51,7 +55,7 @@ func (sc streamScenario) run(t *testing.T) result {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	spec := Specifier{Name: "stream", Multicast: true, PublisherKey: pub}
 	cfg := sc.cfg
-	m := newMeshSeeded(t, sc.members, sc.link, spec, cfg, priv, netSeed)
+	m := newMeshTick(t, sc.members, sc.link, spec, cfg, priv, netSeed, sc.tick)
 	ctx, cancel := context.WithTimeout(context.Background(), sc.deadline)
 	defer cancel()
 	start := time.Now()
