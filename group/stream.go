@@ -1964,8 +1964,6 @@ func (s *stream) switchedPusher(c int, old, next *link, now time.Time) {
 // switchSlack is what switchedPusher waits beyond the round trip.
 const switchSlack = 10 * time.Millisecond
 
-// cost is how long class c's pieces take from the publisher through l
-// (noRouteCost without a route).
 // candScore orders a class's candidate pushers (selectParents): lower
 // is better, field by field.
 type candScore struct {
@@ -1987,6 +1985,8 @@ func (a candScore) less(b candScore) bool {
 	return a.rank < b.rank
 }
 
+// cost is how long class c's pieces take from the publisher through l
+// (noRouteCost without a route).
 func cost(l *link, c int) time.Duration {
 	if d, ok := l.via(c); ok {
 		return d
