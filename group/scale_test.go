@@ -122,7 +122,7 @@ func TestLowRateScale(t *testing.T) {
 // network delivers on a grid of simTick: on the virtual clock a run of
 // thousands of members then advances its clock once a millisecond rather
 // than once per datagram, which halved the real time of the 200-member
-// scenario and cut the 1,000-member one by 30 % (docs/sim.md).
+// scenario and of a 1,000-member 10 s run (docs/sim.md).
 func sweepScenario(n int, loss float64, secs int, cfg Config) streamScenario {
 	if cfg.Overlay.RequestTimeout == 0 {
 		cfg.Overlay = overlay.LocalConfig()
