@@ -1216,27 +1216,21 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 			}
 			l.provenSource = true
 		}
-		var moved uint64 // classes whose hops changed
+		urgent := false // a change of hops that can move a pusher now
 		for k := range l.depth {
 			d := noRoute
 			if k < len(c.Depth) {
 				d = min(int(c.Depth[k]), noRoute)
 			}
-			if d != l.depth[k] {
-				s.dirty = true
-				moved |= 1 << k
-			}
+			moved := d != l.depth[k]
 			l.depth[k] = d
 			l.delay[k] = -1
 			if k < len(c.Delay) && c.Delay[k] != noDelay {
 				l.delay[k] = time.Duration(c.Delay[k]) * delayUnit
 			}
-		}
-		urgent := false
-		for k := range l.depth {
-			if moved&(1<<k) != 0 && s.routeMatters(l, k) {
-				urgent = true
-				break
+			if moved {
+				s.dirty = true
+				urgent = urgent || s.routeMatters(l, k)
 			}
 		}
 		for seq := c.Block; seq < c.Block+c.Full; seq++ {
