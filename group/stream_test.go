@@ -190,7 +190,7 @@ func TestStreamDelivery(t *testing.T) {
 // p99 latency under 1 s among the rest. It takes two to three minutes of real
 // time on 2 CPUs (too slow under -race), so it runs only with
 // STRATA_LONG=1 and without -short; .ci/run sets it. STRATA_LONG_N and STRATA_LONG_SECONDS shrink it;
-// STRATA_LONG_SEED seeds it.
+// STRATA_LONG_SEED seeds it; STRATA_LONG_TICK puts its network on a grid.
 func TestStreamDelivery200(t *testing.T) {
 	if testing.Short() || os.Getenv("STRATA_LONG") != "1" {
 		t.Skip("set STRATA_LONG=1 (and no -short) for the 200-member run")
@@ -205,8 +205,12 @@ func TestStreamDelivery200(t *testing.T) {
 	// STRATA_LONG_SEED seeds the run (keys, so the mesh, and the network
 	// draws), for A/B comparisons of a change over the same seeds.
 	seed, _ := strconv.ParseUint(os.Getenv("STRATA_LONG_SEED"), 10, 64)
+	// STRATA_LONG_TICK (a duration, such as 1ms) delivers on that grid
+	// (memnet.Config.Tick), to compare with the exact times CI runs on.
+	tick, _ := time.ParseDuration(os.Getenv("STRATA_LONG_TICK"))
 	streamScenario{
 		seed:     seed,
+		tick:     max(tick, 0),
 		members:  n,
 		link:     memnet.Link{Delay: 20 * time.Millisecond, Jitter: 40 * time.Millisecond, Loss: 0.05},
 		bytes:    secs * 125_000,
