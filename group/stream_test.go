@@ -137,6 +137,10 @@ func (sc streamScenario) run(t *testing.T) result {
 				pprof.WriteHeapProfile(f)
 				f.Close()
 			}
+			if f, err := os.Create(path + ".goroutine"); err == nil {
+				pprof.Lookup("goroutine").WriteTo(f, 0)
+				f.Close()
+			}
 		}
 		return res
 	}

@@ -12,7 +12,7 @@ type Stats struct {
 	DropTTL       uint64 // routed message out of hops
 	DropLoop      uint64 // routed message came back to a member on its path
 	DropDuplicate uint64 // routed message delivered before
-	DropQueueFull uint64 // delivery queue or forwarding capacity full
+	DropQueueFull uint64 // delivery queue or forwarding capacity full, or a reply's link send buffer full
 	DropNoRoute   uint64 // every next hop failed
 	// Routing.
 	Forwarded uint64 // routed messages passed on
@@ -22,6 +22,10 @@ type Stats struct {
 	Requests       uint64 // FindNode requests sent (by lookups, refreshes included)
 	RequestsFailed uint64 // FindNode requests unanswered in time
 	DeadEvicted    uint64 // contacts removed from the table as dead
+	// Links is how many links (flows to and from other members) are open
+	// now, neighbours included; at most about MaxSessions, twice that
+	// briefly under a burst of joiners (a gauge, not a counter).
+	Links int
 }
 
 type counters struct {

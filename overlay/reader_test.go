@@ -1,0 +1,107 @@
+package overlay
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/strata-net/strata/node"
+	"github.com/strata-net/strata/node/memnet"
+)
+
+// One goroutine reads all of a member's links (readLoop). A peer that
+// sends requests but never reads the answers fills its link's send buffer;
+// the answers that no longer fit are dropped and counted (DropQueueFull),
+// and the member keeps answering everyone else. Were an answer to wait for
+// room, the reader would stop for every link: the honest member's request
+// below would time out.
+func TestStuckPeerDoesNotStallReader(t *testing.T) {
+	net := memnet.New(memnet.Config{Seed: 1, Link: memnet.Link{Delay: time.Millisecond}})
+	gid := GroupID{0x5a, 0x17}
+	join := func(cfg node.Config) (*node.Node, *Group) {
+		c, err := net.ListenAuto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := node.New(c, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close(context.Background()) })
+		h := NewHost(n, HostConfig{})
+		g, err := h.Join(gid, LocalConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Close() })
+		return n, g
+	}
+	// Member a answers into a small send buffer, which a few dozen
+	// answers fill.
+	an, a := join(node.Config{SendBuffer: 4 << 10})
+	bn, b := join(node.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := b.Bootstrap(ctx, Peer{PeerID: an.PeerID(), Addr: an.AddrPort()}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The stuck peer: a bare node that opens a flow to a's group, sends
+	// requests on it and never accepts a's flow back (what a's node sends
+	// on it stays unread, within the small window it grants).
+	fc, err := net.ListenAuto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, err := node.New(fc, node.Config{RecvBuffer: 2 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fn.Close(context.Background())
+	s, err := fn.Dial(ctx, an.AddrPort(), an.PeerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.OpenFlow(metadataFor(gid), node.PriorityRoutine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const requests = 400
+	target := AddressOf(gid, bn.PeerID())
+	for i := range requests {
+		msg, err := Encode(&Message{Version: ProtocolVersion, Type: MsgFindNode, ReqID: uint64(i + 1), Target: target[:]}, DefaultMaxMessageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := out.Send(ctx, msg, node.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// All of them reach a's reader.
+	for a.Stats().Received < requests {
+		if ctx.Err() != nil {
+			t.Fatalf("a read %d of the stuck peer's %d requests", a.Stats().Received, requests)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	dropped := a.Stats().DropQueueFull
+	if dropped == 0 {
+		t.Fatalf("no answer to the stuck peer was dropped: its link's send buffer never filled (the test proves nothing)")
+	}
+
+	// b still gets its answers, at once.
+	for i := range 3 {
+		start := time.Now()
+		got, err := b.findNodeOnce(ctx, Contact{PeerID: an.PeerID(), Addr: an.AddrPort()}, target)
+		if err != nil {
+			t.Fatalf("request %d from an honest member after the flood: %v", i, err)
+		}
+		if len(got) == 0 || got[0].PeerID != bn.PeerID() {
+			t.Fatalf("request %d: a answered %v, want b first", i, got)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("request %d took %v", i, d)
+		}
+	}
+	t.Logf("a dropped %d of %d answers to the stuck peer", dropped, requests)
+}
