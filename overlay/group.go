@@ -1122,6 +1122,10 @@ func (g *Group) maintainLoop() {
 		case <-g.kick:
 		}
 		g.maintain(g.ctx)
+		// Links opened while a burst kept the others busy (up to twice
+		// MaxSessions) go once they are idle, not only when the next
+		// link comes.
+		g.enforceLimit()
 	}
 }
 

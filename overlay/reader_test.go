@@ -2,7 +2,10 @@ package overlay
 
 import (
 	"context"
+	"math/rand/v2"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/strata-net/strata/node"
@@ -104,4 +107,42 @@ func TestStuckPeerDoesNotStallReader(t *testing.T) {
 		}
 	}
 	t.Logf("a dropped %d of %d answers to the stuck peer", dropped, requests)
+}
+
+// A burst of lookups keeps links it uses open past MaxSessions (up to
+// twice it); once they are idle the maintenance closes the extra ones
+// without waiting for another link to be opened.
+func TestLinksShrinkAfterBurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cfg := LocalConfig()
+		cfg.MaxNeighbours, cfg.Distant, cfg.MaxSessions = 4, 1, 8
+		cfg.RefreshPeriod = time.Hour // no background lookups after the burst
+		m := newMesh(t, 40, cfg)
+		m.bootstrap(ctx)
+		g := m.members[1].g
+		r := rand.New(rand.NewPCG(7, 7))
+		var wg sync.WaitGroup
+		for range 12 {
+			var target Address
+			for i := range target {
+				target[i] = byte(r.Uint32())
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				g.Lookup(ctx, target)
+			}()
+		}
+		wg.Wait()
+		peak := g.Stats().Links
+		if peak <= cfg.MaxSessions {
+			t.Fatalf("%d links after the burst: it never exceeded MaxSessions %d (the test proves nothing)", peak, cfg.MaxSessions)
+		}
+		time.Sleep(cfg.RequestTimeout + 2*cfg.MaintainPeriod)
+		if got := g.Stats().Links; got > cfg.MaxSessions {
+			t.Fatalf("%d links %v after the burst (%d at its end), limit %d", got, cfg.RequestTimeout+2*cfg.MaintainPeriod, peak, cfg.MaxSessions)
+		}
+	})
 }
