@@ -127,17 +127,18 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 		pkts, rtx, tos, naks, probes = pkts+ns.PacketsOut, rtx+ns.Retransmits, tos+ns.Timeouts, naks+ns.NakLosses, probes+ns.Probes
 	}
 	nm := float64(len(m.members))
-	var sess, olinks, glinks, maxSess int
+	var sess, closing, olinks, glinks, maxSess int
 	for _, mb := range m.members {
-		ns := len(mb.n.Sessions())
-		sess, maxSess = sess+ns, max(maxSess, ns)
+		st := mb.n.Stats()
+		ns := st.SessionsOpen
+		sess, maxSess, closing = sess+ns, max(maxSess, ns), closing+st.SessionsClosing
 		olinks += mb.g.Overlay().Stats().Links
 		mb.g.mu.Lock()
 		glinks += len(mb.g.links)
 		mb.g.mu.Unlock()
 	}
-	t.Logf("per member: sessions %.1f (max %d), overlay links %.1f, group links %.1f",
-		float64(sess)/nm, maxSess, float64(olinks)/nm, float64(glinks)/nm)
+	t.Logf("per member: sessions open %.1f (max %d) and closing %.1f, overlay links %.1f, group links %.1f",
+		float64(sess)/nm, maxSess, float64(closing)/nm, float64(olinks)/nm, float64(glinks)/nm)
 	t.Logf("RTMFP per member: packets sent %.0f, fragments retransmitted %.0f, lost by nak %.0f, tail-loss probes %.0f, timeouts with data outstanding %.1f",
 		float64(pkts)/nm, float64(rtx)/nm, float64(naks)/nm, float64(probes)/nm, float64(tos)/nm)
 	t.Logf("pulls per member %.0f, answered busy %.1f, pieces unanswered %.1f; refused by the others %d, by the publisher %d",

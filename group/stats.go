@@ -104,16 +104,17 @@ func (s Stats) DeliveryRatio() float64 {
 	return float64(s.BytesOut) / float64(s.BytesOut+s.BytesLost)
 }
 
-// reservoir keeps a uniform random sample of at most cap(samples)
+// reservoir keeps a uniform random sample of at most limit
 // durations out of all those offered.
 type reservoir struct {
-	samples []time.Duration
+	samples []time.Duration // grows to limit
+	limit   int
 	seen    uint64
 }
 
 func (r *reservoir) add(d time.Duration, rnd func(uint64) uint64) {
 	r.seen++
-	if len(r.samples) < cap(r.samples) {
+	if len(r.samples) < r.limit {
 		r.samples = append(r.samples, d)
 		return
 	}

@@ -382,7 +382,7 @@ func newStream(g *Group, params fec.Params) (*stream, error) {
 		classNewestAt: make([]time.Time, g.cfg.PushNeighbourLimit),
 		out:           newFIFO[Record](g.cfg.Queue),
 		endCh:         make(chan struct{}),
-		lat:           reservoir{samples: make([]time.Duration, 0, g.cfg.LatencySamples)},
+		lat:           reservoir{limit: g.cfg.LatencySamples},
 	}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -61,10 +62,10 @@ type Group struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	deliveries chan Delivery
-	forwards   chan struct{} // semaphore of forwarding goroutines
-	kick       chan struct{} // wakes the neighbour maintenance
-	readable   readQueue     // links' incoming flows with news
+	deliveries *queue[Delivery]
+	forwards   chan struct{}   // semaphore of forwarding goroutines
+	kick       chan struct{}   // wakes the neighbour maintenance
+	readable   *queue[*inFlow] // links' incoming flows with news (each at most once)
 
 	mu        sync.Mutex
 	closed    bool
@@ -87,39 +88,6 @@ type inFlow struct {
 	l      *link
 	rf     *node.RecvFlow
 	queued atomic.Bool
-}
-
-// readQueue holds the incoming flows with news, for readLoop. Each flow is
-// in it at most once, so it needs no bound.
-type readQueue struct {
-	mu    sync.Mutex
-	q     []*inFlow
-	ready chan struct{}
-}
-
-func (r *readQueue) push(in *inFlow) {
-	r.mu.Lock()
-	r.q = append(r.q, in)
-	r.mu.Unlock()
-	select {
-	case r.ready <- struct{}{}:
-	default:
-	}
-}
-
-func (r *readQueue) pop() (*inFlow, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.q) == 0 {
-		return nil, false
-	}
-	in := r.q[0]
-	r.q[0] = nil
-	r.q = r.q[1:]
-	if len(r.q) == 0 {
-		r.q = nil
-	}
-	return in, true
 }
 
 // link is this member's flow to another member of the group over an RTMFP
@@ -160,7 +128,8 @@ func newGroup(h *Host, id GroupID, cfg Config) *Group {
 		meta:       metadataFor(id),
 		ctx:        ctx,
 		cancel:     cancel,
-		deliveries: make(chan Delivery, cfg.DeliveryQueue),
+		deliveries: newQueue[Delivery](cfg.DeliveryQueue),
+		readable:   newQueue[*inFlow](math.MaxInt),
 		forwards:   make(chan struct{}, cfg.MaxForwards),
 		kick:       make(chan struct{}, 1),
 		links:      make(map[node.PeerID]*link),
@@ -169,10 +138,8 @@ func newGroup(h *Host, id GroupID, cfg Config) *Group {
 		rdv:        make(map[netip.AddrPort]*rdvClient),
 		looked:     make(map[int]time.Time),
 		dedup:      make(map[uint64]struct{}),
-		dedupRing:  make([]uint64, cfg.DedupWindow),
 	}
 	g.log = cfg.Logger.With().Str("group", id.String()[:8]).Str("member", g.addr.String()[:8]).Logger()
-	g.readable.ready = make(chan struct{}, 1)
 	g.wg.Add(3)
 	go g.maintainLoop()
 	go g.refreshLoop()
@@ -1214,21 +1181,24 @@ func (g *Group) SendToNeighbours(ctx context.Context, payload []byte) (int, erro
 
 // Receive waits for the next message delivered to this member.
 func (g *Group) Receive(ctx context.Context) (Delivery, error) {
-	select {
-	case d := <-g.deliveries:
-		return d, nil
-	case <-ctx.Done():
-		return Delivery{}, ctx.Err()
-	case <-g.ctx.Done():
-		return Delivery{}, ErrClosed
+	for {
+		if d, ok := g.deliveries.pop(); ok {
+			return d, nil
+		}
+		select {
+		case <-g.deliveries.ready:
+		case <-ctx.Done():
+			return Delivery{}, ctx.Err()
+		case <-g.ctx.Done():
+			return Delivery{}, ErrClosed
+		}
 	}
 }
 
 func (g *Group) deliver(d Delivery) {
-	select {
-	case g.deliveries <- d:
+	if g.deliveries.push(d) {
 		g.stats.delivered.Add(1)
-	default:
+	} else {
 		g.stats.queueFull.Add(1)
 	}
 }
@@ -1363,11 +1333,15 @@ func (g *Group) deliverRouted(m *Message, target Address) {
 		g.stats.dup.Add(1)
 		return
 	}
-	if old := g.dedupRing[g.dedupNext]; old != 0 {
-		delete(g.dedup, old)
+	if len(g.dedupRing) < g.cfg.DedupWindow {
+		// The ring grows to DedupWindow as messages come (most members
+		// route few).
+		g.dedupRing = append(g.dedupRing, m.MsgID)
+	} else {
+		delete(g.dedup, g.dedupRing[g.dedupNext])
+		g.dedupRing[g.dedupNext] = m.MsgID
+		g.dedupNext = (g.dedupNext + 1) % len(g.dedupRing)
 	}
-	g.dedupRing[g.dedupNext] = m.MsgID
-	g.dedupNext = (g.dedupNext + 1) % len(g.dedupRing)
 	g.dedup[m.MsgID] = struct{}{}
 	g.mu.Unlock()
 	path := make([]node.PeerID, len(m.Path))
