@@ -128,17 +128,20 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 	}
 	nm := float64(len(m.members))
 	var sess, closing, olinks, glinks, maxSess int
+	var opened, lookups uint64
 	for _, mb := range m.members {
 		st := mb.n.Stats()
 		ns := st.SessionsOpen
 		sess, maxSess, closing = sess+ns, max(maxSess, ns), closing+st.SessionsClosing
+		opened += st.SessionsOpened
+		lookups += mb.g.Overlay().Stats().Lookups
 		olinks += mb.g.Overlay().Stats().Links
 		mb.g.mu.Lock()
 		glinks += len(mb.g.links)
 		mb.g.mu.Unlock()
 	}
-	t.Logf("per member: sessions open %.1f (max %d) and closing %.1f, overlay links %.1f, group links %.1f",
-		float64(sess)/nm, maxSess, float64(closing)/nm, float64(olinks)/nm, float64(glinks)/nm)
+	t.Logf("per member: sessions open %.1f (max %d) and closing %.1f, opened so far %.1f; overlay links %.1f, lookups %.1f; group links %.1f",
+		float64(sess)/nm, maxSess, float64(closing)/nm, float64(opened)/nm, float64(olinks)/nm, float64(lookups)/nm, float64(glinks)/nm)
 	t.Logf("RTMFP per member: packets sent %.0f, fragments retransmitted %.0f, lost by nak %.0f, tail-loss probes %.0f, timeouts with data outstanding %.1f",
 		float64(pkts)/nm, float64(rtx)/nm, float64(naks)/nm, float64(probes)/nm, float64(tos)/nm)
 	t.Logf("pulls per member %.0f, answered busy %.1f, pieces unanswered %.1f; refused by the others %d, by the publisher %d",
