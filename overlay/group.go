@@ -507,7 +507,12 @@ func (g *Group) sessionEnded(l *link) {
 }
 
 // dropLink closes l and forgets it.
-func (g *Group) dropLink(l *link) {
+func (g *Group) dropLink(l *link) { g.drop(l, false) }
+
+// drop closes l and forgets it; if idle (nothing sent or received on it
+// lately), its session, unless used otherwise, closes abruptly
+// (Host.release).
+func (g *Group) drop(l *link, idle bool) {
 	g.mu.Lock()
 	if l.gone {
 		g.mu.Unlock()
@@ -530,7 +535,7 @@ func (g *Group) dropLink(l *link) {
 	if l.out != nil {
 		l.stopWatch()
 		l.out.Close()
-		g.h.release(l.s)
+		g.h.release(l.s, idle)
 	}
 	if wasNeighbour {
 		g.kickMaintain()
@@ -575,11 +580,12 @@ func (g *Group) enforceLimit() {
 				}
 			}
 		}
+		idle := victim != nil && !victim.lastUsed.After(busy)
 		g.mu.Unlock()
 		if victim == nil {
 			return
 		}
-		g.dropLink(victim)
+		g.drop(victim, idle)
 	}
 }
 

@@ -48,7 +48,7 @@ func TestHoldKeepsSessionOpen(t *testing.T) {
 		if held {
 			release = a.h.Hold(s)
 		}
-		a.h.release(s) // the overlay's last link on s goes
+		a.h.release(s, false) // the overlay's last link on s goes
 		if got := open(s); got != held {
 			t.Fatalf("held %v: open after the overlay's last link went: %v", held, got)
 		}

@@ -146,3 +146,52 @@ func TestLinksShrinkAfterBurst(t *testing.T) {
 		}
 	})
 }
+
+// Links enforceLimit closes because they are idle close their sessions
+// abruptly (RFC 7016 §3.5.5.2): neither end keeps the session afterwards.
+// An orderly close would leave each evicted member's end lingering 19 s
+// to acknowledge the close again.
+func TestIdleEvictionLeavesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cfg := LocalConfig()
+		cfg.MaxNeighbours, cfg.Distant, cfg.MaxSessions = 4, 1, 10
+		cfg.RefreshPeriod = time.Hour
+		m := newMesh(t, 16, cfg)
+		m.bootstrap(ctx)
+		closing := func() (n int) {
+			for _, mb := range m.members {
+				n += mb.n.Stats().SessionsClosing
+			}
+			return n
+		}
+		// Whatever the joins closed has finished closing (the far-close
+		// linger is 19 s).
+		time.Sleep(30 * time.Second)
+		if c := closing(); c != 0 {
+			t.Fatalf("%d sessions still closing after the joins", c)
+		}
+		g := m.members[1].g
+		r := rand.New(rand.NewPCG(9, 9))
+		peak := 0
+		for range 3 {
+			var target Address
+			for i := range target {
+				target[i] = byte(r.Uint32())
+			}
+			g.Lookup(ctx, target)
+			peak = max(peak, g.Stats().Links)
+		}
+		if peak <= cfg.MaxSessions {
+			t.Fatalf("the lookups left %d links, within MaxSessions %d: nothing to evict (the test proves nothing)", peak, cfg.MaxSessions)
+		}
+		time.Sleep(cfg.RequestTimeout + 2*cfg.MaintainPeriod)
+		if got := g.Stats().Links; got > cfg.MaxSessions {
+			t.Fatalf("%d links after the lookups, limit %d", got, cfg.MaxSessions)
+		}
+		if c := closing(); c != 0 {
+			t.Fatalf("%d sessions closing after %d idle links were evicted", c, peak-cfg.MaxSessions)
+		}
+	})
+}
