@@ -125,10 +125,7 @@ func TestLinksShrinkAfterBurst(t *testing.T) {
 		r := rand.New(rand.NewPCG(7, 7))
 		var wg sync.WaitGroup
 		for range 12 {
-			var target Address
-			for i := range target {
-				target[i] = byte(r.Uint32())
-			}
+			target := randAddr(r)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -176,11 +173,7 @@ func TestIdleEvictionLeavesNothing(t *testing.T) {
 		r := rand.New(rand.NewPCG(9, 9))
 		peak := 0
 		for range 3 {
-			var target Address
-			for i := range target {
-				target[i] = byte(r.Uint32())
-			}
-			g.Lookup(ctx, target)
+			g.Lookup(ctx, randAddr(r))
 			peak = max(peak, g.Stats().Links)
 		}
 		if peak <= cfg.MaxSessions {
