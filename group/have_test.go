@@ -49,7 +49,11 @@ func publishedBlocksKey(t *testing.T, n int) ([]replayed, *Group, ed25519.Privat
 	g0.mu.Lock()
 	for _, b := range g0.st.blocks {
 		if b.sm != nil && b.count == len(b.pieces) {
-			blocks = append(blocks, replayed{b.sm, slices.Clone(b.pieces)})
+			ps := make([]fec.Piece, len(b.pieces))
+			for i := range ps {
+				ps[i] = b.piece(i)
+			}
+			blocks = append(blocks, replayed{b.sm, ps})
 		}
 	}
 	g0.mu.Unlock()

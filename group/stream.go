@@ -54,7 +54,7 @@ var ErrStreamTooLong = errors.New("group: the stream reached its block limit (2^
 type block struct {
 	seq        uint64
 	sm         *signedManifest // nil until a verified manifest arrives
-	pieces     []fec.Piece     // by index, Data nil if not held
+	pieces     [][]byte        // pieces' data by index, nil if not held (piece)
 	have       []byte          // bitmap of held pieces
 	count      int
 	pending    []pendingPiece // pieces received before the manifest
@@ -83,6 +83,14 @@ type block struct {
 	// answered when the manifest comes, not dropped, since the askers
 	// learnt of the block from pieces we relayed before it.
 	deferred []deferredPull
+}
+
+// piece is piece i of b as received (b's manifest is known): pieces are
+// kept as their data only, the header being the manifest's (Verify
+// checked it).
+func (b *block) piece(i int) fec.Piece {
+	mf := b.sm.Manifest
+	return fec.Piece{Block: mf.Block, Offset: mf.Offset, K: mf.K, M: mf.M, Index: i, ShardSize: mf.ShardSize, Data: b.pieces[i]}
 }
 
 // deferredPull is a pull request waiting for its block's manifest.
@@ -503,7 +511,7 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 		return
 	}
 	b.sm = sm
-	b.pieces = make([]fec.Piece, mf.K+mf.M)
+	b.pieces = make([][]byte, mf.K+mf.M)
 	b.have = make([]byte, 32)
 	pend := b.pending
 	b.pending = nil
@@ -632,7 +640,7 @@ func (s *stream) accept(b *block, p fec.Piece, from *link, now time.Time) {
 }
 
 func (s *stream) store(b *block, p fec.Piece, from *link, now time.Time) {
-	b.pieces[p.Index] = p
+	b.pieces[p.Index] = p.Data
 	setBit(b.have, p.Index)
 	b.count++
 	s.g.stats.Pieces++
@@ -760,9 +768,9 @@ func (s *stream) feed(now time.Time) {
 	slices.Sort(held)
 	for _, seq := range held {
 		b := s.blocks[seq]
-		for i, p := range b.pieces {
+		for i := range b.pieces {
 			if bitSet(b.have, i) {
-				s.dec.Add(p, now)
+				s.dec.Add(b.piece(i), now)
 			}
 		}
 	}
@@ -898,17 +906,17 @@ func (s *stream) rebuild(b *block, now time.Time) {
 		return
 	}
 	shards := make([][]byte, len(b.pieces))
-	for i, p := range b.pieces {
+	for i, d := range b.pieces {
 		if !bitSet(b.have, i) {
 			continue
 		}
-		if p.IsParity() {
-			shards[i] = p.Data
+		if i >= mf.K { // parity
+			shards[i] = d
 			continue
 		}
 		sh := make([]byte, mf.ShardSize)
-		binary.BigEndian.PutUint16(sh, uint16(len(p.Data)))
-		copy(sh[2:], p.Data)
+		binary.BigEndian.PutUint16(sh, uint16(len(d)))
+		copy(sh[2:], d)
 		shards[i] = sh
 	}
 	if err := rs.Reconstruct(shards); err != nil {
@@ -1462,7 +1470,7 @@ func (s *stream) handlePull(l *link, c *control) {
 		s.pulledManifests += s.g.stats.Sent.Control - before
 	}
 	late := !time.Now().Before(b.deadline)
-	for i, p := range b.pieces {
+	for i := range b.pieces {
 		if !bitSet(c.Want, i) {
 			continue
 		}
@@ -1473,6 +1481,7 @@ func (s *stream) handlePull(l *link, c *control) {
 		if late {
 			s.pullMiss[pullPastDeadline]++
 		}
+		p := b.piece(i)
 		msg, _ := appendPieceMsg(nil, viaPull, p)
 		l.learn(b.seq, i)
 		s.g.stats.PullsServed++
@@ -2333,7 +2342,7 @@ func (s *stream) emitBlocks(now time.Time) {
 			continue
 		}
 		b.sm = sm
-		b.pieces = make([]fec.Piece, len(blk.Pieces))
+		b.pieces = make([][]byte, len(blk.Pieces))
 		b.have = make([]byte, 32)
 		b.rebuilt = true
 		for _, p := range blk.Pieces {
