@@ -214,3 +214,54 @@ func TestSendAndReadInto(t *testing.T) {
 		t.Fatalf("after the last message: %v", err)
 	}
 }
+
+// Write waits for room only as long as its ctx allows: with a ctx already
+// done it queues the message if the send buffer has room and fails at
+// once with the ctx's error if not, leaving the flow open. (The overlay's
+// reader answers requests this way, never waiting on one peer.)
+func TestWriteWithDoneContext(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv, err := node.Listen("127.0.0.1:0", node.Config{RecvBuffer: 2 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(ctx)
+	cli, err := node.Listen("127.0.0.1:0", node.Config{SendBuffer: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close(ctx)
+	s, err := cli.Dial(ctx, srv.AddrPort(), srv.PeerID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.OpenFlow(nil, node.PriorityRoutine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, stop := context.WithCancel(ctx)
+	stop()
+	msg := make([]byte, 1024)
+	queued := 0
+	for ; queued < 1000; queued++ {
+		start := time.Now()
+		_, err := f.Write(done, msg, node.WriteOptions{})
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Fatalf("write %d waited %v", queued, d)
+		}
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("write %d: %v, want context.Canceled", queued, err)
+			}
+			break
+		}
+	}
+	// Nobody reads the server's side: the buffer fills after a few.
+	if queued == 0 || queued == 1000 {
+		t.Fatalf("%d writes queued before one failed, want a few", queued)
+	}
+	if err := f.Err(); err != nil {
+		t.Fatalf("the flow failed: %v", err)
+	}
+}

@@ -178,8 +178,10 @@ func (f *SendFlow) Session() *Session { return f.s }
 type WriteOptions = core.WriteOptions
 
 // Write queues one message, waiting (bounded by ctx) while the send buffer
-// is full. The receipt reports delivery (it is nil when opt.NoReceipt is
-// set; Send is the shorthand for that).
+// is full: with a ctx already done it does not wait, failing at once with
+// the ctx's error if there is no room (the flow stays open). The receipt
+// reports delivery (it is nil when opt.NoReceipt is set; Send is the
+// shorthand for that).
 func (f *SendFlow) Write(ctx context.Context, msg []byte, opt WriteOptions) (*Receipt, error) {
 	for {
 		f.n.mu.Lock()

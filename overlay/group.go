@@ -580,11 +580,12 @@ func (g *Group) enforceLimit() {
 				}
 			}
 		}
-		idle := victim != nil && !victim.lastUsed.After(busy)
-		g.mu.Unlock()
 		if victim == nil {
+			g.mu.Unlock()
 			return
 		}
+		idle := !victim.lastUsed.After(busy)
+		g.mu.Unlock()
 		g.drop(victim, idle)
 	}
 }
@@ -754,8 +755,9 @@ func (g *Group) trySend(l *link, m *Message) {
 	}
 }
 
-// doneCtx is a context already cancelled: a Write given it queues the
-// message if the flow has room and fails at once otherwise.
+// doneCtx is a context already cancelled: SendFlow.Write given it queues
+// the message if the flow has room and fails at once otherwise (its
+// documented behaviour; node's TestWriteWithDoneContext).
 var doneCtx = func() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
