@@ -70,6 +70,7 @@ func TestStuckPeerDoesNotStallReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	const requests = 400
+	before := a.Stats().Received // b's messages so far
 	target := AddressOf(gid, bn.PeerID())
 	for i := range requests {
 		msg, err := Encode(&Message{Version: ProtocolVersion, Type: MsgFindNode, ReqID: uint64(i + 1), Target: target[:]}, DefaultMaxMessageSize)
@@ -81,9 +82,9 @@ func TestStuckPeerDoesNotStallReader(t *testing.T) {
 		}
 	}
 	// All of them reach a's reader.
-	for a.Stats().Received < requests {
+	for a.Stats().Received < before+requests {
 		if ctx.Err() != nil {
-			t.Fatalf("a read %d of the stuck peer's %d requests", a.Stats().Received, requests)
+			t.Fatalf("a read %d of the stuck peer's %d requests", a.Stats().Received-before, requests)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -109,18 +110,26 @@ func TestStuckPeerDoesNotStallReader(t *testing.T) {
 	t.Logf("a dropped %d of %d answers to the stuck peer", dropped, requests)
 }
 
+// limitedMesh bootstraps n members with 4 neighbours each and at most
+// maxSessions links, and no bucket refreshes after the joins (only the
+// test's lookups open links). The context ends with the test.
+func limitedMesh(t *testing.T, n, maxSessions int) (context.Context, *mesh, Config) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	cfg := LocalConfig()
+	cfg.MaxNeighbours, cfg.Distant, cfg.MaxSessions = 4, 1, maxSessions
+	cfg.RefreshPeriod = time.Hour
+	m := newMesh(t, n, cfg)
+	m.bootstrap(ctx)
+	return ctx, m, cfg
+}
+
 // A burst of lookups keeps links it uses open past MaxSessions (up to
 // twice it); once they are idle the maintenance closes the extra ones
 // without waiting for another link to be opened.
 func TestLinksShrinkAfterBurst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		cfg := LocalConfig()
-		cfg.MaxNeighbours, cfg.Distant, cfg.MaxSessions = 4, 1, 8
-		cfg.RefreshPeriod = time.Hour // no background lookups after the burst
-		m := newMesh(t, 40, cfg)
-		m.bootstrap(ctx)
+		ctx, m, cfg := limitedMesh(t, 40, 8)
 		g := m.members[1].g
 		r := rand.New(rand.NewPCG(7, 7))
 		var wg sync.WaitGroup
@@ -150,13 +159,7 @@ func TestLinksShrinkAfterBurst(t *testing.T) {
 // to acknowledge the close again.
 func TestIdleEvictionLeavesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		cfg := LocalConfig()
-		cfg.MaxNeighbours, cfg.Distant, cfg.MaxSessions = 4, 1, 10
-		cfg.RefreshPeriod = time.Hour
-		m := newMesh(t, 16, cfg)
-		m.bootstrap(ctx)
+		ctx, m, cfg := limitedMesh(t, 16, 10)
 		closing := func() (n int) {
 			for _, mb := range m.members {
 				n += mb.n.Stats().SessionsClosing
