@@ -134,8 +134,8 @@ func (m *mesh) diagLoad(t *testing.T, streamBytes int) {
 		ns := st.SessionsOpen
 		sess, maxSess, closing = sess+ns, max(maxSess, ns), closing+st.SessionsClosing
 		opened += st.SessionsOpened
-		lookups += mb.g.Overlay().Stats().Lookups
-		olinks += mb.g.Overlay().Stats().Links
+		ost := mb.g.Overlay().Stats()
+		lookups, olinks = lookups+ost.Lookups, olinks+ost.Links
 		mb.g.mu.Lock()
 		glinks += len(mb.g.links)
 		mb.g.mu.Unlock()
