@@ -231,8 +231,8 @@ func (h *Host) dial(ctx context.Context, p Peer) (*node.Session, error) {
 // close is acknowledged, and at the far end for the 19 s it lingers to
 // acknowledge it again; the links enforceLimit evicts when idle close
 // abruptly, as nothing is in flight on them (at 5,000 members the
-// bootstrap's lookups left 144 sessions per member lingering, a quarter
-// of the heap).
+// bootstrap's lookups left 144 sessions per member lingering;
+// docs/benchmarks.md §9).
 func (h *Host) acquire(s *node.Session) {
 	h.mu.Lock()
 	if _, ok := h.sessions[s]; ok {
