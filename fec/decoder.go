@@ -25,6 +25,12 @@ type DecoderConfig struct {
 	// piece it receives, for a subscriber joining a running stream.
 	// Otherwise it starts at block 0, offset 0.
 	StartAnywhere bool
+	// Early makes the decoder output a block's leading data fragments as
+	// soon as they are in, before the block is complete: fragment i goes
+	// out once fragments 0..i of the head block are held. The rest of the
+	// block follows when it is rebuilt, or a gap from the last fragment
+	// output if it is given up. Without it a block goes out whole.
+	Early bool
 }
 
 // Default decoder settings.
@@ -51,6 +57,13 @@ type Output struct {
 	// Lost is the number of blocks given up on, starting at Block; zero
 	// for data.
 	Lost uint64
+	// Index is the position in the block of Fragments[0]: zero unless
+	// part of the block went out early (DecoderConfig.Early).
+	Index int
+	// More reports that the block continues in a later record: only
+	// early output (DecoderConfig.Early) leaves it set. A record without
+	// it ends its block.
+	More bool
 }
 
 // IsGap reports whether o reports lost blocks rather than data.
@@ -114,6 +127,8 @@ type dblock struct {
 	firstSeen    time.Time
 	ready, fails bool
 	frags        [][]byte
+	sent         int    // leading data fragments already output early
+	sentBytes    uint64 // their length
 }
 
 // NewDecoder returns a Decoder for cfg, with defaults filled in.
@@ -318,12 +333,16 @@ func (d *Decoder) Advance(now time.Time) {
 		switch {
 		case b != nil && b.ready:
 			*slot = nil
-			d.out = append(d.out, Output{Block: b.seq, Offset: b.offset, Fragments: b.frags})
+			rest := b.frags[b.sent:]
 			n := 0
-			for _, f := range b.frags {
+			for _, f := range rest {
 				n += len(f)
 			}
-			d.pos = b.offset + uint64(n)
+			// rest is never empty: the last data fragment cannot have
+			// gone out early, since holding all of them makes the
+			// block ready.
+			d.out = append(d.out, Output{Block: b.seq, Offset: b.offset + b.sentBytes, Fragments: rest, Index: b.sent})
+			d.pos = b.offset + b.sentBytes + uint64(n)
 			d.stats.BlocksDelivered++
 			d.stats.BytesOut += uint64(n)
 			d.setHead(d.head + 1)
@@ -332,6 +351,9 @@ func (d *Decoder) Advance(now time.Time) {
 			*slot = nil
 			d.gap(d.head + 1)
 			continue
+		}
+		if b != nil && d.cfg.Early {
+			d.early(b)
 		}
 		dl, ok := d.Deadline()
 		if !ok || now.Before(dl) {
@@ -359,6 +381,27 @@ func (d *Decoder) Advance(now time.Time) {
 			}
 		}
 		d.gap(next)
+	}
+}
+
+// early outputs the head block's data fragments held in a row after those
+// already out. A data shard is stored as it came (length prefix, data,
+// zero padding), so it needs no check; the block's later rebuild leaves
+// received shards as they are.
+func (d *Decoder) early(b *dblock) {
+	first, from := b.sent, b.offset+b.sentBytes
+	var frags [][]byte
+	for b.sent < b.k && b.have[b.sent/64]&(1<<(b.sent%64)) != 0 {
+		s := b.buf[b.sent*b.ss : (b.sent+1)*b.ss]
+		n := int(s[0])<<8 | int(s[1])
+		frags = append(frags, s[lengthPrefix:lengthPrefix+n:lengthPrefix+n])
+		b.sentBytes += uint64(n)
+		d.stats.BytesOut += uint64(n)
+		b.sent++
+	}
+	if frags != nil {
+		d.pos = b.offset + b.sentBytes
+		d.out = append(d.out, Output{Block: b.seq, Offset: from, Fragments: frags, Index: first, More: true})
 	}
 }
 

@@ -62,19 +62,22 @@ func FuzzDecoder(f *testing.F) {
 	f.Add([]byte{3, 2, 7, 40, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
 	f.Add([]byte{1, 0, 1, 5, 0xff, 0xfe, 3, 3, 3})
 	f.Add([]byte{8, 4, 16, 200, 0x80, 1, 2, 0x81, 0xc0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9})
+	f.Add([]byte{0x84, 2, 9, 90, 0, 1, 2, 3, 9, 8, 7, 0x85, 4, 6, 5})
+	f.Add([]byte{0x83, 1, 4, 120, 2, 0, 1, 0xbf, 3, 4, 0xc1, 0, 0, 0, 0, 0, 0, 7, 7})
 	f.Fuzz(func(t *testing.T, script []byte) {
 		if len(script) < 4 {
 			return
 		}
 		p := Params{K: 1 + int(script[0])%8, M: int(script[1]) % 5, FragmentSize: 1 + int(script[2])%32}
 		in := streamBytes(int(script[3])*3, uint64(script[3]))
+		early := script[0]&0x80 != 0 // the K above uses the low bits only
 		script = script[4:]
 		blocks := encodeAll(t, p, in, 1+len(script)%50)
 		var all []Piece
 		for _, b := range blocks {
 			all = append(all, b.Pieces...)
 		}
-		d, err := NewDecoder(DecoderConfig{Params: p, Window: 1 + len(script)%8, Timeout: time.Second})
+		d, err := NewDecoder(DecoderConfig{Params: p, Window: 1 + len(script)%8, Timeout: time.Second, Early: early})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,18 +108,29 @@ func FuzzDecoder(f *testing.F) {
 		d.Advance(now.Add(time.Hour))
 		outs = append(outs, drain(d)...)
 		var next uint64
+		part := false // the last record left its block unfinished
+		var pos uint64
 		for j, o := range outs {
-			if j > 0 && o.Block != next {
-				t.Fatalf("record for block %d, want %d", o.Block, next)
+			if j > 0 && (part && o.Block != next-1 || !part && o.Block != next) {
+				t.Fatalf("record for block %d, want %d (inside a block: %v)", o.Block, next, part)
 			}
-			next = o.Block + max(o.Lost, 1)
+			if o.More && !early {
+				t.Fatalf("block %d output in parts without Early", o.Block)
+			}
+			next, part = o.Block+max(o.Lost, 1), o.More
 			if o.IsGap() || o.Block >= uint64(len(blocks)) {
+				pos = 0
 				continue
 			}
 			got := bytes.Join(o.Fragments, nil)
-			if o.Offset != blocks[o.Block].Offset || !bytes.Equal(got, in[o.Offset:o.Offset+uint64(len(got))]) {
+			want := blocks[o.Block].Offset // a block's first record
+			if o.Index > 0 {
+				want = pos // its next ones: where the last one ended
+			}
+			if o.Offset != want || !bytes.Equal(got, in[o.Offset:o.Offset+uint64(len(got))]) {
 				t.Fatalf("block %d: delivered bytes that were not encoded", o.Block)
 			}
+			pos = o.Offset + uint64(len(got))
 		}
 	})
 }

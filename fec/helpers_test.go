@@ -60,26 +60,37 @@ func drain(d *Decoder) []Output {
 
 // checkOutputs verifies that outputs are in block order without holes,
 // that every data record matches the input at its offset, that data
-// records follow one another exactly unless a gap separates them, and
-// returns the delivered bytes and the missing byte ranges.
+// records follow one another exactly unless a gap separates them, that a
+// block output in parts (DecoderConfig.Early) comes in consecutive
+// fragments, and returns the delivered bytes and the missing byte ranges.
 func checkOutputs(t testing.TB, input []byte, outs []Output, blocks []Block) (delivered int, missing [][2]uint64) {
 	t.Helper()
 	var nextBlock, pos uint64
 	inGap := false
+	part, nextIndex := false, 0 // inside a block output in parts
 	for _, o := range outs {
-		if o.Block != nextBlock {
-			t.Fatalf("output for block %d, want %d", o.Block, nextBlock)
+		if part && o.Block != nextBlock-1 || !part && o.Block != nextBlock {
+			t.Fatalf("output for block %d, want %d (inside a block: %v)", o.Block, nextBlock, part)
 		}
 		if o.IsGap() {
 			if o.Offset != pos {
 				t.Fatalf("gap at block %d offset %d, want %d", o.Block, o.Offset, pos)
 			}
-			nextBlock += o.Lost
-			inGap = true
+			nextBlock = o.Block + o.Lost
+			inGap, part = true, false
 			continue
 		}
-		if o.Offset != blocks[o.Block].Offset {
-			t.Fatalf("block %d offset %d, want %d", o.Block, o.Offset, blocks[o.Block].Offset)
+		want := blocks[o.Block].Offset
+		if part {
+			want = pos
+			if o.Index != nextIndex {
+				t.Fatalf("block %d continues at fragment %d, want %d", o.Block, o.Index, nextIndex)
+			}
+		} else if o.Index != 0 {
+			t.Fatalf("block %d starts at fragment %d", o.Block, o.Index)
+		}
+		if o.Offset != want {
+			t.Fatalf("block %d offset %d, want %d", o.Block, o.Offset, want)
 		}
 		if inGap {
 			missing = append(missing, [2]uint64{pos, o.Offset})
@@ -93,7 +104,8 @@ func checkOutputs(t testing.TB, input []byte, outs []Output, blocks []Block) (de
 		}
 		delivered += len(got)
 		pos, inGap = end, false
-		nextBlock++
+		part, nextIndex = o.More, o.Index+len(o.Fragments)
+		nextBlock = o.Block + 1
 	}
 	if inGap {
 		missing = append(missing, [2]uint64{pos, uint64(len(input))})
