@@ -116,6 +116,15 @@ type Config struct {
 	// Members accept both whatever their own setting. Off by default.
 	ShortParity bool
 
+	// WholeBlocks makes a subscriber output each block in one record,
+	// once the block is complete. By default a block's leading data
+	// fragments go out as soon as they are in and verified (fragment i
+	// once fragments 0..i are held), before the 16th of its pieces
+	// arrives, and the rest when the block is rebuilt
+	// (fec.DecoderConfig.Early); the bytes and their order are the same
+	// either way. For comparisons (docs/benchmarks.md §6).
+	WholeBlocks bool
+
 	// SourcePullShare bounds the pulls the publisher serves, in bytes,
 	// to this share of the bytes it published (default 0.1): its upload
 	// is the scarcest resource, and members repair from each other.
@@ -162,8 +171,8 @@ type Config struct {
 	// LinkQueue bounds messages waiting to be written on one neighbour
 	// link (default 2048); more are dropped and counted.
 	LinkQueue int
-	// LatencySamples bounds the reservoir behind latency percentiles
-	// (default 4096).
+	// LatencySamples bounds the reservoir behind latency percentiles, in
+	// fragments output (default 4096).
 	LatencySamples int
 	// Logger receives structured logs; the zero Logger discards them.
 	Logger zerolog.Logger

@@ -36,9 +36,12 @@ type member struct {
 	outLen int      // bytes output, holes included
 	holes  [][2]int // byte ranges of the output reported lost
 	lats   []time.Duration
-	gaps   uint64
-	err    error
-	eof    bool // Next returned io.EOF
+	// data records output and the fragments they held (blocks go out
+	// in parts unless Config.WholeBlocks)
+	records, fragments int
+	gaps               uint64
+	err                error
+	eof                bool // Next returned io.EOF
 }
 
 type mesh struct {
@@ -233,13 +236,13 @@ func (m *mesh) subscribe(ctx context.Context, data []byte) {
 					mb.gaps += r.Lost
 				case uint64(mb.outLen) == r.Offset:
 					mb.output(data, r.Data)
-					mb.lats = append(mb.lats, r.Latency)
+					mb.addLatency(r)
 				case uint64(mb.outLen) < r.Offset && mb.gaps > 0:
 					// The bytes between are what the gap lost.
 					mb.holes = append(mb.holes, [2]int{mb.outLen, int(r.Offset)})
 					mb.outLen = int(r.Offset)
 					mb.output(data, r.Data)
-					mb.lats = append(mb.lats, r.Latency)
+					mb.addLatency(r)
 				case mb.err == nil:
 					mb.err = fmt.Errorf("record at offset %d after %d bytes", r.Offset, mb.outLen)
 				}
@@ -296,6 +299,7 @@ type result struct {
 	poolP99      time.Duration
 
 	banned        uint64  // neighbours banned, over all members
+	perRecord     float64 // data fragments per data record, over all members
 	heapPerMember float64 // bytes, measurement runs only
 	perPurpose    string  // received per useful byte by purpose
 
@@ -331,6 +335,7 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 	var res result
 	var pool []time.Duration
 	var sumOv float64
+	var records, fragments int
 	counted := 0
 	for i, mb := range m.members[1:] {
 		if skipped(i + 1) {
@@ -351,6 +356,8 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 			m.t.Logf("member %d misses %d bytes: %d holes (%v), output %d of %d", i+1, lost, len(mb.holes), mb.holes, mb.outLen, len(data))
 		}
 		pool = append(pool, mb.lats...)
+		records += mb.records
+		fragments += mb.fragments
 		mb.mu.Unlock()
 		res.missing = max(res.missing, miss)
 		useful := len(data) - lost
@@ -365,6 +372,7 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 		res.p50 = max(res.p50, st.LatencyP50)
 	}
 	res.meanOverhead = sumOv / float64(max(counted, 1))
+	res.perRecord = float64(fragments) / float64(max(records, 1))
 	if len(pool) > 0 {
 		slices.Sort(pool)
 		res.lats = pool
@@ -398,4 +406,14 @@ func (m *mesh) collect(data []byte, timeout time.Duration, skip ...int) result {
 	m.t.Logf("publisher sent per published byte: push %.3f pull %.3f parity %.3f control %.3f (pulls served %d refused %d)",
 		float64(pub.Sent.Push)/d, float64(pub.Sent.Pull)/d, float64(pub.Sent.Parity)/d, float64(pub.Sent.Control)/d, pub.PullsServed, pub.PullsRefused)
 	return res
+}
+
+// addLatency records r's latency once per fragment it holds, so that a
+// block output in parts weighs what it weighs output whole.
+func (mb *member) addLatency(r Record) {
+	mb.records++
+	mb.fragments += r.Fragments
+	for range max(1, r.Fragments) {
+		mb.lats = append(mb.lats, r.Latency)
+	}
 }

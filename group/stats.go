@@ -36,8 +36,9 @@ type Stats struct {
 	// new run of the stream; see Record.Restarted).
 	Restarts uint64
 	// LatencyP50 and LatencyP99 are percentiles of the time from the
-	// publisher's stamp on a block to its output here, over a bounded
-	// random sample of blocks (LatencySamples of them).
+	// publisher's stamp on a block to the output here of each of its
+	// data fragments (a block output in parts has several), over a
+	// bounded random sample of fragments (LatencySamples of them).
 	LatencyP50, LatencyP99 time.Duration
 	LatencySamples         int
 

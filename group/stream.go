@@ -353,6 +353,12 @@ type Record struct {
 	// Latency is the time from the publisher's stamp on the block to
 	// this output (data records only).
 	Latency time.Duration
+	// Fragments is the number of the block's data fragments in Data: the
+	// whole block's, or (unless Config.WholeBlocks) the part of it that
+	// was in, its first fragments as soon as they come. A record holds
+	// bytes of one block only. Weigh a record's Latency by it to sample
+	// the latency of the stream's bytes rather than of records.
+	Fragments int
 	// Restarted reports that the publisher restarted (with the same key):
 	// the output goes on with a new run of the stream, whose offsets start
 	// again at 0. Lost then counts the blocks of the previous run this
@@ -369,7 +375,7 @@ func (r Record) IsGap() bool { return r.Lost > 0 || r.Restarted }
 // newDecoder is a member's FEC decoder. It starts at the block of the
 // first piece it is given; begin gives it the start block's first.
 func newDecoder(g *Group, params fec.Params) (*fec.Decoder, error) {
-	return fec.NewDecoder(fec.DecoderConfig{Params: params, Window: 128, Timeout: g.cfg.WindowDuration, StartAnywhere: true})
+	return fec.NewDecoder(fec.DecoderConfig{Params: params, Window: 128, Timeout: g.cfg.WindowDuration, StartAnywhere: true, Early: !g.cfg.WholeBlocks})
 }
 
 func newStream(g *Group, params fec.Params) (*stream, error) {
@@ -993,18 +999,24 @@ func (s *stream) drain(now time.Time) {
 			g.stats.BytesLost += o.Offset - s.gapFrom
 			s.inGap = false
 		}
-		g.stats.BlocksOut++
+		if !o.More {
+			g.stats.BlocksOut++
+		}
 		g.stats.BytesOut += uint64(o.Len())
 		var lat time.Duration
 		if b := s.blocks[o.Block]; b != nil && b.sm != nil {
 			lat = now.Sub(time.Unix(0, b.sm.Stamp))
-			s.lat.add(lat, func(n uint64) uint64 { return g.rnd.Uint64N(n) })
+			// One sample per fragment: a block output in parts weighs
+			// what it weighs output whole.
+			for range o.Fragments {
+				s.lat.add(lat, func(n uint64) uint64 { return g.rnd.Uint64N(n) })
+			}
 		}
 		data := make([]byte, 0, o.Len())
 		for _, f := range o.Fragments {
 			data = append(data, f...)
 		}
-		s.emit(Record{Offset: o.Offset, Data: data, Latency: lat})
+		s.emit(Record{Offset: o.Offset, Data: data, Latency: lat, Fragments: len(o.Fragments)})
 	}
 }
 

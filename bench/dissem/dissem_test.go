@@ -122,7 +122,7 @@ func TestDissemination(t *testing.T) {
 		}
 		for _, vr := range variants {
 			wide := sc
-			wide.sourceCopies, wide.carriers, wide.fecK, wide.fecM = vr.copies, vr.carriers, vr.k, vr.m
+			wide.sourceCopies, wide.carriers, wide.fecK, wide.fecM, wide.wholeBlocks = vr.copies, vr.carriers, vr.k, vr.m, vr.whole
 			systems = append(systems, struct {
 				name string
 				run  func(t *testing.T) result
@@ -186,7 +186,10 @@ func row(n int, loss float64, r, base result) string {
 // variant is a Strata configuration measured beside the default one:
 // ManifestCarriers, SourcePushCopies, and the FEC block's K and M (0: the
 // default).
-type variant struct{ carriers, copies, k, m int }
+type variant struct {
+	carriers, copies, k, m int
+	whole                  bool // group.Config.WholeBlocks
+}
 
 func (v variant) String() string {
 	var b strings.Builder
@@ -202,24 +205,33 @@ func (v variant) String() string {
 	if v.m > 0 {
 		fmt.Fprintf(&b, "m%d", v.m)
 	}
+	if v.whole {
+		b.WriteString("w")
+	}
 	return b.String()
 }
 
-// parseVariant reads "c10", "p6", "k8m2" or any run of such letters and
-// counts (c: ManifestCarriers, p: SourcePushCopies, k and m: the FEC
-// block's fragments and parity pieces).
+// parseVariant reads "c10", "p6", "k8m2", "w" or any run of such letters
+// and counts (c: ManifestCarriers, p: SourcePushCopies, k and m: the FEC
+// block's fragments and parity pieces; w, with no count: WholeBlocks, each
+// block output in one record once complete).
 func parseVariant(s string) (variant, error) {
 	var v variant
 	rest := s
 	for rest != "" {
 		kind := rest[0]
+		if kind == 'w' {
+			v.whole = true
+			rest = rest[1:]
+			continue
+		}
 		i := 1
 		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
 			i++
 		}
 		n, err := strconv.Atoi(rest[1:i])
 		if err != nil || n < 1 || !strings.ContainsRune("cpkm", rune(kind)) {
-			return v, fmt.Errorf("bad variant %q: want letters c, p, k or m, each with a count (c10p6, k8m2)", s)
+			return v, fmt.Errorf("bad variant %q: want letters c, p, k or m, each with a count, or w (c10p6, k8m2, w)", s)
 		}
 		switch kind {
 		case 'c':
@@ -250,6 +262,9 @@ func TestParseVariant(t *testing.T) {
 		{"c10p6", variant{carriers: 10, copies: 6}, true},
 		{"p6c3", variant{carriers: 3, copies: 6}, true},
 		{"k8m2", variant{k: 8, m: 2}, true},
+		{"w", variant{whole: true}, true},
+		{"c10w", variant{carriers: 10, whole: true}, true},
+		{"w3", variant{}, false},
 		{"k0", variant{}, false},
 		{"", variant{}, false},
 		{"c", variant{}, false},

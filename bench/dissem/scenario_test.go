@@ -34,6 +34,9 @@ type scenario struct {
 	// fecK and fecM, when above 0, are Strata's K and M (fragments and
 	// parity pieces per block); 0 keeps the defaults.
 	fecK, fecM int
+	// wholeBlocks is Strata's WholeBlocks: each block output in one
+	// record once complete, not its first fragments as they come.
+	wholeBlocks bool
 	// delaysFirst gives Strata's links their delays before the mesh
 	// forms, not when the stream starts.
 	delaysFirst bool

@@ -38,6 +38,9 @@ func runStrata(t *testing.T, sc scenario) result {
 	if sc.carriers > 0 {
 		res.system += fmt.Sprintf(", %d manifest carriers", sc.carriers)
 	}
+	if sc.wholeBlocks {
+		res.system += ", whole blocks"
+	}
 	pub, priv, err := ed25519.GenerateKey(rand.NewChaCha8([32]byte{byte(sc.seed)}))
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +59,7 @@ func runStrata(t *testing.T, sc scenario) result {
 		}
 		mux := group.NewMux()
 		h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
-		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers, K: sc.fecK, M: sc.fecM}
+		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers, K: sc.fecK, M: sc.fecM, WholeBlocks: sc.wholeBlocks}
 		if i == 0 {
 			cfg.PublisherKey = priv
 		}
@@ -266,7 +269,9 @@ func readStrata(ctx context.Context, sub *group.Subscription, data []byte, chunk
 		}
 		rcv.add(len(rec.Data), first, perSecond, lats...)
 		rcv.mu.Lock()
-		rcv.stamps = append(rcv.stamps, rec.Latency)
+		for range max(1, rec.Fragments) { // per fragment, as when blocks went out whole
+			rcv.stamps = append(rcv.stamps, rec.Latency)
+		}
 		rcv.mu.Unlock()
 	}
 }

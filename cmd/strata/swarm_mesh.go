@@ -52,7 +52,8 @@ const (
 // nonce follows, which finds the request waiting for the delivery.
 const swarmRoutePrefix = "strata swarm route "
 
-// swarmLatencySamples bounds each member's sample of record latencies.
+// swarmLatencySamples bounds each member's sample of latencies (one per
+// fragment output).
 const swarmLatencySamples = 2048
 
 // swarmMember is one group member of the swarm and the check of its
@@ -469,11 +470,15 @@ func (m *swarmMember) record(r group.Record, seed uint64) {
 		m.bad += uint64(len(r.Data))
 	}
 	m.next = r.Offset + uint64(len(r.Data))
-	m.latSeen++
-	if len(m.lats) < swarmLatencySamples {
-		m.lats = append(m.lats, r.Latency)
-	} else if j := m.rnd.Uint64N(m.latSeen); j < swarmLatencySamples {
-		m.lats[j] = r.Latency
+	// One sample per fragment: a block output in parts weighs what it
+	// weighs output whole.
+	for range max(1, r.Fragments) {
+		m.latSeen++
+		if len(m.lats) < swarmLatencySamples {
+			m.lats = append(m.lats, r.Latency)
+		} else if j := m.rnd.Uint64N(m.latSeen); j < swarmLatencySamples {
+			m.lats[j] = r.Latency
+		}
 	}
 }
 
