@@ -28,21 +28,9 @@ func BenchmarkMemnetFlow(b *testing.B) {
 }
 
 func benchMemnetFlow(b *testing.B) {
-	nw := memnet.New(memnet.Config{RecvQueue: 4096})
-	defer nw.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var ns [2]*Node
-	for i := range ns {
-		c, err := nw.ListenAuto()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if ns[i], err = New(c, Config{}); err != nil {
-			b.Fatal(err)
-		}
-		defer ns[i].Close(context.Background())
-	}
+	ns := memnetNodes(b, memnet.Config{RecvQueue: 4096}, 2)
 	s, err := ns[0].Dial(ctx, ns[1].AddrPort(), ns[1].PeerID())
 	if err != nil {
 		b.Fatal(err)

@@ -126,7 +126,11 @@ type Node struct {
 	accepts  chan *Session
 	waitOpen map[*core.Session][]chan struct{}
 
-	flowSignal    chan struct{} // an incoming flow was queued on some session
+	flowSignal chan struct{} // an incoming flow was queued on some session
+	// flowQueued lists the sessions a flow was queued on, once per flow,
+	// in order, for Node.AcceptFlow (Session.AcceptFlow may have taken
+	// the flow since). Guarded by mu.
+	flowQueued    []*Session
 	flowsRejected uint64
 	unmatched     func(Hello)
 	hellos        chan Hello
@@ -386,6 +390,7 @@ func (n *Node) dispatch() {
 			}
 			select {
 			case s.flows <- rf:
+				n.noteFlowQueued(s)
 				select {
 				case n.flowSignal <- struct{}{}:
 				default:
@@ -449,14 +454,21 @@ func (n *Node) Accept(ctx context.Context) (*Session, error) {
 func (n *Node) AcceptFlow(ctx context.Context) (*RecvFlow, error) {
 	for {
 		n.mu.Lock()
-		for _, s := range n.sessions {
+		for len(n.flowQueued) > 0 {
+			s := n.flowQueued[0]
+			n.flowQueued[0] = nil
+			n.flowQueued = n.flowQueued[1:]
+			if n.sessions[s.cs] != s {
+				continue // closed: its flows are not offered (as before)
+			}
 			select {
 			case f := <-s.flows:
 				n.mu.Unlock()
 				return f, nil
-			default:
+			default: // Session.AcceptFlow took it
 			}
 		}
+		n.flowQueued = nil
 		n.mu.Unlock()
 		select {
 		case <-n.flowSignal:
@@ -466,6 +478,28 @@ func (n *Node) AcceptFlow(ctx context.Context) (*RecvFlow, error) {
 			return nil, ErrClosed
 		}
 	}
+}
+
+// noteFlowQueued records that a flow was queued on s (n.mu held). Flows
+// Session.AcceptFlow takes leave their entries behind: when the list
+// outgrows the flows that can be queued at once, entries of sessions
+// with nothing queued are dropped, so an application that accepts only
+// per session does not make it grow without bound.
+func (n *Node) noteFlowQueued(s *Session) {
+	n.flowQueued = append(n.flowQueued, s)
+	if len(n.flowQueued) <= 2*sessionFlowBacklog*max(len(n.sessions), 1) {
+		return
+	}
+	seen := make(map[*Session]int)
+	kept := n.flowQueued[:0]
+	for _, q := range n.flowQueued {
+		if n.sessions[q.cs] == q && seen[q] < len(q.flows) {
+			seen[q]++
+			kept = append(kept, q)
+		}
+	}
+	clear(n.flowQueued[len(kept):])
+	n.flowQueued = kept
 }
 
 // Dial opens a session to the node with the given peer ID at addr.
