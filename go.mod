@@ -3,6 +3,7 @@ module github.com/strata-net/strata
 go 1.26.0
 
 require (
+	filippo.io/bigmod v0.1.0
 	github.com/klauspost/reedsolomon v1.14.2
 	github.com/libp2p/go-libp2p v0.43.0
 	github.com/libp2p/go-libp2p-kbucket v0.8.0
