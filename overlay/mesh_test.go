@@ -93,6 +93,13 @@ func newMesh(t testing.TB, n int, cfg Config) *mesh {
 // newMeshOn is newMesh over links with the given impairments.
 func newMeshOn(t testing.TB, n int, cfg Config, link memnet.Link) *mesh {
 	t.Helper()
+	return newMeshReceiving(t, n, cfg, link, true)
+}
+
+// newMeshReceiving is newMeshOn; receive says whether each member's
+// deliveries are taken off its queue (into member.recv) as they come.
+func newMeshReceiving(t testing.TB, n int, cfg Config, link memnet.Link, receive bool) *mesh {
+	t.Helper()
 	m := &mesh{t: t, net: memnet.New(memnet.Config{Seed: 1, Link: link}), gid: GroupID{0x5a, 0x17}}
 	t.Cleanup(m.close)
 	for i := 0; i < n; i++ {
@@ -111,6 +118,9 @@ func newMeshOn(t testing.TB, n int, cfg Config, link memnet.Link) *mesh {
 		}
 		mb := &member{n: nd, h: h, g: g, ip: nd.AddrPort().Addr(), recv: make(chan timedDelivery, 1024)}
 		m.members = append(m.members, mb)
+		if !receive {
+			continue
+		}
 		go func() {
 			for {
 				d, err := g.Receive(context.Background())

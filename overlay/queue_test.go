@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-net/strata/node/memnet"
 )
 
 func TestQueue(t *testing.T) {
@@ -68,7 +70,8 @@ func TestQueue(t *testing.T) {
 func TestDedupAndDeliveryQueue(t *testing.T) {
 	cfg := LocalConfig()
 	cfg.DedupWindow, cfg.DeliveryQueue = 4, 6
-	g := newMesh(t, 1, cfg).members[0].g
+	// Nothing else takes the member's deliveries: the queue fills.
+	g := newMeshReceiving(t, 1, cfg, memnet.Link{Delay: time.Millisecond}, false).members[0].g
 	var target Address
 	route := func(id uint64) {
 		g.deliverRouted(&Message{Type: MsgRoute, MsgID: id, Path: [][]byte{g.self[:]}, Payload: []byte{byte(id)}}, target)
