@@ -321,3 +321,30 @@ func TestTableEstimateFollowsChanges(t *testing.T) {
 		t.Fatalf("the estimate changed %d times in 400 steps: the test exercises nothing", changes)
 	}
 }
+
+// A change farther from the member than the K-th contact of the kept
+// estimate does not make EstimateMembers compute it again (most changes
+// in a large group); TestTableEstimateFollowsChanges checks the result
+// stays exact.
+func TestTableEstimateKeptForFarChanges(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	var g GroupID
+	tab := NewRoutingTable(g, randPeer(r), 8)
+	addr := netip.MustParseAddrPort("127.0.0.1:1")
+	var in []node.PeerID
+	for range 2000 {
+		if p := randPeer(r); tab.Add(p, addr, true) {
+			in = append(in, p)
+		}
+	}
+	tab.EstimateMembers()
+	before := tab.gen.Load()
+	for _, p := range in[:len(in)/2] { // the first in: mostly far buckets
+		tab.Remove(p)
+		tab.EstimateMembers()
+	}
+	t.Logf("%d in the table", len(in))
+	if bumps, changes := tab.gen.Load()-before, len(in)/2; changes < 20 || bumps > uint64(changes)/4 {
+		t.Fatalf("%d of %d removals made the estimate be computed again (want a quarter at most)", bumps, changes)
+	}
+}
