@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"hash/fnv"
 	"io"
 	"net/netip"
 	"time"
@@ -484,7 +485,7 @@ func (e *Endpoint) onIIKeying(c wire.IIKeying, signed []byte, from netip.AddrPor
 		return
 	}
 	// A retransmitted IIKeying for a session we already opened: resend RIKeying.
-	if s := e.openByAddr[from]; s != nil && s.role == roleResponder && s.txID == c.InitiatorSessionID && string(s.skic) == string(c.SKIC) {
+	if s := e.openByAddr[from]; s != nil && s.role == roleResponder && s.txID == c.InitiatorSessionID && s.skicSum == skicSum(c.SKIC) {
 		s.sendRIKeying()
 		return
 	}
@@ -524,7 +525,7 @@ func (e *Endpoint) onIIKeying(c wire.IIKeying, signed []byte, from netip.AddrPor
 		return
 	}
 	s := e.newSession(roleResponder, key)
-	s.skic = clone(c.SKIC)
+	s.skicSum = skicSum(c.SKIC)
 	s.addr = from
 	s.cert = cert
 	s.epd = cert.CanonicalEPD()
@@ -539,6 +540,15 @@ func (e *Endpoint) onIIKeying(c wire.IIKeying, signed []byte, from netip.AddrPor
 		glare.mergeInto(s)
 	}
 	s.sendRIKeying()
+}
+
+// skicSum is the hash a responder session keeps of its initiator's SKIC
+// (FNV-1a, 64 bits): enough to recognise a retransmitted IIKeying, which
+// only ever gets the RIKeying sent again.
+func skicSum(skic []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(skic)
+	return h.Sum64()
 }
 
 // --- sending

@@ -571,7 +571,10 @@ func TestRobustReplayedHandshake(t *testing.T) {
 	if iikeying == nil {
 		t.Fatal("no IIKeying captured")
 	}
-	// Replayed from the initiator's own address: RIKeying is sent again.
+	// Replayed from the initiator's own address once the session has
+	// carried packets from it: the initiator has the RIKeying, so the copy
+	// is stale and gets nothing (a retransmission while the RIKeying may
+	// have been lost gets it again: TestRIKeyingResentWhileNeeded).
 	r.captured, r.capture = nil, true
 	_, after := rbInjectOne(r.n, r.b, r.aAddr, iikeying)
 	r.n.flush()
@@ -582,7 +585,7 @@ func TestRobustReplayedHandshake(t *testing.T) {
 			rikeyings++
 		}
 	}
-	if rikeyings != 1 || after.SessionsOpened != 1 || len(r.b.Sessions()) != 1 {
+	if rikeyings != 0 || after.SessionsOpened != 1 || len(r.b.Sessions()) != 1 {
 		t.Fatalf("replayed IIKeying: %d RIKeying resent, sessions opened %d, sessions %d", rikeyings, after.SessionsOpened, len(r.b.Sessions()))
 	}
 	// Replayed by a third party from its own address: the cookie was not
@@ -1269,4 +1272,27 @@ func TestRobustEmptyFragmentsAreChargedToTheReceiveBuffer(t *testing.T) {
 		t.Logf("kept %d of %d empty messages behind a hole", held, empties)
 		r.usable()
 	})
+}
+
+// A lost RIKeying is sent again when the initiator retransmits its
+// IIKeying, and the session opens; once the initiator has sent a packet in
+// the session the responder no longer keeps its RIKeying, and a later copy
+// of the IIKeying gets nothing (TestRobustReplayedHandshake).
+func TestRIKeyingResentWhileNeeded(t *testing.T) {
+	n := newSimNet(t, 1)
+	rikeyings, dropped := 0, false
+	n.filter = func(from, to netip.AddrPort, pkt []byte) bool {
+		if _, chunks, ok := rbOpenStartup(pkt); ok && len(chunks) == 1 && chunks[0].typ == wire.ChunkRIKeying {
+			rikeyings++
+			if !dropped {
+				dropped = true
+				return false
+			}
+		}
+		return true
+	}
+	_, _, sa, sb := pair(t, n, core.Config{})
+	if !sa.IsOpen() || !sb.IsOpen() || rikeyings != 2 {
+		t.Fatalf("after a lost RIKeying: initiator %s, responder %s, %d RIKeying sent (want 2)", sa.State(), sb.State(), rikeyings)
+	}
 }

@@ -88,7 +88,12 @@ type Session struct {
 	flowsStale bool
 
 	// responder
-	skic     []byte
+	// skicSum identifies the initiator's keying (an FNV-1a hash of its
+	// SKIC) so that a retransmitted IIKeying is recognised; rikeying is
+	// kept to answer it until the initiator's first packet in the session
+	// shows it has our RIKeying, then dropped (a later IIKeying copy is a
+	// stale duplicate).
+	skicSum  uint64
 	rikeying []byte
 
 	// timestamps (§3.5.2.2)
@@ -260,7 +265,11 @@ func (s *Session) setOpen(txID uint32) {
 	s.epd = s.cert.CanonicalEPD()
 	s.lastKeepaliveTx = now
 	s.lastIdle = now
+	// What only the opening needed (the initiator's keying, IIKeying,
+	// cookie, tag and addresses tried) goes: a session lives on for its
+	// whole life, closing included, and these were about a tenth of it.
 	s.initiator = nil
+	s.iikeying, s.cookie, s.tag, s.candidates = nil, nil, nil, nil
 	s.e.sessionDidOpen(s)
 	for _, f := range s.waiters {
 		s.bindFlow(f)
@@ -314,6 +323,7 @@ func (s *Session) receive(from netip.AddrPort, enc []byte) {
 		e.stats.DropWrongMode++
 		return
 	}
+	s.rikeying = nil // the initiator has it: it sent this in the session
 	s.onHeader(h)
 	r := wire.NewChunkReader(body)
 	for {
