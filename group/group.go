@@ -45,6 +45,7 @@ type Group struct {
 	host *overlay.Host
 	og   *overlay.Group
 	log  zerolog.Logger
+	rbuf []byte // the reader's message buffer (read)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -488,7 +489,7 @@ func (g *Group) readLoop() {
 // with (ended, or its member banned or the group closed).
 func (g *Group) serve(in *inFlow) bool {
 	for range readBatch {
-		msg, ok, err := in.rf.TryRead()
+		msg, ok, err := g.read(in)
 		if err != nil {
 			g.flowEnded(in)
 			return false
@@ -502,6 +503,30 @@ func (g *Group) serve(in *inFlow) bool {
 		}
 	}
 	return true
+}
+
+// read takes in's next message into the reader's buffer, which the next
+// read reuses (the node then reuses the buffers the message came in: one
+// allocation per datagram received was a ninth of what a 300-member
+// simulation allocated). Nothing kept from a message may alias it: pieces
+// and manifests are copied when kept, control messages are decoded.
+func (g *Group) read(in *inFlow) ([]byte, bool, error) {
+	if g.rbuf == nil {
+		g.rbuf = make([]byte, 2048)
+	}
+	for range 2 {
+		n, ok, err := in.rf.TryReadInto(g.rbuf)
+		if errors.Is(err, node.ErrShortBuffer) {
+			size, _ := in.rf.MessageLen()
+			g.rbuf = make([]byte, max(size, 2*len(g.rbuf)))
+			continue
+		}
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		return g.rbuf[:n], true, nil
+	}
+	return nil, false, nil
 }
 
 // handle handles one message of in; false means stop reading in.

@@ -355,6 +355,34 @@ func (f *RecvFlow) TryRead() (msg []byte, ok bool, err error) {
 	return nil, false, nil
 }
 
+// TryReadInto is TryRead into buf, without allocating: the next message,
+// if one is waiting, is copied into buf and its length returned, and the
+// node reuses the buffers it arrived in (TryRead hands those over). If buf
+// is too small it returns ErrShortBuffer and the message stays queued
+// (MessageLen tells its size).
+func (f *RecvFlow) TryReadInto(buf []byte) (n int, ok bool, err error) {
+	f.n.mu.Lock()
+	defer f.n.unlock()
+	n, ok, err = f.cf.ReadInto(buf)
+	if ok {
+		if err != nil {
+			return 0, false, err
+		}
+		f.n.service()
+		return n, true, nil
+	}
+	if err := f.cf.Err(); err != nil {
+		return 0, false, err
+	}
+	if f.cf.Finished() {
+		return 0, false, io.EOF
+	}
+	if f.n.closed {
+		return 0, false, ErrClosed
+	}
+	return 0, false, nil
+}
+
 // Session is the flow's session.
 func (f *RecvFlow) Session() *Session { return f.s }
 
