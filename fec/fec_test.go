@@ -612,3 +612,36 @@ func TestShortParity(t *testing.T) {
 		t.Errorf("a piece with 3 parity for k'=2: %v, want ErrPieceMismatch", err)
 	}
 }
+
+// A piece's hash, taken without building its encoding, is the hash of its
+// encoding; Verify allocates nothing (it built the whole encoding before:
+// 1,152 bytes per piece of 1024).
+func TestPieceHashMatchesEncoding(t *testing.T) {
+	for _, p := range []Params{{K: 4, M: 2, FragmentSize: 10}, {K: 16, M: 4, FragmentSize: 1024}} {
+		blocks := encodeAll(t, p, streamBytes(3*p.K*p.FragmentSize+7, 11), 333)
+		for _, b := range blocks {
+			mf, err := b.Manifest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, pc := range b.Pieces {
+				enc, err := pc.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if pc.hash() != pieceHash(enc) {
+					t.Fatalf("%v block %d piece %d: hash differs from its encoding's", p, b.Seq, pc.Index)
+				}
+				if err := mf.Verify(pc); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	blocks := encodeAll(t, Params{K: 16, M: 4, FragmentSize: 1024}, streamBytes(16*1024, 12), 1024)
+	mf, _ := blocks[0].Manifest()
+	pc := blocks[0].Pieces[3]
+	if n := testing.AllocsPerRun(100, func() { mf.Verify(pc) }); n != 0 {
+		t.Errorf("Verify allocates %v times per piece, want none", n)
+	}
+}

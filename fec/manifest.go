@@ -77,11 +77,10 @@ func (m Manifest) Verify(p Piece) error {
 		p.Index < 0 || p.Index >= len(m.Hashes) {
 		return fmt.Errorf("%w: header of block %d piece %d", ErrPieceNotInManifest, p.Block, p.Index)
 	}
-	enc, err := p.MarshalBinary()
-	if err != nil {
+	if err := p.Check(); err != nil {
 		return err
 	}
-	if pieceHash(enc) != m.Hashes[p.Index] {
+	if p.hash() != m.Hashes[p.Index] {
 		return fmt.Errorf("%w: hash of block %d piece %d", ErrPieceNotInManifest, p.Block, p.Index)
 	}
 	return nil
@@ -156,6 +155,19 @@ func (m Manifest) check() error {
 }
 
 // pieceHash is the manifest's hash of a piece's encoding.
+// hash is pieceHash of p's encoding, without building it (every member
+// checks every piece it takes: the encodings were 8 % of the bytes a
+// 300-member simulation allocated).
+func (p Piece) hash() (h [HashSize]byte) {
+	var hdr [PieceHeaderSize]byte
+	d := sha256.New()
+	d.Write(p.appendHeader(hdr[:0]))
+	d.Write(p.Data)
+	var sum [sha256.Size]byte
+	copy(h[:], d.Sum(sum[:0]))
+	return h
+}
+
 func pieceHash(enc []byte) (h [HashSize]byte) {
 	sum := sha256.Sum256(enc)
 	copy(h[:], sum[:])

@@ -85,13 +85,17 @@ func (p Piece) AppendBinary(b []byte) ([]byte, error) {
 	if err := p.Check(); err != nil {
 		return b, err
 	}
+	return append(p.appendHeader(b), p.Data...), nil
+}
+
+// appendHeader appends the encoding of p without its payload.
+func (p Piece) appendHeader(b []byte) []byte {
 	b = append(b, pieceVersion)
 	b = binary.BigEndian.AppendUint64(b, p.Block)
 	b = binary.BigEndian.AppendUint64(b, p.Offset)
 	b = append(b, byte(p.K-1), byte(p.M), byte(p.Index))
 	b = binary.BigEndian.AppendUint16(b, uint16(p.ShardSize))
-	b = binary.BigEndian.AppendUint16(b, uint16(len(p.Data)))
-	return append(b, p.Data...), nil
+	return binary.BigEndian.AppendUint16(b, uint16(len(p.Data)))
 }
 
 // MarshalBinary returns the encoding of p (see AppendBinary).
