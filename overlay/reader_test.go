@@ -146,9 +146,19 @@ func TestLinksShrinkAfterBurst(t *testing.T) {
 		if peak <= cfg.MaxSessions {
 			t.Fatalf("%d links after the burst: it never exceeded MaxSessions %d (the test proves nothing)", peak, cfg.MaxSessions)
 		}
-		time.Sleep(cfg.RequestTimeout + 2*cfg.MaintainPeriod)
-		if got := g.Stats().Links; got > cfg.MaxSessions {
-			t.Fatalf("%d links %v after the burst (%d at its end), limit %d", got, cfg.RequestTimeout+2*cfg.MaintainPeriod, peak, cfg.MaxSessions)
+		// Other members' maintenance may open a link to g meanwhile, which
+		// is busy (spared) for a RequestTimeout: the count must come down
+		// to the limit within a few maintenance periods, not be there at
+		// one instant (CI once saw 9 of 8 at exactly that instant).
+		wait := cfg.RequestTimeout + 4*cfg.MaintainPeriod
+		deadline := time.Now().Add(wait)
+		got := g.Stats().Links
+		for got > cfg.MaxSessions && time.Now().Before(deadline) {
+			time.Sleep(cfg.MaintainPeriod / 4)
+			got = g.Stats().Links
+		}
+		if got > cfg.MaxSessions {
+			t.Fatalf("%d links %v after the burst (%d at its end), limit %d", got, wait, peak, cfg.MaxSessions)
 		}
 	})
 }
