@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	kb "github.com/libp2p/go-libp2p-kbucket"
@@ -48,7 +47,7 @@ type RoutingTable struct {
 	// member count: a change farther than the K-th of the last result
 	// leaves it as it is (most changes: 2.7 % of a 2,000-member
 	// simulation's CPU recomputed it for them).
-	gen      atomic.Uint64
+	gen      uint64  // under mu
 	estGen   uint64  // under mu: the generation est was computed for (0: none)
 	estimate float64 // under mu
 	estKth   Address // under mu: the K-th nearest of that result
@@ -115,7 +114,7 @@ func (t *RoutingTable) removed(id peer.ID) {
 func (t *RoutingTable) changed(a Address) {
 	t.mu.Lock()
 	if t.estBusy > 0 || t.estGen == 0 || !t.estFull || !Closer(t.estKth, a, t.self) {
-		t.gen.Add(1)
+		t.gen++
 		t.estGen = 0
 	}
 	t.mu.Unlock()
@@ -261,7 +260,7 @@ func (t *RoutingTable) RefreshTargets() []Address {
 // from how densely the contacts nearest the member fill the key space.
 func (t *RoutingTable) EstimateMembers() float64 {
 	t.mu.Lock()
-	gen := t.gen.Load() + 1 // +1: estGen 0 means none
+	gen := t.gen + 1 // +1: estGen 0 means none
 	if t.estGen == gen {
 		e := t.estimate
 		t.mu.Unlock()
@@ -277,7 +276,7 @@ func (t *RoutingTable) EstimateMembers() float64 {
 	e := EstimateMembers(t.self, addrs)
 	t.mu.Lock()
 	t.estBusy--
-	if t.gen.Load()+1 == gen {
+	if t.gen+1 == gen {
 		t.estGen, t.estimate = gen, e
 		t.estFull = len(near) == t.k
 		if t.estFull {
