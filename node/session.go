@@ -343,16 +343,23 @@ func (f *RecvFlow) TryRead() (msg []byte, ok bool, err error) {
 		f.n.service()
 		return m.Data, true, nil
 	}
+	return nil, false, f.noMessageErr()
+}
+
+// noMessageErr is why no message is waiting, if for good (n.mu held): the
+// flow, its session or the node failed, or the flow ended (io.EOF); nil
+// if one may still come.
+func (f *RecvFlow) noMessageErr() error {
 	if err := f.cf.Err(); err != nil {
-		return nil, false, err
+		return err
 	}
 	if f.cf.Finished() {
-		return nil, false, io.EOF
+		return io.EOF
 	}
 	if f.n.closed {
-		return nil, false, ErrClosed
+		return ErrClosed
 	}
-	return nil, false, nil
+	return nil
 }
 
 // TryReadInto is TryRead into buf, without allocating: the next message,
@@ -371,16 +378,7 @@ func (f *RecvFlow) TryReadInto(buf []byte) (n int, ok bool, err error) {
 		f.n.service()
 		return n, true, nil
 	}
-	if err := f.cf.Err(); err != nil {
-		return 0, false, err
-	}
-	if f.cf.Finished() {
-		return 0, false, io.EOF
-	}
-	if f.n.closed {
-		return 0, false, ErrClosed
-	}
-	return 0, false, nil
+	return 0, false, f.noMessageErr()
 }
 
 // Session is the flow's session.
