@@ -29,3 +29,10 @@ func (e *Endpoint) CheckTimers() error {
 	}
 	return nil
 }
+
+// HandshakeBytes is how many bytes of handshake state s still holds: the
+// initiator's IIKeying, cookie and tag, the responder's RIKeying, and the
+// candidate addresses tried (counted per entry).
+func (s *Session) HandshakeBytes() int {
+	return len(s.iikeying) + len(s.cookie) + len(s.tag) + len(s.rikeying) + len(s.candidates)
+}

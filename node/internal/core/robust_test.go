@@ -1295,4 +1295,26 @@ func TestRIKeyingResentWhileNeeded(t *testing.T) {
 	if !sa.IsOpen() || !sb.IsOpen() || rikeyings != 2 {
 		t.Fatalf("after a lost RIKeying: initiator %s, responder %s, %d RIKeying sent (want 2)", sa.State(), sb.State(), rikeyings)
 	}
+	// The initiator dropped its handshake state on opening; the responder
+	// keeps its RIKeying until a packet of the initiator's comes in the
+	// session.
+	if got := sa.HandshakeBytes(); got != 0 {
+		t.Fatalf("open initiator still holds %d bytes of handshake state", got)
+	}
+	kept := sb.HandshakeBytes()
+	if kept == 0 {
+		t.Fatal("the responder dropped its RIKeying before the initiator had sent anything")
+	}
+	f, err := sa.OpenFlow([]byte("m"), core.PriorityRoutine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("x"), core.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.runUntil(time.Second, func() bool { return sb.HandshakeBytes() == 0 })
+	if got := sb.HandshakeBytes(); got != 0 {
+		t.Fatalf("responder still holds %d bytes of handshake state after the initiator's packets", got)
+	}
+	t.Logf("responder held %d bytes of handshake state until the initiator's first packet", kept)
 }
