@@ -3,6 +3,7 @@ package fec
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -31,6 +32,12 @@ type DecoderConfig struct {
 	// block follows when it is rebuilt, or a gap from the last fragment
 	// output if it is given up. Without it a block goes out whole.
 	Early bool
+	// Recycle makes the decoder reuse the memory of blocks it is done
+	// with for later blocks: the Fragments of an Output are then valid
+	// only until the next call to Add or Next, and a caller that keeps
+	// them must copy them first. Without it they stay valid for good and every
+	// block takes new memory ((k+m) shards of it).
+	Recycle bool
 }
 
 // Default decoder settings.
@@ -38,6 +45,7 @@ const (
 	DefaultWindow  = 64
 	DefaultTimeout = time.Second
 	maxWindow      = 1 << 16
+	maxSpare       = 2 // blocks kept for reuse (Recycle)
 )
 
 // Output is one in-order record of a Decoder: the fragments of one block,
@@ -116,6 +124,13 @@ type Decoder struct {
 	out   []Output
 	outAt int
 	stats DecoderStats
+
+	// With Recycle: blocks left behind whose fragments Outputs not yet
+	// taken may show (retired, at most as many as the window), and
+	// blocks free for reuse (spare, at most maxSpare: blocks come as
+	// fast as they go, but a jump of the window leaves many at once).
+	retired, spare []*dblock
+	reused         int // blocks that took a spare's memory (tests)
 }
 
 type dblock struct {
@@ -169,6 +184,7 @@ func (d *Decoder) Head() uint64 { return d.head }
 // piece that is malformed or contradicts the Params or its block. Add also
 // applies timeouts up to now, so Output records may become ready.
 func (d *Decoder) Add(p Piece, now time.Time) error {
+	d.release()
 	if err := d.check(p); err != nil {
 		d.stats.Invalid++
 		return err
@@ -211,8 +227,8 @@ func (d *Decoder) store(p Piece, now time.Time) error {
 	slot := &d.ring[p.Block%uint64(len(d.ring))]
 	b := *slot
 	if b == nil {
-		b = &dblock{seq: p.Block, offset: p.Offset, k: p.K, m: p.M, ss: p.ShardSize, firstSeen: now}
-		b.buf = make([]byte, (b.k+b.m)*b.ss)
+		b = d.newBlock((p.K + p.M) * p.ShardSize)
+		b.seq, b.offset, b.k, b.m, b.ss, b.firstSeen = p.Block, p.Offset, p.K, p.M, p.ShardSize, now
 		*slot = b
 	}
 	if b.offset != p.Offset || b.k != p.K || b.ss != p.ShardSize {
@@ -267,7 +283,7 @@ func (d *Decoder) rebuild(b *dblock) {
 			return
 		}
 	}
-	frags := make([][]byte, b.k)
+	frags := slices.Grow(b.frags[:0], b.k)[:b.k]
 	for i := range frags {
 		s := b.buf[i*b.ss : (i+1)*b.ss]
 		n := int(s[0])<<8 | int(s[1])
@@ -282,6 +298,49 @@ func (d *Decoder) rebuild(b *dblock) {
 	if missing > 0 {
 		d.stats.Recovered += uint64(missing)
 		d.stats.BlocksRecovered++
+	}
+}
+
+// newBlock returns a block with a zeroed buffer of n bytes: a spare one
+// if it is large enough.
+func (d *Decoder) newBlock(n int) *dblock {
+	if k := len(d.spare); k > 0 {
+		b := d.spare[k-1]
+		d.spare[k-1] = nil
+		d.spare = d.spare[:k-1]
+		if cap(b.buf) >= n {
+			*b = dblock{buf: b.buf[:n], frags: b.frags[:0]}
+			clear(b.buf)
+			d.reused++
+			return b
+		}
+	}
+	return &dblock{buf: make([]byte, n)}
+}
+
+// release makes the retired blocks spare once every Output was taken
+// (the caller is then done with them); the spare beyond maxSpare are
+// left to the collector.
+func (d *Decoder) release() {
+	if d.outAt < len(d.out) || len(d.retired) == 0 {
+		return
+	}
+	for _, b := range d.retired {
+		if len(d.spare) < maxSpare {
+			d.spare = append(d.spare, b)
+		}
+	}
+	clear(d.retired)
+	d.retired = d.retired[:0]
+}
+
+// drop takes block b out of the ring slot: with Recycle its memory is
+// reused once no Output can show it.
+func (d *Decoder) drop(slot **dblock) {
+	b := *slot
+	*slot = nil
+	if d.cfg.Recycle && len(d.retired) < len(d.ring) {
+		d.retired = append(d.retired, b)
 	}
 }
 
@@ -332,7 +391,7 @@ func (d *Decoder) Advance(now time.Time) {
 		}
 		switch {
 		case b != nil && b.ready:
-			*slot = nil
+			d.drop(slot)
 			rest := b.frags[b.sent:]
 			n := 0
 			for _, f := range rest {
@@ -348,7 +407,7 @@ func (d *Decoder) Advance(now time.Time) {
 			d.setHead(d.head + 1)
 			continue
 		case b != nil && b.fails:
-			*slot = nil
+			d.drop(slot)
 			d.gap(d.head + 1)
 			continue
 		}
@@ -360,7 +419,7 @@ func (d *Decoder) Advance(now time.Time) {
 			return
 		}
 		if b != nil {
-			*slot = nil
+			d.drop(slot)
 			d.gap(d.head + 1)
 			continue
 		}
@@ -432,11 +491,14 @@ func (d *Decoder) beyond(seq uint64) bool {
 	return seq >= d.head && seq-d.head >= uint64(len(d.ring))
 }
 
-// Next returns the next in-order Output record. Fragments stay valid: the
-// decoder never writes to a block's memory after delivering it.
+// Next returns the next in-order Output record. Its Fragments stay valid
+// (the decoder never writes to a block's memory after delivering it),
+// except with DecoderConfig.Recycle: then only until the next Add or
+// Next.
 func (d *Decoder) Next() (Output, bool) {
 	if d.outAt == len(d.out) {
 		d.out, d.outAt = d.out[:0], 0
+		d.release()
 		return Output{}, false
 	}
 	o := d.out[d.outAt]

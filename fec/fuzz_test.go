@@ -70,16 +70,21 @@ func FuzzDecoder(f *testing.F) {
 		}
 		p := Params{K: 1 + int(script[0])%8, M: int(script[1]) % 5, FragmentSize: 1 + int(script[2])%32}
 		in := streamBytes(int(script[3])*3, uint64(script[3]))
-		early := script[0]&0x80 != 0 // the K above uses the low bits only
+		early := script[0]&0x80 != 0   // the K above uses the low bits only
+		recycle := script[2]&0x80 != 0 // and FragmentSize those of this one
 		script = script[4:]
 		blocks := encodeAll(t, p, in, 1+len(script)%50)
 		var all []Piece
 		for _, b := range blocks {
 			all = append(all, b.Pieces...)
 		}
-		d, err := NewDecoder(DecoderConfig{Params: p, Window: 1 + len(script)%8, Timeout: time.Second, Early: early})
+		d, err := NewDecoder(DecoderConfig{Params: p, Window: 1 + len(script)%8, Timeout: time.Second, Early: early, Recycle: recycle})
 		if err != nil {
 			t.Fatal(err)
+		}
+		take := drain
+		if recycle {
+			take = drainCopy // fragments are valid until the next Add
 		}
 		now := t0
 		var outs []Output
@@ -103,10 +108,10 @@ func FuzzDecoder(f *testing.F) {
 					_ = d.Add(all[int(c)%len(all)], now)
 				}
 			}
-			outs = append(outs, drain(d)...)
+			outs = append(outs, take(d)...)
 		}
 		d.Advance(now.Add(time.Hour))
-		outs = append(outs, drain(d)...)
+		outs = append(outs, take(d)...)
 		var next uint64
 		part := false // the last record left its block unfinished
 		var pos uint64
