@@ -55,6 +55,11 @@ type block struct {
 	seq        uint64
 	sm         *signedManifest // nil until a verified manifest arrives
 	pieces     [][]byte        // pieces' data by index, nil if not held (piece)
+	// The shards of the pieces received or rebuilt here, by index, as
+	// the decoder lays them out (length prefix, data, zero padding; a
+	// parity piece is its shard): pieces[i] lies in it, so a rebuild
+	// copies nothing. Nil for a block published here.
+	slab []byte
 	have       []byte          // bitmap of held pieces
 	count      int
 	pending    []pendingPiece // pieces received before the manifest
@@ -375,7 +380,8 @@ func (r Record) IsGap() bool { return r.Lost > 0 || r.Restarted }
 // newDecoder is a member's FEC decoder. It starts at the block of the
 // first piece it is given; begin gives it the start block's first.
 func newDecoder(g *Group, params fec.Params) (*fec.Decoder, error) {
-	return fec.NewDecoder(fec.DecoderConfig{Params: params, Window: 128, Timeout: g.cfg.WindowDuration, StartAnywhere: true, Early: !g.cfg.WholeBlocks})
+	return fec.NewDecoder(fec.DecoderConfig{Params: params, Window: 128, Timeout: g.cfg.WindowDuration, StartAnywhere: true, Early: !g.cfg.WholeBlocks,
+		Recycle: true}) // drain copies each output before the next Add
 }
 
 func newStream(g *Group, params fec.Params) (*stream, error) {
@@ -626,7 +632,7 @@ func (s *stream) accept(b *block, p fec.Piece, from *link, now time.Time) {
 		// a period old.
 		from.newest[k] = int64(b.seq)
 	}
-	p.Data = append([]byte(nil), p.Data...)
+	p.Data = b.keep(p)
 	s.store(b, p, from, now)
 	if b.count == b.sm.Manifest.K && b.asked == nil && !b.firstPiece.IsZero() {
 		// How long pushes take to fill a block here sets how long to
@@ -643,6 +649,24 @@ func (s *stream) accept(b *block, p fec.Piece, from *link, now time.Time) {
 	if !b.rebuilt && b.count >= b.sm.Manifest.K && b.count < len(b.pieces) {
 		s.rebuild(b, now)
 	}
+}
+
+// keep copies verified piece p of b into its shard of b's slab and
+// returns the copy of its data.
+func (b *block) keep(p fec.Piece) []byte {
+	ss := b.sm.Manifest.ShardSize
+	if b.slab == nil {
+		b.slab = make([]byte, len(b.pieces)*ss)
+	}
+	sh := b.slab[p.Index*ss : (p.Index+1)*ss : (p.Index+1)*ss]
+	if p.IsParity() {
+		copy(sh, p.Data) // Verify checked its length is ss
+		return sh
+	}
+	n := copy(sh[2:], p.Data) // and that it fits
+	binary.BigEndian.PutUint16(sh, uint16(n))
+	clear(sh[2+n:]) // a failed rebuild may have written there
+	return sh[2 : 2+n : 2+n]
 }
 
 func (s *stream) store(b *block, p fec.Piece, from *link, now time.Time) {
@@ -911,18 +935,15 @@ func (s *stream) rebuild(b *block, now time.Time) {
 	if err != nil {
 		return
 	}
+	// Every piece held came through accept, so it is in the slab; the
+	// missing shards are rebuilt in their place there.
+	ss := mf.ShardSize
 	shards := make([][]byte, len(b.pieces))
-	for i, d := range b.pieces {
+	for i := range shards {
+		sh := b.slab[i*ss : (i+1)*ss : (i+1)*ss]
 		if !bitSet(b.have, i) {
-			continue
+			sh = sh[:0]
 		}
-		if i >= mf.K { // parity
-			shards[i] = d
-			continue
-		}
-		sh := make([]byte, mf.ShardSize)
-		binary.BigEndian.PutUint16(sh, uint16(len(d)))
-		copy(sh[2:], d)
 		shards[i] = sh
 	}
 	if err := rs.Reconstruct(shards); err != nil {
@@ -939,7 +960,7 @@ func (s *stream) rebuild(b *block, now time.Time) {
 			if n > mf.ShardSize-2 {
 				return
 			}
-			p.Data = shards[i][2 : 2+n]
+			p.Data = shards[i][2 : 2+n : 2+n]
 		}
 		if mf.Verify(p) != nil {
 			return
