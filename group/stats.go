@@ -111,26 +111,33 @@ type reservoir struct {
 	samples []time.Duration // grows to limit
 	limit   int
 	seen    uint64
+	sorted  bool // samples are in order
 }
 
 func (r *reservoir) add(d time.Duration, rnd func(uint64) uint64) {
 	r.seen++
 	if len(r.samples) < r.limit {
 		r.samples = append(r.samples, d)
+		r.sorted = false
 		return
 	}
 	if j := rnd(r.seen); j < uint64(len(r.samples)) {
 		r.samples[j] = d
+		r.sorted = false
 	}
 }
 
-// percentile returns the q-quantile (0..1) of the sample.
+// percentile returns the q-quantile (0..1) of the sample. It sorts the
+// samples in place: which one a later sample replaces is drawn at random
+// anyway, so their order does not matter.
 func (r *reservoir) percentile(q float64) time.Duration {
 	if len(r.samples) == 0 {
 		return 0
 	}
-	s := slices.Clone(r.samples)
-	slices.Sort(s)
-	i := int(q * float64(len(s)-1))
-	return s[i]
+	if !r.sorted {
+		slices.Sort(r.samples)
+		r.sorted = true
+	}
+	i := int(q * float64(len(r.samples)-1))
+	return r.samples[i]
 }

@@ -39,3 +39,37 @@ func TestReservoir(t *testing.T) {
 		})
 	}
 }
+
+// Percentiles read while samples keep coming: the in-place sort must
+// neither hide later samples nor bias which ones are kept, and reading
+// allocates nothing.
+func TestReservoirReadWhileAdding(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	pick := func(n uint64) uint64 { return rnd.Uint64N(n) }
+	r := reservoir{limit: 200}
+	for i := 1; i <= 10000; i++ {
+		r.add(time.Duration(i)*time.Millisecond, pick)
+		if i%50 == 0 {
+			r.percentile(0.5)
+		}
+	}
+	if p := r.percentile(0.5); p < 4000*time.Millisecond || p > 6000*time.Millisecond {
+		t.Fatalf("median of 1..10000 ms read while adding: %v", p)
+	}
+	if n := testing.AllocsPerRun(10, func() { r.percentile(0.99) }); n != 0 {
+		t.Fatalf("percentile allocates %v times", n)
+	}
+	small := reservoir{limit: 1000}
+	for i := 1; i <= 100; i++ {
+		small.add(time.Millisecond, pick)
+	}
+	if p := small.percentile(0.5); p != time.Millisecond {
+		t.Fatalf("median %v, want 1ms", p)
+	}
+	for i := 1; i <= 200; i++ {
+		small.add(time.Second, pick)
+	}
+	if p := small.percentile(0.5); p != time.Second {
+		t.Fatalf("median after 200 samples of 1s over 100 of 1ms: %v (a stale sort?)", p)
+	}
+}
