@@ -52,15 +52,15 @@ var ErrStreamTooLong = errors.New("group: the stream reached its block limit (2^
 
 // block is one FEC block in a member's window.
 type block struct {
-	seq        uint64
-	sm         *signedManifest // nil until a verified manifest arrives
-	pieces     [][]byte        // pieces' data by index, nil if not held (piece)
+	seq    uint64
+	sm     *signedManifest // nil until a verified manifest arrives
+	pieces [][]byte        // pieces' data by index, nil if not held (piece)
 	// The shards of the pieces received or rebuilt here, by index, as
 	// the decoder lays them out (length prefix, data, zero padding; a
 	// parity piece is its shard): pieces[i] lies in it, so a rebuild
 	// copies nothing. Nil for a block published here.
-	slab []byte
-	have       []byte          // bitmap of held pieces
+	slab       []byte
+	have       []byte // bitmap of held pieces
 	count      int
 	pending    []pendingPiece // pieces received before the manifest
 	pendFrom   *link
