@@ -718,10 +718,14 @@ func (g *Group) handle(l *link, m *Message) {
 		var target Address
 		copy(target[:], m.Target)
 		near := g.table.Nearest(target, min(g.cfg.K, MaxNodes))
-		reply := &Message{Type: MsgNodes, ReqID: m.ReqID, Nodes: make([]WireContact, 0, len(near))}
-		for _, c := range near {
-			a, _ := c.Addr.MarshalBinary()
-			reply.Nodes = append(reply.Nodes, WireContact{PeerID: c.PeerID[:], Addr: a})
+		reply := &Message{Type: MsgNodes, ReqID: m.ReqID, Nodes: make([]WireContact, len(near))}
+		// One buffer holds every address, and the IDs are near's own
+		// (a loop variable's ID escaped: one copy per contact).
+		addrs := make([]byte, 0, len(near)*(16+2+1))
+		for i := range near {
+			at := len(addrs)
+			addrs, _ = near[i].Addr.AppendBinary(addrs)
+			reply.Nodes[i] = WireContact{PeerID: near[i].PeerID[:], Addr: addrs[at:len(addrs):len(addrs)]}
 		}
 		g.trySend(l, reply)
 	case MsgNodes:
