@@ -1219,10 +1219,11 @@ func (s *stream) advertise() {
 			c.Maps = append(c.Maps, b.have[:n])
 		}
 	}
+	lc := new(control) // each link's copy (encoded before the next)
 	for _, l := range s.g.links {
 		// Poison reverse: a member never offers its own pusher a route
 		// through itself, which would make a two-member loop.
-		lc := *c
+		*lc = *c
 		for k, p := range s.parents {
 			if p == l {
 				if &lc.Depth[0] == &c.Depth[0] {
@@ -1239,7 +1240,7 @@ func (s *stream) advertise() {
 			lc.Node = s.nodeSig
 			l.nodeSigSent++
 		}
-		s.g.sendControl(l, &lc)
+		s.g.sendControl(l, lc)
 	}
 }
 
