@@ -206,6 +206,7 @@ func (e *Endpoint) setNow(now time.Time) {
 	if now.After(e.now) {
 		e.now = now
 	}
+	e.pool.trim(e.now)
 }
 
 // timestamp is the 16-bit, 4 ms-tick packet clock (§2.2.4).

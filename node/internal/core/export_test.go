@@ -36,3 +36,6 @@ func (e *Endpoint) CheckTimers() error {
 func (s *Session) HandshakeBytes() int {
 	return len(s.iikeying) + len(s.cookie) + len(s.tag) + len(s.rikeying) + len(s.candidates)
 }
+
+// PooledBuffers is how many data buffers the endpoint's pool holds.
+func (e *Endpoint) PooledBuffers() int { return len(e.pool.bufs.items) + len(e.pool.small.items) }
