@@ -144,6 +144,9 @@ type stream struct {
 	blocks map[uint64]*block
 	low    uint64 // blocks below are forgotten
 	dec    *fec.Decoder
+	// Slabs of forgotten blocks, for new ones (at most maxSpareSlabs):
+	// blocks come as fast as they are forgotten.
+	slabs [][]byte
 
 	// Where a member that is not the publisher starts (see anchor):
 	// anchored once a verified manifest fixed the start block, feeding
@@ -632,7 +635,7 @@ func (s *stream) accept(b *block, p fec.Piece, from *link, now time.Time) {
 		// a period old.
 		from.newest[k] = int64(b.seq)
 	}
-	p.Data = b.keep(p)
+	p.Data = s.keep(b, p)
 	s.store(b, p, from, now)
 	if b.count == b.sm.Manifest.K && b.asked == nil && !b.firstPiece.IsZero() {
 		// How long pushes take to fill a block here sets how long to
@@ -653,10 +656,10 @@ func (s *stream) accept(b *block, p fec.Piece, from *link, now time.Time) {
 
 // keep copies verified piece p of b into its shard of b's slab and
 // returns the copy of its data.
-func (b *block) keep(p fec.Piece) []byte {
+func (s *stream) keep(b *block, p fec.Piece) []byte {
 	ss := b.sm.Manifest.ShardSize
 	if b.slab == nil {
-		b.slab = make([]byte, len(b.pieces)*ss)
+		b.slab = s.newSlab(len(b.pieces) * ss)
 	}
 	sh := b.slab[p.Index*ss : (p.Index+1)*ss : (p.Index+1)*ss]
 	if p.IsParity() {
@@ -668,6 +671,25 @@ func (b *block) keep(p fec.Piece) []byte {
 	clear(sh[2+n:]) // a failed rebuild may have written there
 	return sh[2 : 2+n : 2+n]
 }
+
+// newSlab returns n zeroed bytes for a block's pieces: a forgotten
+// block's slab if one is large enough.
+func (s *stream) newSlab(n int) []byte {
+	if k := len(s.slabs); k > 0 {
+		sl := s.slabs[k-1]
+		s.slabs[k-1] = nil
+		s.slabs = s.slabs[:k-1]
+		if cap(sl) >= n {
+			sl = sl[:n]
+			clear(sl)
+			return sl
+		}
+	}
+	return make([]byte, n)
+}
+
+// maxSpareSlabs bounds the slabs kept for reuse.
+const maxSpareSlabs = 2
 
 func (s *stream) store(b *block, p fec.Piece, from *link, now time.Time) {
 	b.pieces[p.Index] = p.Data
@@ -1128,6 +1150,11 @@ func (s *stream) prune(now time.Time) {
 	for seq, b := range s.blocks {
 		if now.After(b.expire) && (s.source || seq < head || !s.anchored) {
 			delete(s.blocks, seq)
+			// Nothing holds its pieces now: messages carry copies of
+			// them, and so does the decoder.
+			if b.slab != nil && len(s.slabs) < maxSpareSlabs {
+				s.slabs = append(s.slabs, b.slab)
+			}
 			if seq >= s.low {
 				s.low = seq + 1
 			}
