@@ -719,9 +719,10 @@ func (g *Group) handle(l *link, m *Message) {
 		copy(target[:], m.Target)
 		near := g.table.Nearest(target, min(g.cfg.K, MaxNodes))
 		reply := &Message{Type: MsgNodes, ReqID: m.ReqID, Nodes: make([]WireContact, len(near))}
-		// One buffer holds every address, and the IDs are near's own
-		// (a loop variable's ID escaped: one copy per contact).
-		addrs := make([]byte, 0, len(near)*(16+2+1))
+		// One buffer holds every address (room for an IPv6 address and
+		// port each; a zone grows it), and the IDs are near's own (a
+		// loop variable's ID escaped: one copy per contact).
+		addrs := make([]byte, 0, len(near)*(16+2))
 		for i := range near {
 			at := len(addrs)
 			addrs, _ = near[i].Addr.AppendBinary(addrs)
