@@ -35,8 +35,8 @@ type DecoderConfig struct {
 	// Recycle makes the decoder reuse the memory of blocks it is done
 	// with for later blocks: the Fragments of an Output are then valid
 	// only until the next call to Add or Next, and a caller that keeps
-	// them must copy them first. Without it they stay valid for good and every
-	// block takes new memory ((k+m) shards of it).
+	// them must copy them first. Without it they stay valid for good
+	// and every block takes new memory ((k+m) shards of it).
 	Recycle bool
 }
 
