@@ -50,6 +50,10 @@
 // answer: a refusal leaves the class where it was. The publisher
 // limits its push subscribers to SourcePushCopies per class and sends
 // every piece to that many neighbours even while subscriptions change.
+// The trees form before the stream: a member holding the publisher key
+// (Config.PublisherKey) is their root from Join, before it publishes,
+// unless it learns of a stream it did not publish (another instance of
+// the publisher runs it), where it is a member like the others.
 //
 // A relay cannot check a piece before the block's manifest, which travels
 // down the trees of ManifestCarriers classes only, so it holds pieces that

@@ -117,9 +117,24 @@ func TestPublishNeedsKey(t *testing.T) {
 	pub, _, _ := ed25519.GenerateKey(nil)
 	_, wrong, _ := ed25519.GenerateKey(nil)
 	spec := Specifier{Name: "keyed", Multicast: true, PublisherKey: pub}
-	m := newMesh(t, 1, memnet.Link{}, spec, Config{}, wrong)
-	if _, err := m.members[0].g.Publish(); err != ErrNotPublisher {
-		t.Fatalf("got %v, want ErrNotPublisher", err)
+	for _, tt := range []struct {
+		name string
+		key  ed25519.PrivateKey
+	}{
+		{"another key", wrong},
+		{"no key", nil},
+		{"a 10-byte key", make(ed25519.PrivateKey, 10)}, // Public() would panic
+		{"a 40-byte key", wrong[:40]},
+	} {
+		m := newMesh(t, 1, memnet.Link{}, spec, Config{}, tt.key)
+		if _, err := m.members[0].g.Publish(); err != ErrNotPublisher {
+			t.Errorf("%s: got %v, want ErrNotPublisher", tt.name, err)
+		}
+		m.members[0].g.mu.Lock()
+		if m.members[0].g.st.rooted {
+			t.Errorf("%s: the member is the push trees' root", tt.name)
+		}
+		m.members[0].g.mu.Unlock()
 	}
 	m2 := newMesh(t, 1, memnet.Link{}, Specifier{Name: "posting only", Posting: true}, Config{}, nil)
 	if _, err := m2.members[0].g.Publish(); err != ErrMulticastOff {

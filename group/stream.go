@@ -187,6 +187,11 @@ type stream struct {
 	lat        reservoir
 
 	dirty bool // a neighbour's hops changed since the last choice
+	// rooted: the push trees start here. The publisher; also, from Join,
+	// a member holding the publisher key (Config.PublisherKey) until it
+	// learns of a stream it did not publish, so that the trees form
+	// before the stream does instead of with its first blocks.
+	rooted bool
 	// extraAdvertised counts advertisements for route changes since the
 	// last periodic one
 	extraAdvertised int
@@ -198,7 +203,7 @@ type stream struct {
 	// idle advertisements: the last one sent without blocks, and how
 	// many identical ones were skipped since
 	idleDepth  []byte
-	nodeSig    []byte // the publisher's signature naming this node (Publish, with a key)
+	nodeSig    []byte // the publisher's signature naming this node (with a key)
 	idleSource bool
 	idleSkips  int
 
@@ -392,7 +397,7 @@ func newStream(g *Group, params fec.Params) (*stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stream{
+	s := &stream{
 		g: g, params: params, P: g.cfg.PushNeighbourLimit,
 		blocks:    make(map[uint64]*block),
 		dec:       dec,
@@ -406,7 +411,44 @@ func newStream(g *Group, params fec.Params) (*stream, error) {
 		out:           newFIFO[Record](g.cfg.Queue),
 		endCh:         make(chan struct{}),
 		lat:           reservoir{limit: g.cfg.LatencySamples},
-	}, nil
+	}
+	if ownsPublisherKey(g.spec, g.cfg.PublisherKey) {
+		s.root()
+	}
+	return s, nil
+}
+
+// ownsPublisherKey reports whether key is the private half of spec's
+// publisher key.
+func ownsPublisherKey(spec Specifier, key ed25519.PrivateKey) bool {
+	if len(spec.PublisherKey) == 0 || len(key) != ed25519.PrivateKeySize {
+		return false
+	}
+	pk, ok := key.Public().(ed25519.PublicKey)
+	return ok && pk.Equal(spec.PublisherKey)
+}
+
+// root makes this member the push trees' root: its hops are 0, it
+// chooses no pushers, takes SourcePushCopies subscribers per class, and
+// proves its node to its neighbours (Node), who relay its pushes without
+// waiting for manifests.
+func (s *stream) root() {
+	s.rooted = true
+	if len(s.g.spec.PublisherKey) > 0 && s.nodeSig == nil {
+		s.nodeSig = ed25519.Sign(s.g.cfg.PublisherKey, nodeSigningBytes(s.g.id, s.g.host.Node().PeerID()))
+	}
+}
+
+// unroot ends a key holder's root role before it published: it learnt
+// of a stream (another instance of the publisher runs it), where it is a
+// member like any other. Its neighbours see its hops change with its next
+// advertisement.
+func (s *stream) unroot() {
+	if s.source || !s.rooted {
+		return
+	}
+	s.rooted = false
+	s.dirty = true
 }
 
 func (s *stream) linkAdded(l *link) {
@@ -716,6 +758,7 @@ func (s *stream) store(b *block, p fec.Piece, from *link, now time.Time) {
 // (neighbours still hold them, as complete blocks).
 func (s *stream) anchor(seq uint64, now time.Time) {
 	s.anchored = true
+	s.unroot()
 	s.start = s.startFor(seq)
 	s.low = s.start
 	for q := range s.blocks {
@@ -1197,8 +1240,8 @@ func (s *stream) advertise() {
 		}
 		first = false
 	}
-	c := &control{Type: ctlAvail, Block: lo, Source: s.source, Depth: make([]byte, s.P)}
-	if !s.source {
+	c := &control{Type: ctlAvail, Block: lo, Source: s.rooted, Depth: make([]byte, s.P)}
+	if !s.rooted {
 		// (The publisher's delay is 0, which its depth says.)
 		c.Delay = make([]byte, s.P)
 	}
@@ -1214,8 +1257,8 @@ func (s *stream) advertise() {
 	// With no stream, an unchanged advertisement goes out only every
 	// eighth time: an idle group costs little.
 	if first {
-		same := bytes.Equal(c.Depth, s.idleDepth) && s.idleSource == s.source
-		s.idleDepth, s.idleSource = c.Depth, s.source
+		same := bytes.Equal(c.Depth, s.idleDepth) && s.idleSource == s.rooted
+		s.idleDepth, s.idleSource = c.Depth, s.rooted
 		if same && s.idleSkips < 7 {
 			s.idleSkips++
 			return
@@ -1342,6 +1385,9 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 			}
 		}
 		if seq, ok := c.newest(); ok && !s.source && !s.anchored {
+			// A stream this member did not publish runs: a key holder
+			// stops being the root (unroot).
+			s.unroot()
 			// Not started: no verified manifest came yet, so no block
 			// is in range (getBlock). The newest block a neighbour
 			// holds is pulled, manifest first, which starts this
@@ -1353,7 +1399,7 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 			s.pieceBlock(seq, now)
 		}
 		s.owe(l, c, now)
-		if urgent && !s.source {
+		if urgent && !s.rooted {
 			s.reroute(now)
 		}
 	case ctlSubscribe:
@@ -1444,7 +1490,7 @@ func (s *stream) handleSubscribe(l *link, c *control) {
 		return
 	}
 	copies := s.g.cfg.RelayPushCopies
-	if s.source {
+	if s.rooted {
 		copies = s.g.cfg.SourcePushCopies
 	}
 	// The publisher bounds each class to its copies, so every class
@@ -1467,7 +1513,7 @@ func (s *stream) handleSubscribe(l *link, c *control) {
 	}
 	var refused []byte
 	for _, k := range c.Classes {
-		if load < copies*s.P && (!s.source || perClass[k] < copies) {
+		if load < copies*s.P && (!s.rooted || perClass[k] < copies) {
 			l.subs[k] = true
 			load++
 			perClass[k]++
@@ -1735,7 +1781,7 @@ func (s *stream) pick(now time.Time, rank func(*link) int) *link {
 
 // myDepth is this member's hops from the publisher in class k's tree.
 func (s *stream) myDepth(k int) int {
-	if s.source {
+	if s.rooted {
 		return 0
 	}
 	if p := s.parents[k]; p != nil {
@@ -1747,7 +1793,7 @@ func (s *stream) myDepth(k int) int {
 // myDelay is this member's delay from the publisher in class k's tree:
 // its pusher's, plus the hop from it; ok is false without a route.
 func (s *stream) myDelay(k int) (time.Duration, bool) {
-	if s.source {
+	if s.rooted {
 		return 0, true
 	}
 	if p := s.parents[k]; p != nil {
@@ -2076,7 +2122,7 @@ func switchMargin(best time.Duration) time.Duration {
 // nearer by switchMargin or the current one's pushes come late (then it
 // is shunned for a while), and tells the neighbours whose set changed.
 func (s *stream) selectParents(now time.Time) {
-	if s.source || s.g.closed {
+	if s.rooted || s.g.closed {
 		return
 	}
 	perLink := (s.P + len(s.g.links) - 1) / max(len(s.g.links), 1)
@@ -2249,11 +2295,8 @@ func (g *Group) Publish() (*Publisher, error) {
 	if g.st == nil {
 		return nil, ErrMulticastOff
 	}
-	if len(g.spec.PublisherKey) > 0 {
-		pk, ok := g.cfg.PublisherKey.Public().(ed25519.PublicKey)
-		if len(g.cfg.PublisherKey) != ed25519.PrivateKeySize || !ok || !pk.Equal(g.spec.PublisherKey) {
-			return nil, ErrNotPublisher
-		}
+	if len(g.spec.PublisherKey) > 0 && !ownsPublisherKey(g.spec, g.cfg.PublisherKey) {
+		return nil, ErrNotPublisher
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -2272,9 +2315,7 @@ func (g *Group) Publish() (*Publisher, error) {
 	}
 	s.enc, s.source = enc, true
 	s.start, s.low = enc.NextSeq(), enc.NextSeq()
-	if len(g.spec.PublisherKey) > 0 {
-		s.nodeSig = ed25519.Sign(g.cfg.PublisherKey, nodeSigningBytes(g.id, g.host.Node().PeerID()))
-	}
+	s.root()
 	// A publisher needs no pushers: cancel any chosen (or being asked)
 	// before it published.
 	for c, l := range s.parents {

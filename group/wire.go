@@ -87,7 +87,8 @@ type control struct {
 	// then Maps has one bitmap of held pieces per block.
 	Full uint64   `msgpack:"f,omitempty"`
 	Maps [][]byte `msgpack:"m,omitempty"`
-	// Avail: the sender is the stream's publisher.
+	// Avail: the sender is the stream's publisher, or holds its key and
+	// will be (the push trees' root either way).
 	Source bool `msgpack:"s,omitempty"`
 	// Avail: per push class, the sender's hops from the publisher
 	// (0 for the publisher, noRoute when it has no pusher).
@@ -97,7 +98,8 @@ type control struct {
 	// trip of every hop; noDelay when unknown or no route). Members choose
 	// pushers by it; one that sends none is judged by its hops.
 	Delay []byte `msgpack:"dl,omitempty"`
-	// Avail, from the publisher's node: the publisher's signature over
+	// Avail, from the publisher's node (or a key holder's, before it
+	// publishes): the publisher's signature over
 	// nodeSigningBytes of this node's peer ID (which the RTMFP session
 	// authenticates). Pieces it pushes are then relayed at once, before
 	// their manifest.
