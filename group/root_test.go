@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -11,27 +12,30 @@ import (
 )
 
 // A member holding the publisher key is the push trees' root from Join,
-// so the trees are there before the stream: within seconds of the
+// so the trees are there before the stream: within 1.5 s of the
 // bootstrap, with nothing published, every other member has a pusher and
 // a route in every class, and the key holder takes at most
-// SourcePushCopies subscribers per class. The stream's first block then
-// reaches every member about as fast as the later ones (when the trees
-// formed with the stream, its fragments took 2-3 times as long, pulled
-// after the fetch period). A second holder of the key that joins while
+// SourcePushCopies subscribers per class, and two seconds after the links
+// got their delays at most 5 % of the members' classes lack a route. The
+// stream's first block then reaches every member about as fast as the
+// later ones (within twice their median and p99; when the trees formed
+// with the stream, its median fragment took 5 times as long, pulled after
+// the fetch period). A second holder of the key that joins while
 // the stream runs stops being a root, and the stream goes on whole.
 // 16 members, links of 10-30 ms, virtual clock.
 func TestTreesBeforePublish(t *testing.T) {
 	runVirtual(t, func(t *testing.T) {
 		pub, priv, _ := ed25519.GenerateKey(nil)
 		spec := Specifier{Name: "root", Multicast: true, PublisherKey: pub}
-		link := memnet.Link{Delay: 10 * time.Millisecond, Jitter: 20 * time.Millisecond}
-		m := newMesh(t, 16, link, spec, Config{}, priv)
+		lk := memnet.Link{Delay: 10 * time.Millisecond, Jitter: 20 * time.Millisecond}
+		m := newMesh(t, 16, lk, spec, Config{}, priv)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		m.bootstrap(ctx)
-		m.impairPairs(7)
 		// Routes spread with the availability messages, which an idle
-		// group sends unchanged only every eighth period.
+		// group repeats unchanged only every eighth period (2 s), but
+		// sends at once on a new link, or when a route or delay moved:
+		// about half a second here.
 		start := time.Now()
 		for {
 			missing := 0
@@ -48,13 +52,35 @@ func TestTreesBeforePublish(t *testing.T) {
 				t.Logf("every member has a route in every class %v after the bootstrap", time.Since(start).Round(time.Millisecond))
 				break
 			}
-			if time.Since(start) > 5*time.Second {
-				t.Fatalf("5 s after the bootstrap, with nothing published, %d classes of the members have no route", missing)
+			if time.Since(start) > 1500*time.Millisecond {
+				shown := 0
+				for i, mb := range m.members[1:] {
+					mb.g.mu.Lock()
+					st := mb.g.st
+					for k := range st.P {
+						if st.myDepth(k) < noRoute || shown == 5 {
+							continue
+						}
+						shown++
+						var ns []string
+						for _, l := range mb.g.links {
+							ns = append(ns, fmt.Sprintf("hops %d refused %v", l.depth[k], time.Now().Before(l.refused[k])))
+						}
+						t.Logf("member %d class %d: pusher %v, asking %v; neighbours %v", i+1, k, st.parents[k] != nil, st.trying[k] != nil, ns)
+					}
+					mb.g.mu.Unlock()
+				}
+				t.Fatalf("1.5 s after the bootstrap, with nothing published, %d classes of the members have no route", missing)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+		// The links get their delays, and the trees two seconds to
+		// follow them (as docs/benchmarks.md §6 does).
+		m.impairPairs(7)
+		time.Sleep(2 * time.Second)
 
 		copies := Config{}.withDefaults().SourcePushCopies
+		noRoutes := 0
 		for i, mb := range m.members {
 			mb.g.mu.Lock()
 			st := mb.g.st
@@ -70,19 +96,50 @@ func TestTreesBeforePublish(t *testing.T) {
 				switch {
 				case i == 0 && (!st.rooted || st.source || st.myDepth(k) != 0):
 					t.Errorf("key holder: rooted %v, source %v, hops %d in class %d before Publish", st.rooted, st.source, st.myDepth(k), k)
-				case i == 0 && (perClass[k] < 1 || perClass[k] > copies):
-					t.Errorf("key holder: %d subscribers in class %d (want 1 to %d)", perClass[k], k, copies)
+				case i == 0 && perClass[k] > copies:
+					t.Errorf("key holder: %d subscribers in class %d (want at most %d)", perClass[k], k, copies)
 				case i > 0 && st.rooted:
 					t.Errorf("member %d without the key is a root", i)
 				case i > 0 && (st.parents[k] == nil || st.myDepth(k) >= noRoute):
-					t.Errorf("member %d: no pusher or route in class %d before Publish (hops %d)", i, k, st.myDepth(k))
+					// While the trees follow the links' new delays a
+					// class can be caught in a routing loop for a while
+					// (counted, not failed below).
+					t.Logf("member %d: no pusher or route in class %d before Publish (hops %d)", i, k, st.myDepth(k))
+					noRoutes++
 				}
 			}
 			mb.g.mu.Unlock()
 		}
 
+		classes := (len(m.members) - 1) * Config{}.withDefaults().PushNeighbourLimit
+		if noRoutes*20 > classes {
+			t.Errorf("before Publish, %d of the members' %d classes have no route (at most 5 %%)", noRoutes, classes)
+		}
+
 		data := streamData(3 * 125_000)
 		m.subscribe(ctx, data)
+		// Classes spread over distinct neighbours, as in a stream: a
+		// member takes two classes from one neighbour only when it has
+		// fewer neighbours with a route than classes.
+		var changes0 uint64
+		shared := 0
+		for _, mb := range m.members[1:] {
+			changes0 += mb.g.Stats().PusherChanges
+			mb.g.mu.Lock()
+			per := map[*link]int{}
+			for _, p := range mb.g.st.parents {
+				if p != nil {
+					per[p]++
+				}
+			}
+			for _, v := range per {
+				shared += v - 1
+			}
+			mb.g.mu.Unlock()
+		}
+		if shared > len(m.members) {
+			t.Errorf("%d classes share a pusher with another class of their member (at most %d)", shared, len(m.members))
+		}
 		p, err := m.members[0].g.Publish()
 		if err != nil {
 			t.Fatal(err)
@@ -96,6 +153,11 @@ func TestTreesBeforePublish(t *testing.T) {
 		}()
 		publish(t, ctx, p, data, 125_000, 1000)
 		res := m.collect(data, 5*time.Second, len(m.members)-1)
+		var changes uint64
+		for _, mb := range m.members[1 : len(m.members)-1] {
+			changes += mb.g.Stats().PusherChanges
+		}
+		t.Logf("before Publish: %d pusher changes, %d classes sharing a pusher; %d pusher changes while the stream ran", changes0, shared, changes-changes0)
 		if res.missing > 0 {
 			t.Errorf("a member misses %.3f%% of the stream", res.missing*100)
 		}
@@ -116,7 +178,7 @@ func TestTreesBeforePublish(t *testing.T) {
 		if len(firsts) > 0 && len(later) > 0 {
 			f, l := firsts[len(firsts)/2], later[len(later)/2]
 			t.Logf("first block's fragments: median %v, max %v; later blocks' median %v, p99 %v", f, firsts[len(firsts)-1], l, later[len(later)*99/100])
-			if f > l*3/2 || firsts[len(firsts)-1] > later[len(later)*99/100]*3/2 {
+			if f > 2*l || firsts[len(firsts)-1] > 2*later[len(later)*99/100] {
 				t.Errorf("the first block came late: median %v against %v later, max %v against a p99 of %v", f, l, firsts[len(firsts)-1], later[len(later)*99/100])
 			}
 		}
@@ -125,6 +187,90 @@ func TestTreesBeforePublish(t *testing.T) {
 		again.g.mu.Unlock()
 		if rooted || !anchored {
 			t.Errorf("second key holder: rooted %v, anchored %v (want a member of the running stream)", rooted, anchored)
+		}
+	})
+}
+
+func TestDelaysMoved(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b []byte
+		want bool
+	}{
+		{"equal", []byte{10, 20, noDelay}, []byte{10, 20, noDelay}, false},
+		{"within the slack", []byte{10, 20}, []byte{12, 18}, false},
+		{"beyond the slack", []byte{10, 20}, []byte{10, 23}, true},
+		{"beyond, downwards", []byte{10, 20}, []byte{7, 20}, true},
+		{"a route appeared", []byte{noDelay, 20}, []byte{noDelay - 1, 20}, true},
+		{"a route went", []byte{10, 20}, []byte{10, noDelay}, true},
+		{"none sent yet", []byte{10, 20}, nil, true},
+		{"the publisher sends none", nil, nil, false},
+	}
+	for _, tt := range tests {
+		if got := delaysMoved(tt.a, tt.b); got != tt.want {
+			t.Errorf("%s: delaysMoved(%v, %v) = %v, want %v", tt.name, tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+// An idle member (no stream yet) repeats an unchanged availability
+// message only every eighth period, but one whose delay from the
+// publisher moved beyond the slack goes out at once, and so does one to a
+// link that never had one: the trees form before the stream and must
+// follow the links and their delays.
+func TestIdleAdvertisesMovedDelay(t *testing.T) {
+	runVirtual(t, func(t *testing.T) {
+		pub, _, _ := ed25519.GenerateKey(nil)
+		spec := Specifier{Name: "idle", Multicast: true, PublisherKey: pub}
+		m := newMesh(t, 1, memnet.Link{}, spec, Config{}, nil)
+		x := m.members[0].g
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		s := x.st
+		p, r := fakeLink(x, 1), fakeLink(x, 2)
+		defer removeFake(x, p, r)
+		p.depth[0], p.delay[0], p.halfRTT = 1, 40*time.Millisecond, 10*time.Millisecond
+		s.parents[0] = p
+		sent := func() int {
+			n := 0
+			for {
+				msg, ok := r.q.pop()
+				if !ok {
+					return n
+				}
+				if c, err := decodeControl(msg.b); err == nil && !msg.data && c.Type == ctlAvail {
+					n++
+				}
+			}
+		}
+		s.advertise() // the first: a change
+		sent()
+		for range 3 {
+			s.advertise()
+		}
+		if n := sent(); n != 0 {
+			t.Fatalf("%d unchanged idle advertisements sent in 3 periods, want 0", n)
+		}
+		p.halfRTT += 4 * time.Millisecond // 50 → 54 ms: one step, within the slack
+		s.advertise()
+		if n := sent(); n != 0 {
+			t.Errorf("a delay moved by one step was advertised at once (%d)", n)
+		}
+		p.halfRTT += 20 * time.Millisecond // 74 ms: six steps
+		s.advertise()
+		if n := sent(); n != 1 {
+			t.Errorf("a delay moved by six steps: %d advertisements, want 1 at once", n)
+		}
+		// A new link gets the unchanged message at once; the others not.
+		q := fakeLink(x, 3)
+		defer removeFake(x, q)
+		s.advertise()
+		if n := sent(); n != 0 {
+			t.Errorf("%d unchanged idle advertisements sent to an old link", n)
+		}
+		r = q // sent reads r's queue
+		if n := sent(); n != 1 {
+			t.Errorf("a new link got %d advertisements, want 1", n)
 		}
 	})
 }

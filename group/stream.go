@@ -206,6 +206,7 @@ type stream struct {
 	nodeSig    []byte // the publisher's signature naming this node (with a key)
 	idleSource bool
 	idleSkips  int
+	idleDelay  []byte // the delays of the last idle advertisement sent
 
 	// tamper, set by tests only, alters every piece this member sends and
 	// makes it push to every neighbour: a forging member.
@@ -1255,15 +1256,22 @@ func (s *stream) advertise() {
 		}
 	}
 	// With no stream, an unchanged advertisement goes out only every
-	// eighth time: an idle group costs little.
+	// eighth time: an idle group costs little. Delays that moved by more
+	// than idleDelaySlack since the last one sent count as a change: the
+	// trees form before the stream (stream.root), and their members must
+	// learn the delays to choose by them when the stream starts.
+	// A link that never had one gets it all the same: its far end learns
+	// the routes through us now rather than up to eight periods later.
+	skip := false
 	if first {
-		same := bytes.Equal(c.Depth, s.idleDepth) && s.idleSource == s.rooted
+		same := bytes.Equal(c.Depth, s.idleDepth) && s.idleSource == s.rooted && !delaysMoved(c.Delay, s.idleDelay)
 		s.idleDepth, s.idleSource = c.Depth, s.rooted
 		if same && s.idleSkips < 7 {
 			s.idleSkips++
-			return
+			skip = true
+		} else {
+			s.idleSkips, s.idleDelay = 0, c.Delay
 		}
-		s.idleSkips = 0
 	}
 	if !first {
 		if hi-lo >= maxAvailBlocks {
@@ -1291,6 +1299,10 @@ func (s *stream) advertise() {
 	}
 	lc := new(control) // each link's copy (encoded before the next)
 	for _, l := range s.g.links {
+		if skip && l.advertised {
+			continue
+		}
+		l.advertised = true
 		// Poison reverse: a member never offers its own pusher a route
 		// through itself, which would make a two-member loop.
 		*lc = *c
@@ -1779,6 +1791,28 @@ func (s *stream) pick(now time.Time, rank func(*link) int) *link {
 	return best
 }
 
+// idleDelaySlack is how far (in delayUnit steps) an idle member's delay
+// from the publisher may move before it advertises at once: round-trip
+// samples move it a little all the time.
+const idleDelaySlack = 2
+
+// delaysMoved reports whether advertised delays a and b differ: in
+// length, in which classes have one, or by more than idleDelaySlack.
+func delaysMoved(a, b []byte) bool {
+	if len(a) != len(b) {
+		return true
+	}
+	for i := range a {
+		switch {
+		case (a[i] == noDelay) != (b[i] == noDelay):
+			return true
+		case max(a[i], b[i])-min(a[i], b[i]) > idleDelaySlack:
+			return true
+		}
+	}
+	return false
+}
+
 // myDepth is this member's hops from the publisher in class k's tree.
 func (s *stream) myDepth(k int) int {
 	if s.rooted {
@@ -2220,7 +2254,15 @@ func (s *stream) selectParents(now time.Time) {
 				continue
 			}
 			sc := candScore{cost: cost(l, c), rank: l.rank[c]}
-			if l.newest[c]+2 < newest {
+			// Before the stream (no pieces anywhere) a neighbour
+			// without a route in the class is what a stale one is
+			// in it: ranked below, even over the load limit, every
+			// one with a route. Ranked by load alone, classes whose
+			// routes all came through neighbours already pushing
+			// another class here went to neighbours with no route,
+			// and those chose each other in loops: no member had a
+			// route in the class until the stream began.
+			if l.newest[c]+2 < newest || newest < 0 && sc.cost == noRouteCost {
 				sc.stale = 1
 			}
 			if l != cur && load[l] >= perLink {
@@ -2230,7 +2272,15 @@ func (s *stream) selectParents(now time.Time) {
 				best, bestScore = l, sc
 			}
 		}
-		if cur != nil && (best == nil || (cur.newest[c]+4 >= newest && cost(cur, c) <= cost(best, c)+switchMargin(cost(best, c)))) {
+		keep := cur != nil && (best == nil || (cur.newest[c]+4 >= newest && cost(cur, c) <= cost(best, c)+switchMargin(cost(best, c))))
+		if keep && newest < 0 && load[cur] > perLink && best != cur && bestScore.stale == 0 && bestScore.over == 0 {
+			// Before the stream, a class taken from a neighbour over
+			// the load limit (the only one with a route then) moves
+			// to one within it as soon as one has a route: classes
+			// spread over distinct neighbours, as they do in a stream.
+			keep = false
+		}
+		if keep {
 			continue
 		}
 		if best == cur || best == nil {
