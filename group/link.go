@@ -53,7 +53,6 @@ type link struct {
 	provenSource bool              // its node is the publisher's, by the publisher's signature (Node)
 	authentic    bool              // the session authenticates its peer ID (node.Session.PeerAuthenticated)
 	nodeSigSent  int               // availability messages that carried our Node signature to it
-	advertised   bool              // an availability message went to it (stream.advertise)
 	late         []time.Duration   // per push class: smoothed lateness of its pushes to us
 	subs         []bool            // push classes it wants from us
 	refused      []time.Time       // per class: it refused to push to us until then

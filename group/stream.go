@@ -1260,18 +1260,14 @@ func (s *stream) advertise() {
 	// than idleDelaySlack since the last one sent count as a change: the
 	// trees form before the stream (stream.root), and their members must
 	// learn the delays to choose by them when the stream starts.
-	// A link that never had one gets it all the same: its far end learns
-	// the routes through us now rather than up to eight periods later.
-	skip := false
 	if first {
 		same := bytes.Equal(c.Depth, s.idleDepth) && s.idleSource == s.rooted && !delaysMoved(c.Delay, s.idleDelay)
 		s.idleDepth, s.idleSource = c.Depth, s.rooted
 		if same && s.idleSkips < 7 {
 			s.idleSkips++
-			skip = true
-		} else {
-			s.idleSkips, s.idleDelay = 0, c.Delay
+			return
 		}
+		s.idleSkips, s.idleDelay = 0, c.Delay
 	}
 	if !first {
 		if hi-lo >= maxAvailBlocks {
@@ -1299,10 +1295,6 @@ func (s *stream) advertise() {
 	}
 	lc := new(control) // each link's copy (encoded before the next)
 	for _, l := range s.g.links {
-		if skip && l.advertised {
-			continue
-		}
-		l.advertised = true
 		// Poison reverse: a member never offers its own pusher a route
 		// through itself, which would make a two-member loop.
 		*lc = *c
@@ -1791,6 +1783,12 @@ func (s *stream) pick(now time.Time, rank func(*link) int) *link {
 	return best
 }
 
+// routeWait is how long, before the stream, a pusher may stay without a
+// route in its class before the class goes to a neighbour that has one
+// over the load limit (selectParents): longer than the trees take to
+// form through distinct neighbours (about 2 s for 16 members).
+const routeWait = 3 * time.Second
+
 // idleDelaySlack is how far (in delayUnit steps) an idle member's delay
 // from the publisher may move before it advertises at once: round-trip
 // samples move it a little all the time.
@@ -2247,22 +2245,14 @@ func (s *stream) selectParents(now time.Time) {
 		// Candidates are ordered by a score: fresh first, then within
 		// the load limit, then nearest the publisher (in delay), then a
 		// stable random rank. Each link's score is worked out once.
-		var best *link
-		var bestScore candScore
+		var best, routed *link
+		var bestScore, routedScore candScore
 		for _, l := range s.g.links {
 			if now.Before(l.refused[c]) {
 				continue
 			}
 			sc := candScore{cost: cost(l, c), rank: l.rank[c]}
-			// Before the stream (no pieces anywhere) a neighbour
-			// without a route in the class is what a stale one is
-			// in it: ranked below, even over the load limit, every
-			// one with a route. Ranked by load alone, classes whose
-			// routes all came through neighbours already pushing
-			// another class here went to neighbours with no route,
-			// and those chose each other in loops: no member had a
-			// route in the class until the stream began.
-			if l.newest[c]+2 < newest || newest < 0 && sc.cost == noRouteCost {
+			if l.newest[c]+2 < newest {
 				sc.stale = 1
 			}
 			if l != cur && load[l] >= perLink {
@@ -2271,16 +2261,24 @@ func (s *stream) selectParents(now time.Time) {
 			if best == nil || sc.less(bestScore) {
 				best, bestScore = l, sc
 			}
+			if sc.cost < noRouteCost && (routed == nil || sc.cost < routedScore.cost) {
+				routed, routedScore = l, sc
+			}
 		}
-		keep := cur != nil && (best == nil || (cur.newest[c]+4 >= newest && cost(cur, c) <= cost(best, c)+switchMargin(cost(best, c))))
-		if keep && newest < 0 && load[cur] > perLink && best != cur && bestScore.stale == 0 && bestScore.over == 0 {
-			// Before the stream, a class taken from a neighbour over
-			// the load limit (the only one with a route then) moves
-			// to one within it as soon as one has a route: classes
-			// spread over distinct neighbours, as they do in a stream.
-			keep = false
+		if !s.anchored && cur != nil && cost(cur, c) == noRouteCost && now.Sub(cur.parentAt[c]) > routeWait &&
+			bestScore.cost == noRouteCost && routed != nil {
+			// Before the stream no freshness ranks the candidates,
+			// and by load alone a class whose routes all run through
+			// neighbours already pushing another class here went to
+			// neighbours without a route, which chose each other: no
+			// member had a route in it until the stream began. A
+			// pusher still without a route after routeWait gives the
+			// class to the nearest neighbour with one, over the load
+			// limit (at once, classes would pile on the few
+			// neighbours with routes while the trees form).
+			best, bestScore = routed, routedScore
 		}
-		if keep {
+		if cur != nil && (best == nil || (cur.newest[c]+4 >= newest && cost(cur, c) <= cost(best, c)+switchMargin(cost(best, c)))) {
 			continue
 		}
 		if best == cur || best == nil {
