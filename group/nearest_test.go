@@ -9,7 +9,7 @@ import (
 // neighbour two hops out on fast links beats one a hop out on a slow one.
 // A current pusher is kept unless another is nearer by switchMargin; a
 // neighbour that advertises no delay is judged by its hops times the
-// half round trip to it.
+// half round trip to it; a hop counts at least minHop.
 func TestPushersChosenByDelay(t *testing.T) {
 	const ms = time.Millisecond
 	type cand struct {
@@ -30,6 +30,7 @@ func TestPushersChosenByDelay(t *testing.T) {
 		{"no delay advertised: hops", cand{1, -1, 20 * ms}, cand{3, -1, 20 * ms}, 0, 1},
 		{"no delay advertised: hops times the hop", cand{1, -1, 60 * ms}, cand{3, -1, 10 * ms}, 0, 2},
 		{"no route", cand{3, 200 * ms, 50 * ms}, cand{noRoute, 10 * ms, 5 * ms}, 0, 1},
+		{"a hop counts at least minHop", cand{1, 25 * ms, 1 * ms}, cand{1, 20 * ms, 8 * ms}, 0, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			runVirtual(t, func(t *testing.T) {
@@ -93,11 +94,12 @@ func TestAdvertisedDelay(t *testing.T) {
 		s.idleDepth = nil // not an idle repeat, whether or not x holds blocks
 		s.advertise()
 		toR, toP, toQ := latest(r), latest(p), latest(q)
-		// 50 ms and 28 ms, in 4 ms steps, rounded.
-		if toR.Delay[0] != 13 || toR.Delay[1] != 7 || toR.Delay[2] != noDelay {
-			t.Errorf("delays advertised %v, want [13 7 %d ...]", toR.Delay, noDelay)
+		// 50 ms, and 30 ms (q's 8 ms hop counts as minHop, 10 ms), in
+		// 4 ms steps, rounded.
+		if toR.Delay[0] != 13 || toR.Delay[1] != 8 || toR.Delay[2] != noDelay {
+			t.Errorf("delays advertised %v, want [13 8 %d ...]", toR.Delay, noDelay)
 		}
-		if toP.Delay[0] != noDelay || toP.Delay[1] != 7 || toQ.Delay[1] != noDelay || toQ.Delay[0] != 13 {
+		if toP.Delay[0] != noDelay || toP.Delay[1] != 8 || toQ.Delay[1] != noDelay || toQ.Delay[0] != 13 {
 			t.Errorf("a pusher was offered a route through itself: to p %v, to q %v", toP.Delay, toQ.Delay)
 		}
 	})

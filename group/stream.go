@@ -1834,6 +1834,13 @@ func (s *stream) myDelay(k int) (time.Duration, bool) {
 	return 0, false
 }
 
+// minHop is the least a hop counts for in the delay from the publisher,
+// however short its round trip: each relay adds its own handling, and
+// trees chosen on fast links (a LAN, or the test harness's 1 ms links
+// before the stream) would otherwise be as deep as chance made them, the
+// switch margin (at least 20 ms) hiding the extra hops.
+const minHop = 10 * time.Millisecond
+
 // defaultHop stands for the delay of a hop whose round trip is not
 // measured yet.
 const defaultHop = 50 * time.Millisecond
@@ -1849,6 +1856,7 @@ func (l *link) via(k int) (time.Duration, bool) {
 	if hop <= 0 {
 		hop = defaultHop
 	}
+	hop = max(hop, minHop)
 	d := l.delay[k]
 	if d < 0 {
 		d = time.Duration(l.depth[k]) * hop
