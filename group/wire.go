@@ -99,10 +99,9 @@ type control struct {
 	// pushers by it; one that sends none is judged by its hops.
 	Delay []byte `msgpack:"dl,omitempty"`
 	// Avail, from the publisher's node (or a key holder's, before it
-	// publishes): the publisher's signature over
-	// nodeSigningBytes of this node's peer ID (which the RTMFP session
-	// authenticates). Pieces it pushes are then relayed at once, before
-	// their manifest.
+	// publishes): the publisher's signature over nodeSigningBytes of this
+	// node's peer ID (which the RTMFP session authenticates). Pieces it
+	// pushes are then relayed at once, before their manifest.
 	Node []byte `msgpack:"pn,omitempty"`
 	// Subscribe, Refuse: push classes; Classes of Modulus.
 	Classes []byte `msgpack:"c,omitempty"`
