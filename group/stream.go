@@ -2269,7 +2269,8 @@ func (s *stream) selectParents(now time.Time) {
 			if best == nil || sc.less(bestScore) {
 				best, bestScore = l, sc
 			}
-			if sc.cost < noRouteCost && (routed == nil || sc.cost < routedScore.cost) {
+			if !s.anchored && sc.cost < noRouteCost && (routed == nil || sc.cost < routedScore.cost) {
+				// (Only read before the stream, below.)
 				routed, routedScore = l, sc
 			}
 		}
