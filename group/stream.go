@@ -210,7 +210,7 @@ type stream struct {
 
 	// tamper, set by tests only, alters every piece this member sends and
 	// makes it push to every neighbour: a forging member.
-	tamper func([]byte) []byte
+	tamper func(to *link, msg []byte) []byte
 	// withhold, set by tests only, makes this member push nothing while
 	// it takes on push classes and advertises what it holds.
 	withhold bool
@@ -954,7 +954,7 @@ func (s *stream) sendPiece(l *link, b *block, p fec.Piece, msg []byte) {
 		lane = s.g.cfg.DataLanes
 	}
 	if s.tamper != nil {
-		msg = s.tamper(msg)
+		msg = s.tamper(l, msg)
 	}
 	m := outMsg{data: true, lane: lane, b: msg, deadline: b.deadline, push: msg[1] == viaPush, seq: b.seq}
 	if msg[1] == viaPull {
