@@ -141,9 +141,14 @@ type dblock struct {
 	count, data  int
 	firstSeen    time.Time
 	ready, fails bool
-	frags        [][]byte
-	sent         int    // leading data fragments already output early
-	sentBytes    uint64 // their length
+	// open: only full fragments given by AddFragment are in, so k and m
+	// are not known (the buffer is sized for K+M shards of
+	// FragmentSize+2); maxEarly is one past the highest of their indexes.
+	open      bool
+	maxEarly  int
+	frags     [][]byte
+	sent      int    // leading data fragments already output early
+	sentBytes uint64 // their length
 }
 
 // NewDecoder returns a Decoder for cfg, with defaults filled in.
@@ -211,6 +216,76 @@ func (d *Decoder) Add(p Piece, now time.Time) error {
 	return nil
 }
 
+// AddFragment gives the decoder a full data fragment of a block whose
+// parameters may not be known yet (Encoder.Filled: sent before its block
+// closed). It goes out early (DecoderConfig.Early) like a data piece, and
+// the block is rebuilt once its pieces say how many fragments and parity
+// pieces it has. The caller vouches for the fragment (the group layer
+// checks the publisher's signature on it); one that contradicts its
+// block's pieces is rejected like a mismatched piece.
+func (d *Decoder) AddFragment(f Fragment, now time.Time) error {
+	d.release()
+	pp := d.cfg.Params
+	if len(f.Data) != pp.FragmentSize || f.Index < 0 || f.Index >= pp.K {
+		d.stats.Invalid++
+		return fmt.Errorf("%w: fragment %d of %d bytes, params K=%d FragmentSize=%d",
+			ErrPieceMismatch, f.Index, len(f.Data), pp.K, pp.FragmentSize)
+	}
+	if !d.started {
+		d.started, d.head, d.pos = true, f.Block, f.Offset
+	}
+	switch {
+	case f.Block < d.head:
+		d.stats.Old++
+	case d.beyond(f.Block):
+		d.stats.Future++
+		if !d.future {
+			d.future, d.futureSince = true, now
+		}
+		d.futureSeq = max(d.futureSeq, f.Block)
+	default:
+		if err := d.storeFragment(f, now); err != nil {
+			d.stats.Invalid++
+			return err
+		}
+	}
+	d.Advance(now)
+	return nil
+}
+
+func (d *Decoder) storeFragment(f Fragment, now time.Time) error {
+	pp := d.cfg.Params
+	ss := pp.FragmentSize + lengthPrefix
+	slot := &d.ring[f.Block%uint64(len(d.ring))]
+	b := *slot
+	if b == nil {
+		b = d.newBlock((pp.K + pp.M) * ss)
+		b.seq, b.offset, b.ss, b.firstSeen, b.open = f.Block, f.Offset, ss, now, true
+		*slot = b
+	}
+	if b.offset != f.Offset || b.ss != ss || !b.open && f.Index >= b.k {
+		return fmt.Errorf("%w: block %d is offset %d k=%d shard %d, fragment %d says offset %d shard %d",
+			ErrPieceMismatch, b.seq, b.offset, b.k, b.ss, f.Index, f.Offset, ss)
+	}
+	word, bit := f.Index/64, uint64(1)<<(f.Index%64)
+	if b.ready || b.fails || b.have[word]&bit != 0 {
+		d.stats.Duplicates++
+		return nil
+	}
+	b.have[word] |= bit
+	b.count++
+	b.data++
+	b.maxEarly = max(b.maxEarly, f.Index+1)
+	d.stats.Pieces++
+	s := b.buf[f.Index*ss : (f.Index+1)*ss]
+	s[0], s[1] = byte(len(f.Data)>>8), byte(len(f.Data))
+	copy(s[lengthPrefix:], f.Data)
+	if !b.open && b.count >= b.k {
+		d.rebuild(b)
+	}
+	return nil
+}
+
 func (d *Decoder) check(p Piece) error {
 	if err := p.Check(); err != nil {
 		return err
@@ -231,7 +306,15 @@ func (d *Decoder) store(p Piece, now time.Time) error {
 		b.seq, b.offset, b.k, b.m, b.ss, b.firstSeen = p.Block, p.Offset, p.K, p.M, p.ShardSize, now
 		*slot = b
 	}
-	if b.offset != p.Offset || b.k != p.K || b.ss != p.ShardSize {
+	if b.open && b.offset == p.Offset && b.ss == p.ShardSize && p.K >= b.maxEarly && p.K+p.M <= len(b.buf)/b.ss {
+		// The first piece of a block that so far had only early
+		// fragments: now its shape is known.
+		b.open, b.k, b.m = false, p.K, p.M
+		if b.count >= b.k {
+			d.rebuild(b) // the early fragments were the whole block
+		}
+	}
+	if b.open || b.offset != p.Offset || b.k != p.K || b.ss != p.ShardSize {
 		return fmt.Errorf("%w: block %d is offset %d k=%d shard %d, piece says %d k=%d shard %d",
 			ErrPieceMismatch, b.seq, b.offset, b.k, b.ss, p.Offset, p.K, p.ShardSize)
 	}
@@ -397,9 +480,10 @@ func (d *Decoder) Advance(now time.Time) {
 			for _, f := range rest {
 				n += len(f)
 			}
-			// rest is never empty: the last data fragment cannot have
-			// gone out early, since holding all of them makes the
-			// block ready.
+			// rest is empty only if every fragment went out early:
+			// fragments given by AddFragment before the block's
+			// pieces said it had no more. The record still ends the
+			// block.
 			d.out = append(d.out, Output{Block: b.seq, Offset: b.offset + b.sentBytes, Fragments: rest, Index: b.sent})
 			d.pos = b.offset + b.sentBytes + uint64(n)
 			d.stats.BlocksDelivered++
@@ -450,7 +534,11 @@ func (d *Decoder) Advance(now time.Time) {
 func (d *Decoder) early(b *dblock) {
 	first, from := b.sent, b.offset+b.sentBytes
 	var frags [][]byte
-	for b.sent < b.k && b.have[b.sent/64]&(1<<(b.sent%64)) != 0 {
+	k := b.k
+	if b.open {
+		k = d.cfg.Params.K
+	}
+	for b.sent < k && b.have[b.sent/64]&(1<<(b.sent%64)) != 0 {
 		s := b.buf[b.sent*b.ss : (b.sent+1)*b.ss]
 		n := int(s[0])<<8 | int(s[1])
 		frags = append(frags, s[lengthPrefix:lengthPrefix+n:lengthPrefix+n])

@@ -25,7 +25,12 @@
 // All pieces of a block are emitted together when it closes. That bounds
 // a byte's wait at MaxDelay, and it is what signing needs anyway: the
 // group layer signs a block's Manifest, which lists the hash of every
-// piece, and can verify each piece on arrival.
+// piece, and can verify each piece on arrival. A publisher that wants a
+// fragment on the wire before its block closes takes it from
+// Encoder.Filled as soon as it is full (it then authenticates it on its
+// own); a Decoder takes it with AddFragment, before the block's k', m
+// and shard size are known (a block with a full fragment has shards of
+// FragmentSize+2), and learns them from the block's first piece.
 //
 // # Shards
 //

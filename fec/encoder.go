@@ -49,6 +49,7 @@ type Encoder struct {
 	seq     uint64
 	offset  uint64 // stream offset of the open block
 	blkLen  int
+	taken   int // fragments of the open block Filled looked at
 
 	out   []Block
 	outAt int
@@ -157,6 +158,42 @@ func (e *Encoder) Deadline() (time.Time, bool) {
 	return e.opened.Add(e.p.MaxDelay), true
 }
 
+// Fragment is one full data fragment of a block the encoder has not
+// closed yet (Filled), for a publisher that sends data before its block's
+// parity: its block's k', m and shard size are not known yet, but a block
+// with a fragment of FragmentSize bytes has shards of FragmentSize+2.
+type Fragment struct {
+	// Block is the block's sequence number and Offset the stream offset
+	// of its first byte, as in its pieces.
+	Block, Offset uint64
+	// Index is the fragment's position in the block.
+	Index int
+	// Data is the fragment: FragmentSize bytes.
+	Data []byte
+}
+
+// Filled returns the next full data fragment of the open block that
+// Filled has not returned yet, a copy the caller owns. Fragments of a
+// block that closed before Filled saw them (the K-th fragment closes its
+// block at once) and fragments shorter than FragmentSize (WriteFragment)
+// are not returned: they go out with their block only.
+func (e *Encoder) Filled() (Fragment, bool) {
+	full := len(e.lens)
+	if e.partial {
+		full--
+	}
+	for e.taken < full {
+		i := e.taken
+		e.taken++
+		if e.lens[i] == e.p.FragmentSize {
+			data := make([]byte, e.p.FragmentSize)
+			copy(data, e.stage[i*e.p.FragmentSize:])
+			return Fragment{Block: e.seq, Offset: e.offset, Index: i, Data: data}, true
+		}
+	}
+	return Fragment{}, false
+}
+
 // Flush closes the open block if its deadline is not after now.
 func (e *Encoder) Flush(now time.Time) {
 	if d, ok := e.Deadline(); ok && !now.Before(d) {
@@ -234,6 +271,7 @@ func (e *Encoder) close() {
 	e.blkLen = 0
 	e.lens = e.lens[:0]
 	e.partial = false
+	e.taken = 0
 }
 
 // codecs keeps the shared codec of each data-fragment count (Codec), got

@@ -54,8 +54,9 @@ func FuzzUnmarshalManifest(f *testing.F) {
 }
 
 // FuzzDecoder drives a decoder with genuine pieces of a stream in an order,
-// with losses, duplicates and clock steps chosen by the fuzzer, mixed with
-// fuzzer-made pieces of blocks the stream does not have. It must never
+// with losses, duplicates and clock steps chosen by the fuzzer, some of the
+// data as early fragments (AddFragment), mixed with fuzzer-made pieces and
+// fragments of blocks the stream does not have. It must never
 // panic, must keep records in block order, and every byte it delivers for
 // a genuine block must be the stream's byte at that offset.
 func FuzzDecoder(f *testing.F) {
@@ -64,6 +65,7 @@ func FuzzDecoder(f *testing.F) {
 	f.Add([]byte{8, 4, 16, 200, 0x80, 1, 2, 0x81, 0xc0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9})
 	f.Add([]byte{0x84, 2, 9, 90, 0, 1, 2, 3, 9, 8, 7, 0x85, 4, 6, 5})
 	f.Add([]byte{0x83, 1, 4, 120, 2, 0, 1, 0xbf, 3, 4, 0xc1, 0, 0, 0, 0, 0, 0, 7, 7})
+	f.Add([]byte{0x83, 2, 9, 90, 0x40, 0x41, 0x42, 5, 0x44, 0x61, 3, 9, 9, 9, 0x45, 6, 0x9f, 0x46})
 	f.Fuzz(func(t *testing.T, script []byte) {
 		if len(script) < 4 {
 			return
@@ -100,6 +102,17 @@ func FuzzDecoder(f *testing.F) {
 				}
 				q.Block = uint64(len(blocks)) + q.Block%1000
 				_ = d.Add(q, now)
+			case c&0xe0 == 0x40 && len(all) > 0:
+				// A genuine piece's data as an early fragment (taken only
+				// if full-sized and a data piece).
+				q := all[int(c&0x1f)%len(all)]
+				_ = d.AddFragment(Fragment{Block: q.Block, Offset: q.Offset, Index: q.Index, Data: q.Data}, now)
+			case c&0xe0 == 0x60 && i+2 < len(script):
+				// A fuzzer-made fragment, past the genuine blocks.
+				n := int(script[i+1])
+				data := script[i+2 : i+2+min(n%40, len(script)-i-2)]
+				_ = d.AddFragment(Fragment{Block: uint64(len(blocks)) + uint64(c&0x1f), Offset: uint64(n), Index: int(int8(script[i+1])), Data: data}, now)
+				i += 1 + len(data)
 			case c&0xc0 == 0x80:
 				now = now.Add(time.Duration(c&0x3f) * 100 * time.Millisecond)
 				d.Advance(now)
