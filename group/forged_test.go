@@ -14,9 +14,21 @@ import (
 // by every neighbour but the publisher, which holds every piece and may
 // get nothing from it, and nothing it altered is output anywhere.
 func TestForgedPiecesAreDropped(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"fragments with their blocks", Config{}},
+		{"early fragments", Config{EarlyFragments: true}}, // forged fragments fail their signature
+	} {
+		t.Run(tc.name, func(t *testing.T) { testForgedPiecesAreDropped(t, tc.cfg) })
+	}
+}
+
+func testForgedPiecesAreDropped(t *testing.T, cfg Config) {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	spec := Specifier{Name: "forged", Multicast: true, PublisherKey: pub}
-	m := newMesh(t, 12, memnet.Link{Delay: 5 * time.Millisecond, Jitter: 5 * time.Millisecond}, spec, Config{}, priv)
+	m := newMesh(t, 12, memnet.Link{Delay: 5 * time.Millisecond, Jitter: 5 * time.Millisecond}, spec, cfg, priv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	m.bootstrap(ctx)

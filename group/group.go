@@ -595,6 +595,16 @@ func (g *Group) handleData(l *link, msg []byte, now time.Time) {
 		g.st.handleHave(l, seq)
 		return
 	}
+	if len(msg) > 0 && msg[0] == dataFragment {
+		g.stats.Received.Push += uint64(len(msg))
+		f, err := decodeFragment(msg)
+		if err != nil {
+			g.malformed(l)
+			return
+		}
+		g.st.handleFragment(l, f, now)
+		return
+	}
 	sm, p, how, err := decodeData(msg)
 	if err != nil {
 		g.stats.Received.Control += uint64(len(msg))
@@ -854,6 +864,27 @@ func signingBytes(gid [32]byte, stamp int64, manifest []byte) []byte {
 		b = append(b, byte(uint64(stamp)>>(8*i)))
 	}
 	return append(b, manifest...)
+}
+
+// fragmentSigningBytes is what the publisher signs to send a data
+// fragment before its block closes: its block, offset, index, stamp and
+// data.
+func fragmentSigningBytes(gid [32]byte, f *fragment) []byte {
+	b := make([]byte, 0, 90+len(f.p.Data))
+	b = append(b, "strata group fragment v1\x00"...)
+	b = append(b, gid[:]...)
+	b = binary.BigEndian.AppendUint64(b, f.p.Block)
+	b = binary.BigEndian.AppendUint64(b, f.p.Offset)
+	b = append(b, byte(f.p.Index))
+	b = binary.BigEndian.AppendUint64(b, uint64(f.stamp))
+	return append(b, f.p.Data...)
+}
+
+func verifyFragment(spec Specifier, gid [32]byte, f *fragment) bool {
+	if len(spec.PublisherKey) == 0 {
+		return true
+	}
+	return len(f.sig) == ed25519.SignatureSize && ed25519.Verify(spec.PublisherKey, fragmentSigningBytes(gid, f), f.sig)
 }
 
 // nodeSigningBytes is what the publisher signs to name the node it

@@ -71,11 +71,23 @@ func (o *runOutput) follow(ctx context.Context, sub *Subscription, runs [2][]byt
 // record, the whole second run from offset 0, then io.EOF at its end. 15
 // members, 1 Mbit/s, links of 10-20 ms with 1 % loss, virtual clock.
 func TestPublisherRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"fragments with their blocks", Config{}},
+		{"early fragments", Config{EarlyFragments: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testPublisherRestart(t, tc.cfg) })
+	}
+}
+
+func testPublisherRestart(t *testing.T, cfg Config) {
 	synctest.Test(t, func(t *testing.T) {
 		pub, priv, _ := ed25519.GenerateKey(nil)
 		spec := Specifier{Name: "restart", Multicast: true, PublisherKey: pub}
 		link := memnet.Link{Delay: 10 * time.Millisecond, Jitter: 10 * time.Millisecond, Loss: 0.01}
-		m := newMesh(t, 15, link, spec, Config{}, priv)
+		m := newMesh(t, 15, link, spec, cfg, priv)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		m.bootstrap(ctx)
@@ -107,7 +119,7 @@ func TestPublisherRestart(t *testing.T) {
 		m.members[0].c.Close()  // a crash: no end of stream
 		time.Sleep(2 * time.Second)
 
-		again := m.add(spec, Config{}, priv)
+		again := m.add(spec, cfg, priv)
 		// Through several members, as a client with a bootstrap list
 		// would: one of them can be busy with the links the crash broke.
 		if err := again.g.Bootstrap(ctx, m.members[1].h.Self(), m.members[5].h.Self(), m.members[9].h.Self()); err != nil {

@@ -36,8 +36,8 @@ type Stats struct {
 	// new run of the stream; see Record.Restarted).
 	Restarts uint64
 	// LatencyP50 and LatencyP99 are percentiles of the time from the
-	// publisher's stamp on a block to the output here of each of its
-	// data fragments (a block output in parts has several), over a
+	// publisher's stamp on a block (or on a fragment sent before its
+	// block closed) to the output here of each of its data fragments (a block output in parts has several), over a
 	// bounded random sample of fragments (LatencySamples of them).
 	LatencyP50, LatencyP99 time.Duration
 	LatencySamples         int
@@ -62,6 +62,11 @@ type Stats struct {
 	// arrived: pieces pushed by the publisher's own node (its node proven
 	// by the publisher's signature), which need no check to be genuine.
 	EarlyRelayed uint64
+	// EarlyFragments counts data fragments taken before their block's
+	// manifest, checked by the publisher's signature on each: the
+	// publisher sends full fragments as they fill (Config.EarlyFragments),
+	// and they go out here before their block is complete.
+	EarlyFragments uint64
 	// PushesSkipped counts pushed pieces not sent because the neighbour
 	// said it holds the whole block (it rebuilt it) before they left.
 	PushesSkipped uint64

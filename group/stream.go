@@ -59,10 +59,16 @@ type block struct {
 	// the decoder lays them out (length prefix, data, zero padding; a
 	// parity piece is its shard): pieces[i] lies in it, so a rebuild
 	// copies nothing. Nil for a block published here.
-	slab       []byte
-	have       []byte // bitmap of held pieces
-	count      int
-	pending    []pendingPiece // pieces received before the manifest
+	slab      []byte
+	have      []byte // bitmap of held pieces
+	count     int
+	pending   []pendingPiece // pieces received before the manifest
+	fragHave  []byte         // bitmap of the fragments (p.K 0) among them
+	fragStamp []int64        // and their publisher's stamps, by index
+	// fragsOnly: only fragments sent before the block closed are known
+	// of it (no piece, manifest or advertisement): it is not pulled yet,
+	// and first is set by the first other sign of it.
+	fragsOnly  bool
 	pendFrom   *link
 	first      time.Time // first evidence of the block here
 	firstPiece time.Time // first piece of it here
@@ -81,9 +87,9 @@ type block struct {
 	busy          int         // of them answered busy
 	asks          []ask       // the first pull requests for it (diagnostics)
 	// Neighbours this member pushed pieces of it to before its manifest
-	// came (relay), with the index of the first: those of carrier
-	// classes get the manifest from us once it comes.
-	earlyTo map[*link]int
+	// came (relay), with the classes pushed (a bit each): those sent a
+	// carrier class get the manifest from us once it comes.
+	earlyTo map[*link]uint32
 	// Pull requests for it that came before its manifest (handlePull):
 	// answered when the manifest comes, not dropped, since the askers
 	// learnt of the block from pieces we relayed before it.
@@ -208,6 +214,10 @@ type stream struct {
 	idleSkips  int
 	idleDelay  []byte // the delays of the last idle advertisement sent
 
+	// inFragment is set while a fragment sent before its block closed
+	// is taken in (handleFragment): blocks it makes or finds stay
+	// fragsOnly.
+	inFragment bool
 	// tamper, set by tests only, alters every piece this member sends and
 	// makes it push to every neighbour: a forging member.
 	tamper func(to *link, msg []byte) []byte
@@ -364,8 +374,10 @@ type Record struct {
 	Data []byte
 	// Lost is the number of blocks given up on (gap records only).
 	Lost uint64
-	// Latency is the time from the publisher's stamp on the block to
-	// this output (data records only).
+	// Latency is the time from the publisher's stamp on the block (its
+	// close) to this output, or, for a fragment sent before its block
+	// closed (Config.EarlyFragments), from the stamp on that
+	// fragment: of the record's first fragment (data records only).
 	Latency time.Duration
 	// Fragments is the number of the block's data fragments in Data: the
 	// whole block's, or (unless Config.WholeBlocks) the part of it that
@@ -491,6 +503,11 @@ func (s *stream) linkRemoved(l *link) {
 // still wait for their manifests in provisional blocks (pieceBlock).
 func (s *stream) getBlock(seq uint64, now time.Time) *block {
 	if b := s.blocks[seq]; b != nil {
+		if b.fragsOnly && !s.inFragment {
+			// The first sign of the block other than fragments sent
+			// before it closed: its pull timers start now.
+			b.fragsOnly, b.first = false, now
+		}
 		return b
 	}
 	head := max(s.dec.Head(), s.low)
@@ -519,7 +536,7 @@ func (s *stream) pieceBlock(seq uint64, now time.Time) *block {
 
 func (s *stream) newBlock(seq uint64, now time.Time) *block {
 	w := s.g.cfg.WindowDuration
-	b := &block{seq: seq, first: now, deadline: now.Add(w - s.g.cfg.RelayMargin), expire: now.Add(w)}
+	b := &block{seq: seq, first: now, deadline: now.Add(w - s.g.cfg.RelayMargin), expire: now.Add(w), fragsOnly: s.inFragment}
 	s.blocks[seq] = b
 	return b
 }
@@ -577,16 +594,12 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 		if g.isBanned(pp.from.peer) {
 			continue
 		}
+		if pp.p.K == 0 { // a fragment sent before its block closed
+			pp.p.K, pp.p.M, pp.p.ShardSize = mf.K, mf.M, mf.ShardSize
+		}
 		s.accept(b, pp.p, pp.from, now)
 	}
-	// Neighbours we pushed pieces to before the manifest came get it now
-	// if we carry it for their class (relay skips pieces they hold).
-	for l, index := range b.earlyTo {
-		if g.links[l.peer] == l && !l.hasManifest[seq] && s.carriesManifest(seq, index%s.P, len(b.pieces)) {
-			s.sendManifest(l, b, index)
-		}
-	}
-	b.earlyTo = nil
+	s.manifestToEarly(b)
 	// Pulls that came before the manifest are answered now (those
 	// whose asker got the manifest from us meanwhile do not get it
 	// twice).
@@ -606,9 +619,123 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 // handlePiece takes one piece from l, pushed or pulled.
 func (s *stream) handlePiece(l *link, p fec.Piece, pushed bool, now time.Time) {
 	g := s.g
+	b := s.notePiece(l, p, pushed, now)
+	if b == nil {
+		g.stats.OutOfWindow++
+		return
+	}
+	if b.sm == nil {
+		if len(b.pending) >= fec.MaxShards {
+			g.stats.OutOfWindow++
+			return
+		}
+		p.Data = append([]byte(nil), p.Data...)
+		b.pending = append(b.pending, pendingPiece{p: p, from: l})
+		b.pendFrom = l
+		if pushed && l.provenSource && !s.source {
+			s.relay(b, p, nil, l, now)
+		}
+		return
+	}
+	s.accept(b, p, l, now)
+}
+
+// handleFragment takes from l a data fragment the publisher sent before
+// its block closed, with the publisher's signature over it. Before the
+// block's manifest it is checked by its signature, output if it is next,
+// and pushed on with the signature; once the manifest is here it is a
+// piece like any other. Like a manifest, a fragment of a later run or far
+// past this member's window moves the member there, and the first one
+// fixes where its output starts.
+func (s *stream) handleFragment(l *link, f *fragment, now time.Time) {
+	g := s.g
+	p := f.p
+	if len(p.Data) != s.params.FragmentSize || p.Index >= s.params.K {
+		g.malformed(l)
+		return
+	}
+	verified := false
+	if !s.source && (!s.anchored || s.end == nil && (runOf(p.Block) > runOf(s.start) || p.Block >= max(s.dec.Head(), s.low)+maxAhead)) {
+		if !verifyFragment(g.spec, g.id, f) {
+			g.stats.ForgedDropped++
+			g.ban(l)
+			return
+		}
+		verified = true
+		if s.anchored {
+			s.restart(p.Block, now)
+		} else {
+			s.anchor(p.Block, now)
+		}
+	}
+	s.inFragment = true
+	b := s.notePiece(l, p, true, now)
+	s.inFragment = false
+	if b == nil {
+		g.stats.OutOfWindow++
+		return
+	}
+	if b.sm != nil {
+		mf := b.sm.Manifest
+		p.K, p.M, p.ShardSize = mf.K, mf.M, mf.ShardSize
+		had := bitSet(b.have, p.Index)
+		s.accept(b, p, l, now) // a mismatch fails Verify
+		if !had && bitSet(b.have, p.Index) && p.Index < s.params.K {
+			if b.fragStamp == nil {
+				b.fragStamp = make([]int64, s.params.K)
+			}
+			b.fragStamp[p.Index] = f.stamp
+		}
+		return
+	}
+	if bitSet(b.fragHave, p.Index) && !verified {
+		for _, pp := range b.pending {
+			if pp.p.K == 0 && pp.p.Index == p.Index && bytes.Equal(pp.p.Data, p.Data) {
+				g.stats.Duplicates++
+				return
+			}
+		}
+	}
+	if !verified && !verifyFragment(g.spec, g.id, f) {
+		g.stats.ForgedDropped++
+		g.ban(l)
+		return
+	}
+	if bitSet(b.fragHave, p.Index) {
+		g.stats.Duplicates++ // the same bytes, signed again: not forged
+		return
+	}
+	if len(b.pending) >= fec.MaxShards {
+		g.stats.OutOfWindow++
+		return
+	}
+	if b.fragHave == nil {
+		b.fragHave = make([]byte, 32)
+		b.fragStamp = make([]int64, s.params.K)
+	}
+	setBit(b.fragHave, p.Index)
+	b.fragStamp[p.Index] = f.stamp
+	p.Data = append([]byte(nil), p.Data...)
+	b.pending = append(b.pending, pendingPiece{p: p, from: l})
+	b.pendFrom = l
+	g.stats.EarlyFragments++
+	switch {
+	case s.feeding:
+		s.dec.AddFragment(fec.Fragment{Block: p.Block, Offset: p.Offset, Index: p.Index, Data: p.Data}, now)
+		s.drain(now)
+	case s.anchored && p.Block == s.start:
+		s.begin(now)
+	}
+	s.relay(b, p, f, l, now)
+}
+
+// notePiece does what every piece from l tells, whatever becomes of it:
+// what l holds, the pusher's lateness and pushes, pull answers. It
+// returns the piece's block, nil if out of range.
+func (s *stream) notePiece(l *link, p fec.Piece, pushed bool, now time.Time) *block {
 	l.learn(p.Block, p.Index)
 	b := s.pieceBlock(p.Block, now)
-	if b != nil && b.firstPiece.IsZero() {
+	if b != nil && b.firstPiece.IsZero() && !s.inFragment {
 		b.firstPiece = now
 	}
 	if k := p.Index % s.P; int64(p.Block) > s.classNewest[k] {
@@ -617,8 +744,14 @@ func (s *stream) handlePiece(l *link, p fec.Piece, pushed bool, now time.Time) {
 	if b != nil && s.parents[p.Index%s.P] == l {
 		// Smoothed lateness of this pusher against the block's first
 		// piece here: a pusher much later than the others is replaced.
+		// A fragment sent before its block closed is late only by how
+		// long it comes after the block's first piece sent at its close.
 		k := p.Index % s.P
-		l.late[k] += (now.Sub(b.firstPiece) - l.late[k]) / 8
+		var late time.Duration
+		if !b.firstPiece.IsZero() {
+			late = now.Sub(b.firstPiece)
+		}
+		l.late[k] += (late - l.late[k]) / 8
 		l.pushedAt[k] = now
 	}
 	if pushed {
@@ -633,24 +766,25 @@ func (s *stream) handlePiece(l *link, p fec.Piece, pushed bool, now time.Time) {
 		}
 	}
 	delete(l.owed, pieceKey{p.Block, p.Index})
-	if b == nil {
-		g.stats.OutOfWindow++
-		return
-	}
-	if b.sm == nil {
-		if len(b.pending) >= fec.MaxShards {
-			g.stats.OutOfWindow++
-			return
+	return b
+}
+
+// manifestToEarly sends b's manifest, just come, to the neighbours we
+// pushed pieces of b to before it (relay skips the pieces they hold, so
+// the manifest would not go with them) if we carry it for their class.
+func (s *stream) manifestToEarly(b *block) {
+	for l, classes := range b.earlyTo {
+		if s.g.links[l.peer] != l || l.hasManifest[b.seq] {
+			continue
 		}
-		p.Data = append([]byte(nil), p.Data...)
-		b.pending = append(b.pending, pendingPiece{p: p, from: l})
-		b.pendFrom = l
-		if pushed && l.provenSource && !s.source {
-			s.relay(b, p, l, now)
+		for c := range s.P {
+			if classes&(1<<c) != 0 && s.carriesManifest(b.seq, c, len(b.pieces)) {
+				s.sendManifest(l, b, c)
+				break
+			}
 		}
-		return
 	}
-	s.accept(b, p, l, now)
+	b.earlyTo = nil
 }
 
 // accept verifies and stores a piece of a block whose manifest is known,
@@ -747,7 +881,7 @@ func (s *stream) store(b *block, p fec.Piece, from *link, now time.Time) {
 	case p.Block == s.start:
 		s.begin(now)
 	}
-	s.relay(b, p, from, now)
+	s.relay(b, p, nil, from, now)
 }
 
 // anchor fixes where this member's output starts, at its first verified
@@ -831,7 +965,7 @@ func (s *stream) restart(seq uint64, now time.Time) {
 func (s *stream) begin(now time.Time) {
 	for range maxAhead {
 		b := s.blocks[s.start]
-		if b != nil && b.count > 0 {
+		if b != nil && (b.count > 0 || b.fragHave != nil) {
 			s.feed(now)
 			return
 		}
@@ -869,6 +1003,13 @@ func (s *stream) feed(now time.Time) {
 				s.dec.Add(b.piece(i), now)
 			}
 		}
+		if b.sm == nil {
+			for _, pp := range b.pending {
+				if p := pp.p; p.K == 0 { // sent before the block closed
+					s.dec.AddFragment(fec.Fragment{Block: p.Block, Offset: p.Offset, Index: p.Index, Data: p.Data}, now)
+				}
+			}
+		}
 	}
 	s.drain(now)
 }
@@ -885,7 +1026,11 @@ const nodeSigCopies = 3
 // below this member: it goes to the subscribers at once, who check it
 // once the manifest reaches them; those of the block's carrier classes get
 // the manifest from us when it comes here (handleManifest, earlyTo).
-func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
+//
+// A fragment the publisher sent before its block closed (f, p its piece
+// with K 0) goes the same way, with its stamp and signature, to those that
+// lack it.
+func (s *stream) relay(b *block, p fec.Piece, f *fragment, from *link, now time.Time) {
 	if now.After(b.deadline) || s.withhold {
 		return
 	}
@@ -915,24 +1060,27 @@ func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
 		}
 	}
 	early := b.sm == nil
+	frag := p.K == 0
 	for _, l := range s.g.links {
-		pushTo := l.subs[class] || !early && (extra[l] || s.tamper != nil)
+		pushTo := l.subs[class] || (!early || frag) && (extra[l] || s.tamper != nil)
 		if l == from || !pushTo || l.knows(b.seq, p.Index) {
 			continue
 		}
 		switch {
 		case early:
 			if b.earlyTo == nil {
-				b.earlyTo = make(map[*link]int)
+				b.earlyTo = make(map[*link]uint32)
 			}
-			if _, ok := b.earlyTo[l]; !ok {
-				b.earlyTo[l] = p.Index
-			}
+			b.earlyTo[l] |= 1 << class
 			s.g.stats.EarlyRelayed++
 		case !l.hasManifest[b.seq] && (s.carriesManifest(b.seq, class, len(b.pieces)) || extra[l]):
 			s.sendManifest(l, b, p.Index)
 		}
-		if msg == nil {
+		switch {
+		case msg != nil:
+		case frag:
+			msg = appendFragmentMsg(nil, f)
+		default:
 			msg, _ = appendPieceMsg(nil, viaPush, p)
 		}
 		l.learn(b.seq, p.Index)
@@ -943,21 +1091,22 @@ func (s *stream) relay(b *block, p fec.Piece, from *link, now time.Time) {
 func (s *stream) sendPiece(l *link, b *block, p fec.Piece, msg []byte) {
 	st := &s.g.stats.Sent
 	t := &st.Push
+	pull := msg[0] == dataPiece && msg[1] == viaPull
 	switch {
-	case p.IsParity():
+	case p.K > 0 && p.IsParity():
 		t = &st.Parity
-	case msg[1] == viaPull:
+	case pull:
 		t = &st.Pull
 	}
 	lane := p.Index % s.g.cfg.DataLanes
-	if msg[1] == viaPull {
+	if pull {
 		lane = s.g.cfg.DataLanes
 	}
 	if s.tamper != nil {
 		msg = s.tamper(l, msg)
 	}
-	m := outMsg{data: true, lane: lane, b: msg, deadline: b.deadline, push: msg[1] == viaPush, seq: b.seq}
-	if msg[1] == viaPull {
+	m := outMsg{data: true, lane: lane, b: msg, deadline: b.deadline, push: !pull, seq: b.seq}
+	if pull {
 		m.trace = traceAnswer
 	}
 	s.g.enqueueData(l, m, t)
@@ -1091,12 +1240,24 @@ func (s *stream) drain(now time.Time) {
 		}
 		g.stats.BytesOut += uint64(o.Len())
 		var lat time.Duration
-		if b := s.blocks[o.Block]; b != nil && b.sm != nil {
-			lat = now.Sub(time.Unix(0, b.sm.Stamp))
+		if b := s.blocks[o.Block]; b != nil {
 			// One sample per fragment: a block output in parts weighs
-			// what it weighs output whole.
-			for range o.Fragments {
-				s.lat.add(lat, func(n uint64) uint64 { return g.rnd.Uint64N(n) })
+			// what it weighs output whole. A fragment sent before its
+			// block closed counts from its own stamp.
+			for j := range o.Fragments {
+				var stamp int64
+				if i := o.Index + j; i < len(b.fragStamp) && b.fragStamp[i] != 0 {
+					stamp = b.fragStamp[i]
+				} else if b.sm != nil {
+					stamp = b.sm.Stamp
+				} else {
+					continue
+				}
+				d := now.Sub(time.Unix(0, stamp))
+				if j == 0 {
+					lat = d
+				}
+				s.lat.add(d, func(n uint64) uint64 { return g.rnd.Uint64N(n) })
 			}
 		}
 		data := make([]byte, 0, o.Len())
@@ -1642,6 +1803,9 @@ func (s *stream) pull(now time.Time) {
 	for _, b := range s.blocks {
 		if now.After(b.deadline) || b.seq < s.dec.Head() {
 			continue
+		}
+		if b.fragsOnly {
+			continue // not closed at the publisher yet, as far as we know
 		}
 		if b.sm == nil {
 			// Pieces wait for the manifest, so it is pulled early.
@@ -2429,6 +2593,9 @@ func (p *Publisher) Write(ctx context.Context, b []byte) (int, error) {
 	g.st.enc.Write(now, b)
 	g.stats.BytesPublished += uint64(len(b))
 	g.st.emitBlocks(now)
+	if g.cfg.EarlyFragments {
+		g.st.emitFragments(now)
+	}
 	return len(b), ctx.Err()
 }
 
@@ -2475,6 +2642,28 @@ func (p *Publisher) Close() error {
 	return nil
 }
 
+// emitFragments signs and sends the full fragments of the open block
+// (Config.EarlyFragments): each goes down its class's tree now, and
+// its block's other pieces and manifest when the block closes.
+func (s *stream) emitFragments(now time.Time) {
+	g := s.g
+	for {
+		f, ok := s.enc.Filled()
+		if !ok {
+			return
+		}
+		b := s.getBlock(f.Block, now)
+		if b == nil || b.sm != nil {
+			continue
+		}
+		fr := &fragment{p: fec.Piece{Block: f.Block, Offset: f.Offset, Index: f.Index, Data: f.Data}, stamp: now.UnixNano()}
+		if len(g.spec.PublisherKey) > 0 {
+			fr.sig = ed25519.Sign(g.cfg.PublisherKey, fragmentSigningBytes(g.id, fr))
+		}
+		s.relay(b, fr.p, fr, nil, now)
+	}
+}
+
 // emitBlocks signs and sends the encoder's closed blocks.
 func (s *stream) emitBlocks(now time.Time) {
 	g := s.g
@@ -2507,6 +2696,7 @@ func (s *stream) emitBlocks(now time.Time) {
 		for _, p := range blk.Pieces {
 			s.store(b, p, nil, now)
 		}
+		s.manifestToEarly(b)
 	}
 }
 

@@ -23,15 +23,7 @@ func TestBlocksOutputInParts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var res result
 			runVirtual(t, func(t *testing.T) {
-				res = streamScenario{
-					members:  12,
-					link:     memnet.Link{Delay: 10 * time.Millisecond, Jitter: 20 * time.Millisecond, Loss: 0.02},
-					bytes:    400_000,
-					rate:     125_000,
-					drain:    6 * time.Second,
-					deadline: 40 * time.Second,
-					cfg:      Config{WholeBlocks: tc.whole},
-				}.run(t)
+				res = partsScenario(Config{WholeBlocks: tc.whole}).run(t)
 			})
 			t.Logf("%.2f fragments per data record; latency p50 %v p99 %v", res.perRecord, res.poolP50, res.poolP99)
 			switch {
@@ -42,5 +34,19 @@ func TestBlocksOutputInParts(t *testing.T) {
 				t.Errorf("%.2f fragments per record: blocks do not go out in parts", res.perRecord)
 			}
 		})
+	}
+}
+
+// partsScenario is the stream of TestBlocksOutputInParts: 12 members, 2 %
+// loss, 1 Mbit/s for 3.2 s, with cfg.
+func partsScenario(cfg Config) streamScenario {
+	return streamScenario{
+		members:  12,
+		link:     memnet.Link{Delay: 10 * time.Millisecond, Jitter: 20 * time.Millisecond, Loss: 0.02},
+		bytes:    400_000,
+		rate:     125_000,
+		drain:    6 * time.Second,
+		deadline: 40 * time.Second,
+		cfg:      cfg,
 	}
 }

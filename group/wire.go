@@ -275,11 +275,64 @@ func (t ctlType) String() string {
 //	piece:    how (1: push or pull), fec piece encoding
 //	have:     block (8): the sender holds the whole block (it rebuilt it
 //	          from k pieces), so its pushers skip the block's other pieces
+//	fragment: block (8), block's stream offset (8), index (1), stamp (8,
+//	          publisher's send time in Unix ns), signature length (1: 0
+//	          or 64), signature, data: a full data fragment the
+//	          publisher sent before its block closed, with its signature
+//	          over fragmentSigningBytes (none in a group without
+//	          publisher key)
 const (
 	dataManifest = 1
 	dataPiece    = 2
 	dataHave     = 3
+	dataFragment = 4
 )
+
+// fragmentHeaderLen is the length of a fragment message without its
+// signature and data.
+const fragmentHeaderLen = 1 + 8 + 8 + 1 + 8 + 1
+
+// fragment is a data fragment sent before its block closed: a piece
+// without K, M and ShardSize (K 0), the publisher's stamp and signature.
+type fragment struct {
+	p     fec.Piece
+	stamp int64
+	sig   []byte
+}
+
+// appendFragmentMsg appends the message of f.
+func appendFragmentMsg(b []byte, f *fragment) []byte {
+	b = append(b, dataFragment)
+	b = binary.BigEndian.AppendUint64(b, f.p.Block)
+	b = binary.BigEndian.AppendUint64(b, f.p.Offset)
+	b = append(b, byte(f.p.Index))
+	b = binary.BigEndian.AppendUint64(b, uint64(f.stamp))
+	b = append(b, byte(len(f.sig)))
+	b = append(b, f.sig...)
+	return append(b, f.p.Data...)
+}
+
+// decodeFragment decodes a fragment message. Its data and signature
+// alias b.
+func decodeFragment(b []byte) (*fragment, error) {
+	if len(b) < fragmentHeaderLen || b[0] != dataFragment {
+		return nil, fmt.Errorf("%w: short fragment", ErrMalformed)
+	}
+	f := &fragment{
+		p:     fec.Piece{Block: binary.BigEndian.Uint64(b[1:9]), Offset: binary.BigEndian.Uint64(b[9:17]), Index: int(b[17])},
+		stamp: int64(binary.BigEndian.Uint64(b[18:26])),
+	}
+	n := int(b[26])
+	rest := b[fragmentHeaderLen:]
+	if (n != 0 && n != ed25519.SignatureSize) || len(rest) < n {
+		return nil, fmt.Errorf("%w: bad signature length", ErrMalformed)
+	}
+	if len(rest) == n || len(rest)-n > fec.MaxFragmentSize || f.p.Offset > 1<<62 {
+		return nil, fmt.Errorf("%w: bad fragment", ErrMalformed)
+	}
+	f.sig, f.p.Data = rest[:n:n], rest[n:]
+	return f, nil
+}
 
 // haveMsgLen is the length of a have message.
 const haveMsgLen = 9

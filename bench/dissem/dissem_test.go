@@ -122,7 +122,7 @@ func TestDissemination(t *testing.T) {
 		}
 		for _, vr := range variants {
 			wide := sc
-			wide.sourceCopies, wide.carriers, wide.fecK, wide.fecM, wide.wholeBlocks = vr.copies, vr.carriers, vr.k, vr.m, vr.whole
+			wide.sourceCopies, wide.carriers, wide.fecK, wide.fecM, wide.wholeBlocks, wide.earlyFragments = vr.copies, vr.carriers, vr.k, vr.m, vr.whole, vr.early
 			systems = append(systems, struct {
 				name string
 				run  func(t *testing.T) result
@@ -189,6 +189,7 @@ func row(n int, loss float64, r, base result) string {
 type variant struct {
 	carriers, copies, k, m int
 	whole                  bool // group.Config.WholeBlocks
+	early                  bool // group.Config.EarlyFragments
 }
 
 func (v variant) String() string {
@@ -208,20 +209,25 @@ func (v variant) String() string {
 	if v.whole {
 		b.WriteString("w")
 	}
+	if v.early {
+		b.WriteString("e")
+	}
 	return b.String()
 }
 
 // parseVariant reads "c10", "p6", "k8m2", "w" or any run of such letters
 // and counts (c: ManifestCarriers, p: SourcePushCopies, k and m: the FEC
 // block's fragments and parity pieces; w, with no count: WholeBlocks, each
-// block output in one record once complete).
+// block output in one record once complete; e, with no count:
+// EarlyFragments, each full fragment sent as soon as it is written).
 func parseVariant(s string) (variant, error) {
 	var v variant
 	rest := s
 	for rest != "" {
 		kind := rest[0]
-		if kind == 'w' {
-			v.whole = true
+		if kind == 'w' || kind == 'e' {
+			v.whole = v.whole || kind == 'w'
+			v.early = v.early || kind == 'e'
 			rest = rest[1:]
 			continue
 		}
@@ -231,7 +237,7 @@ func parseVariant(s string) (variant, error) {
 		}
 		n, err := strconv.Atoi(rest[1:i])
 		if err != nil || n < 1 || !strings.ContainsRune("cpkm", rune(kind)) {
-			return v, fmt.Errorf("bad variant %q: want letters c, p, k or m, each with a count, or w (c10p6, k8m2, w)", s)
+			return v, fmt.Errorf("bad variant %q: want letters c, p, k or m, each with a count, or w or e (c10p6, k8m2, w, e)", s)
 		}
 		switch kind {
 		case 'c':

@@ -37,6 +37,9 @@ type scenario struct {
 	// wholeBlocks is Strata's WholeBlocks: each block output in one
 	// record once complete, not its first fragments as they come.
 	wholeBlocks bool
+	// earlyFragments is Strata's EarlyFragments: each full fragment
+	// sent, signed, as soon as it is written.
+	earlyFragments bool
 	// delaysFirst gives Strata's links their delays before the mesh
 	// forms, not when the stream starts.
 	delaysFirst bool
