@@ -203,7 +203,8 @@ func TestStreamDelivery(t *testing.T) {
 // p99 latency under 1 s among the rest. It takes two to three minutes of real
 // time on 2 CPUs (too slow under -race), so it runs only with
 // STRATA_LONG=1 and without -short; .ci/run sets it. STRATA_LONG_N and STRATA_LONG_SECONDS shrink it;
-// STRATA_LONG_SEED seeds it; STRATA_LONG_TICK puts its network on a grid.
+// STRATA_LONG_SEED seeds it; STRATA_LONG_TICK puts its network on a grid;
+// STRATA_LONG_EARLY=1 runs it with Config.EarlyFragments.
 func TestStreamDelivery200(t *testing.T) {
 	if testing.Short() || os.Getenv("STRATA_LONG") != "1" {
 		t.Skip("set STRATA_LONG=1 (and no -short) for the 200-member run")
@@ -221,7 +222,11 @@ func TestStreamDelivery200(t *testing.T) {
 	// STRATA_LONG_TICK (a duration, such as 1ms) delivers on that grid
 	// (memnet.Config.Tick), to compare with the exact times CI runs on.
 	tick, _ := time.ParseDuration(os.Getenv("STRATA_LONG_TICK"))
+	// STRATA_LONG_EARLY=1 sets Config.EarlyFragments (the bytes bound
+	// then allows for the fragments' signatures).
+	cfg := Config{EarlyFragments: os.Getenv("STRATA_LONG_EARLY") == "1"}
 	streamScenario{
+		cfg:      cfg,
 		seed:     seed,
 		tick:     max(tick, 0),
 		members:  n,
