@@ -737,3 +737,73 @@ func TestPublishShortParity(t *testing.T) {
 		t.Errorf("publish's summary: %d bytes published, %d of parity sent; want %d, and parity within twice that", leaving.Published, leaving.Parity, len(input))
 	}
 }
+
+// TestPublishEarlyFragments: with --early-fragments, in a group with a
+// publisher key, 48 KiB published at 64 KiB/s over UDP on 127.0.0.1 reach
+// a player byte for byte, most of its fragments taken before their blocks
+// closed (each checked by its own signature: the player's summary counts
+// them), against none without the flag.
+func TestPublishEarlyFragments(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		early bool
+	}{
+		{"early fragments", []string{"--early-fragments"}, true},
+		{"fragments with their blocks", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			keyFile := filepath.Join(dir, "pub.key")
+			code, pubKey, stderr := runArgs(context.Background(), "keygen", "--out", keyFile)
+			if code != exitOK {
+				t.Fatalf("keygen: exit %d: %s", code, stderr)
+			}
+			spec := "strata:group/early?multicast&publisher=" + strings.TrimSpace(pubKey)
+			jsonLogs := []string{"--log-format", "json", "--log-level", "info"}
+			seed := startBg(t, append([]string{"node", "--listen", "127.0.0.1:0", "--group", spec, "--format", "json", "--stats-interval", "200ms"}, jsonLogs...)...)
+			boot := readStart(t, seed, 1).Addr
+			member := func(args ...string) []string {
+				return append(append(args, "--group", spec, "--bootstrap", boot), jsonLogs...)
+			}
+			input := make([]byte, 48<<10)
+			if _, err := rand.Read(input); err != nil {
+				t.Fatal(err)
+			}
+			inFile, outFile := filepath.Join(dir, "in.bin"), filepath.Join(dir, "out.bin")
+			if err := os.WriteFile(inFile, input, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			player := startBg(t, member("play", "--out", outFile, "--bytes", "48K", "--duration", "30s")...)
+			player.waitLog(t, `"message":"joined"`, 15*time.Second)
+			args := append(member("publish", "--in", inFile, "--key", keyFile, "--rate", "64K", "--linger", "1s"), tc.flags...)
+			publisher := startBg(t, args...)
+			if code := player.wait(t, 25*time.Second); code != exitOK {
+				t.Fatalf("play exited %d:\n%s", code, player.stderr)
+			}
+			if got, err := os.ReadFile(outFile); err != nil || !bytes.Equal(got, input) {
+				t.Fatalf("play wrote %d bytes that differ from the %d published (%v)", len(got), len(input), err)
+			}
+			if code := publisher.wait(t, 15*time.Second); code != exitOK {
+				t.Fatalf("publish exited %d:\n%s", code, publisher.stderr)
+			}
+			var played struct {
+				Message string `json:"message"`
+				Early   int    `json:"early_fragments"`
+			}
+			for _, l := range strings.Split(player.stderr.String(), "\n") {
+				var e = played
+				if json.Unmarshal([]byte(l), &e) == nil && e.Message == "played" {
+					played = e
+				}
+			}
+			t.Logf("%d fragments taken before their blocks closed", played.Early)
+			// 48 fragments of 1024 bytes in 3 blocks: up to 45 early
+			// (the 16th of a block closes it); publish reads 1 KiB at a
+			// time at this rate with the flag.
+			if tc.early && played.Early < 36 || !tc.early && played.Early != 0 {
+				t.Errorf("the player took %d fragments before their blocks closed (early fragments: %v)", played.Early, tc.early)
+			}
+		})
+	}
+}

@@ -97,6 +97,8 @@ type memberSetup struct {
 	publisherKey ed25519.PrivateKey
 	// shortParity: group.Config.ShortParity (publish only).
 	shortParity bool
+	// earlyFragments: group.Config.EarlyFragments (publish only).
+	earlyFragments bool
 	// subscribe subscribes to every group's stream as soon as it is
 	// joined, before bootstrap, so no output is missed (play).
 	subscribe bool
@@ -214,10 +216,11 @@ func startMember(ctx context.Context, s *memberSetup) (*member, error) {
 	})
 	for _, sp := range s.specs {
 		g, err := group.Join(m.host, sp, group.Config{
-			Mux:          m.mux,
-			PublisherKey: s.publisherKey,
-			ShortParity:  s.shortParity,
-			Logger:       s.log.With().Str("component", "group").Str("group", shortHex(sp.ID())).Logger(),
+			Mux:            m.mux,
+			PublisherKey:   s.publisherKey,
+			ShortParity:    s.shortParity,
+			EarlyFragments: s.earlyFragments,
+			Logger:         s.log.With().Str("component", "group").Str("group", shortHex(sp.ID())).Logger(),
 		})
 		if err != nil {
 			m.close()

@@ -129,7 +129,7 @@ func runPlay(ctx context.Context, e *env, path string, args []string) int {
 	st := g.Stats()
 	s.log.Info().Int64("bytes", res.written).Uint64("start_offset", res.startOffset).Uint64("gaps", res.gaps).
 		Uint64("bytes_lost", res.lost).Uint64("restarts", res.restarts).Str("end", res.end).Dur("latency_p50", st.LatencyP50).Dur("latency_p99", st.LatencyP99).
-		Float64("delivery_ratio", st.DeliveryRatio()).Msg("played")
+		Float64("delivery_ratio", st.DeliveryRatio()).Uint64("early_fragments", st.EarlyFragments).Msg("played")
 	if err != nil {
 		return failErr(e, path, err)
 	}
