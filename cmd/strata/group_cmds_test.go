@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -692,35 +693,8 @@ func TestPlayRecords(t *testing.T) {
 // copies of one parity piece per two fragments) instead of four times as
 // many (two copies of the 4 pieces of every block).
 func TestPublishShortParity(t *testing.T) {
-	dir := t.TempDir()
-	spec := "strata:group/short-parity?multicast"
-	jsonLogs := []string{"--log-format", "json", "--log-level", "info"}
-	seed := startBg(t, append([]string{"node", "--listen", "127.0.0.1:0", "--group", spec, "--format", "json", "--stats-interval", "200ms"}, jsonLogs...)...)
-	boot := readStart(t, seed, 1).Addr
-	member := func(args ...string) []string {
-		return append(append(args, "--group", spec, "--bootstrap", boot), jsonLogs...)
-	}
-
 	input := make([]byte, 16<<10)
-	if _, err := rand.Read(input); err != nil {
-		t.Fatal(err)
-	}
-	inFile, outFile := filepath.Join(dir, "in.bin"), filepath.Join(dir, "out.bin")
-	if err := os.WriteFile(inFile, input, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	player := startBg(t, member("play", "--out", outFile, "--bytes", "16K", "--duration", "30s")...)
-	player.waitLog(t, `"message":"joined"`, 15*time.Second)
-	publisher := startBg(t, member("publish", "--in", inFile, "--rate", "8K", "--short-parity", "--linger", "1s")...)
-	if code := player.wait(t, 25*time.Second); code != exitOK {
-		t.Fatalf("play exited %d:\n%s", code, player.stderr)
-	}
-	if got, err := os.ReadFile(outFile); err != nil || !bytes.Equal(got, input) {
-		t.Fatalf("play wrote %d bytes that differ from the %d published (%v)", len(got), len(input), err)
-	}
-	if code := publisher.wait(t, 15*time.Second); code != exitOK {
-		t.Fatalf("publish exited %d:\n%s", code, publisher.stderr)
-	}
+	_, publisher := playPublished(t, "strata:group/short-parity?multicast", input, "", "--rate", "8K", "--short-parity")
 	var leaving struct {
 		Message   string `json:"message"`
 		Published int    `json:"bytes_published"`
@@ -753,40 +727,13 @@ func TestPublishEarlyFragments(t *testing.T) {
 		{"fragments with their blocks", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			keyFile := filepath.Join(dir, "pub.key")
+			keyFile := filepath.Join(t.TempDir(), "pub.key")
 			code, pubKey, stderr := runArgs(context.Background(), "keygen", "--out", keyFile)
 			if code != exitOK {
 				t.Fatalf("keygen: exit %d: %s", code, stderr)
 			}
 			spec := "strata:group/early?multicast&publisher=" + strings.TrimSpace(pubKey)
-			jsonLogs := []string{"--log-format", "json", "--log-level", "info"}
-			seed := startBg(t, append([]string{"node", "--listen", "127.0.0.1:0", "--group", spec, "--format", "json", "--stats-interval", "200ms"}, jsonLogs...)...)
-			boot := readStart(t, seed, 1).Addr
-			member := func(args ...string) []string {
-				return append(append(args, "--group", spec, "--bootstrap", boot), jsonLogs...)
-			}
-			input := make([]byte, 48<<10)
-			if _, err := rand.Read(input); err != nil {
-				t.Fatal(err)
-			}
-			inFile, outFile := filepath.Join(dir, "in.bin"), filepath.Join(dir, "out.bin")
-			if err := os.WriteFile(inFile, input, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			player := startBg(t, member("play", "--out", outFile, "--bytes", "48K", "--duration", "30s")...)
-			player.waitLog(t, `"message":"joined"`, 15*time.Second)
-			args := append(member("publish", "--in", inFile, "--key", keyFile, "--rate", "64K", "--linger", "1s"), tc.flags...)
-			publisher := startBg(t, args...)
-			if code := player.wait(t, 25*time.Second); code != exitOK {
-				t.Fatalf("play exited %d:\n%s", code, player.stderr)
-			}
-			if got, err := os.ReadFile(outFile); err != nil || !bytes.Equal(got, input) {
-				t.Fatalf("play wrote %d bytes that differ from the %d published (%v)", len(got), len(input), err)
-			}
-			if code := publisher.wait(t, 15*time.Second); code != exitOK {
-				t.Fatalf("publish exited %d:\n%s", code, publisher.stderr)
-			}
+			player, _ := playPublished(t, spec, make([]byte, 48<<10), keyFile, append([]string{"--rate", "64K"}, tc.flags...)...)
 			var played struct {
 				Message string `json:"message"`
 				Early   int    `json:"early_fragments"`
@@ -806,4 +753,43 @@ func TestPublishEarlyFragments(t *testing.T) {
 			}
 		})
 	}
+}
+
+// playPublished starts a seed node, a player and a publisher of input
+// (random bytes are written into it) in group spec, the publisher with
+// --key keyFile (if not empty) and flags; it checks that the player wrote
+// exactly input and that both exited 0, and returns them for their logs.
+func playPublished(t *testing.T, spec string, input []byte, keyFile string, flags ...string) (player, publisher *bgCmd) {
+	t.Helper()
+	dir := t.TempDir()
+	jsonLogs := []string{"--log-format", "json", "--log-level", "info"}
+	seed := startBg(t, append([]string{"node", "--listen", "127.0.0.1:0", "--group", spec, "--format", "json", "--stats-interval", "200ms"}, jsonLogs...)...)
+	boot := readStart(t, seed, 1).Addr
+	member := func(args ...string) []string {
+		return append(append(args, "--group", spec, "--bootstrap", boot), jsonLogs...)
+	}
+	if _, err := rand.Read(input); err != nil {
+		t.Fatal(err)
+	}
+	inFile, outFile := filepath.Join(dir, "in.bin"), filepath.Join(dir, "out.bin")
+	if err := os.WriteFile(inFile, input, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	player = startBg(t, member("play", "--out", outFile, "--bytes", strconv.Itoa(len(input)), "--duration", "30s")...)
+	player.waitLog(t, `"message":"joined"`, 15*time.Second)
+	args := member("publish", "--in", inFile, "--linger", "1s")
+	if keyFile != "" {
+		args = append(args, "--key", keyFile)
+	}
+	publisher = startBg(t, append(args, flags...)...)
+	if code := player.wait(t, 25*time.Second); code != exitOK {
+		t.Fatalf("play exited %d:\n%s", code, player.stderr)
+	}
+	if got, err := os.ReadFile(outFile); err != nil || !bytes.Equal(got, input) {
+		t.Fatalf("play wrote %d bytes that differ from the %d published (%v)", len(got), len(input), err)
+	}
+	if code := publisher.wait(t, 15*time.Second); code != exitOK {
+		t.Fatalf("publish exited %d:\n%s", code, publisher.stderr)
+	}
+	return player, publisher
 }
