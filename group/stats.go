@@ -60,7 +60,9 @@ type Stats struct {
 	QueueDropped, StaleDropped uint64
 	// EarlyRelayed counts pieces relayed before their block's manifest
 	// arrived: pieces pushed by the publisher's own node (its node proven
-	// by the publisher's signature), which need no check to be genuine.
+	// by the publisher's signature), which need no check to be genuine,
+	// and fragments sent before their block closed (Config.EarlyFragments,
+	// each checked by its own signature).
 	EarlyRelayed uint64
 	// EarlyFragments counts data fragments taken before their block's
 	// manifest, checked by the publisher's signature on each: the
