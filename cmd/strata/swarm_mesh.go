@@ -35,8 +35,11 @@ type swarmOptions struct {
 	// shortParity: the publisher gives short blocks (streams under about
 	// 524 kbit/s) ceil(M·k'/K) parity pieces (group.Config.ShortParity).
 	shortParity bool
-	seed        uint64
-	log         zerolog.Logger
+	// earlyFragments: group.Config.EarlyFragments, each full fragment
+	// sent, signed, as soon as it is written.
+	earlyFragments bool
+	seed           uint64
+	log            zerolog.Logger
 }
 
 // Phases of a swarm run, in order.
@@ -100,9 +103,13 @@ type swarm struct {
 	bootstrapT  time.Duration
 	published   uint64
 	streamStart time.Time
-	streamEnd   time.Time
-	history     []swarmSample
-	routes      map[uint64]chan routeArrival
+	// writeStart and chunk place every stream byte's write in time: the
+	// byte at offset o is written at writeStart + (o/chunk)·chunk/rate.
+	writeStart time.Time
+	chunk      uint64
+	streamEnd  time.Time
+	history    []swarmSample
+	routes     map[uint64]chan routeArrival
 }
 
 // routeArrival is a routed message's delivery at a member.
@@ -189,6 +196,7 @@ func (s *swarm) addMember(i int) error {
 	if i == 0 {
 		gc.PublisherKey = s.pubKey
 		gc.ShortParity = s.opt.shortParity
+		gc.EarlyFragments = s.opt.earlyFragments
 	}
 	g, err := group.Join(h, s.spec, gc)
 	if err != nil {
@@ -378,6 +386,9 @@ func (s *swarm) stream(ctx context.Context, drain time.Duration) error {
 	chunk := uint64(max(s.opt.rate/100, 100))
 	buf := make([]byte, chunk)
 	start := time.Now()
+	s.mu.Lock()
+	s.writeStart, s.chunk = start, chunk
+	s.mu.Unlock()
 	var off uint64
 	for off < total {
 		n := min(chunk, total-off)
@@ -437,14 +448,26 @@ func (s *swarm) consume(m *swarmMember, sub *group.Subscription) {
 		if err != nil {
 			return
 		}
-		m.record(r, s.opt.seed)
+		m.record(r, s.opt.seed, s.writtenAt)
 	}
+}
+
+// writtenAt returns when the publisher wrote the stream byte at offset o.
+func (s *swarm) writtenAt(o uint64) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.chunk == 0 {
+		return time.Time{}
+	}
+	return s.writeStart.Add(time.Duration(float64(o/s.chunk*s.chunk) / float64(s.opt.rate) * float64(time.Second)))
 }
 
 // record checks one output record. A data record must start where the
 // previous one ended, or further on after a gap record (the bytes between
-// are what the gap lost).
-func (m *swarmMember) record(r group.Record, seed uint64) {
+// are what the gap lost). Its latency, one sample per fragment, runs from
+// the write of the fragment's last byte (writtenAt) to now.
+func (m *swarmMember) record(r group.Record, seed uint64, writtenAt func(uint64) time.Time) {
+	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r.IsGap() {
@@ -471,13 +494,20 @@ func (m *swarmMember) record(r group.Record, seed uint64) {
 	}
 	m.next = r.Offset + uint64(len(r.Data))
 	// One sample per fragment: a block output in parts weighs what it
-	// weighs output whole.
-	for range max(1, r.Fragments) {
+	// weighs output whole. Fragments are FragmentSize bytes but for a
+	// block's last.
+	for j := range max(1, r.Fragments) {
+		end := min(r.Offset+uint64(j+1)*group.DefaultFragmentSize, r.Offset+uint64(len(r.Data))) - 1
+		at := writtenAt(end)
+		if at.IsZero() {
+			continue
+		}
+		lat := now.Sub(at)
 		m.latSeen++
 		if len(m.lats) < swarmLatencySamples {
-			m.lats = append(m.lats, r.Latency)
-		} else if j := m.rnd.Uint64N(m.latSeen); j < swarmLatencySamples {
-			m.lats[j] = r.Latency
+			m.lats = append(m.lats, lat)
+		} else if k := m.rnd.Uint64N(m.latSeen); k < swarmLatencySamples {
+			m.lats[k] = lat
 		}
 	}
 }

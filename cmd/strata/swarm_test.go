@@ -189,12 +189,26 @@ func TestSwarmRecord(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := &swarmMember{rnd: nil}
 			for _, r := range tc.recs {
-				m.record(r, seed)
+				m.record(r, seed, func(uint64) time.Time { return time.Time{} })
 			}
 			if m.out != tc.out || m.lost != tc.lost || m.bad != tc.bad {
 				t.Fatalf("out %d lost %d bad %d, want %d %d %d", m.out, m.lost, m.bad, tc.out, tc.lost, tc.bad)
 			}
 		})
+	}
+	// Latency runs from the write of each fragment's last byte.
+	m := &swarmMember{}
+	now := time.Now()
+	written := func(o uint64) time.Time {
+		if o < group.DefaultFragmentSize {
+			return now.Add(-300 * time.Millisecond)
+		}
+		return now.Add(-100 * time.Millisecond)
+	}
+	m.record(group.Record{Offset: 0, Data: data(0, 1500).Data, Fragments: 2}, seed, written)
+	if len(m.lats) != 2 || m.lats[0] < 300*time.Millisecond || m.lats[0] > 400*time.Millisecond ||
+		m.lats[1] < 100*time.Millisecond || m.lats[1] > 200*time.Millisecond {
+		t.Fatalf("latencies %v, want about 300 ms and 100 ms", m.lats)
 	}
 	// The pattern is a function of the offset alone: any split of the
 	// stream gives the same bytes.
@@ -481,29 +495,48 @@ func TestSwarmInterrupt(t *testing.T) {
 	}
 }
 
+// --early-fragments: the stream arrives whole, and (logged, not asserted:
+// a timed run on a shared machine) the latency falls.
+func TestSwarmEarlyFragments(t *testing.T) {
+	p50 := make(map[bool]float64)
+	for _, on := range []bool{false, true} {
+		rep := swarmWhole(t, on, "--early-fragments", "--nodes", "8", "--duration", "2s", "--loss", "0", "--delay", "5ms", "--jitter", "0")
+		p50[on] = rep.LatencyP50MS
+	}
+	t.Logf("latency p50 %.0f ms without --early-fragments, %.0f ms with", p50[false], p50[true])
+}
+
+// swarmWhole runs a swarm with args, and flag too if on, and checks that
+// every member got the whole stream.
+func swarmWhole(t *testing.T, on bool, flag string, args ...string) swarmReport {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args = append(append([]string{"swarm"}, args...), "--http", "", "--format", "json")
+	if on {
+		args = append(args, flag)
+	}
+	code, stdout, stderr := runArgs(ctx, args...)
+	if code != exitOK {
+		t.Fatalf("%s %v: exit %d\nstdout %s\nstderr %s", flag, on, code, stdout, stderr)
+	}
+	var rep swarmReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, stdout)
+	}
+	if rep.Delivery != 1 || rep.LostBytes != 0 || rep.MismatchedBytes != 0 {
+		t.Errorf("%s %v: delivery %v, lost %d, mismatched %d", flag, on, rep.Delivery, rep.LostBytes, rep.MismatchedBytes)
+	}
+	return rep
+}
+
 // --short-parity: at 64 kbit/s (blocks of 2 fragments) the publisher
 // sends 1 parity piece per block instead of 4, and members receive far
 // fewer bytes per useful byte for the same, whole stream.
 func TestSwarmShortParity(t *testing.T) {
 	overhead := make(map[bool]float64)
 	for _, on := range []bool{false, true} {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		args := []string{"swarm", "--nodes", "8", "--duration", "3s", "--rate", "64k", "--loss", "0", "--delay", "5ms", "--jitter", "0", "--http", "", "--format", "json"}
-		if on {
-			args = append(args, "--short-parity")
-		}
-		code, stdout, stderr := runArgs(ctx, args...)
-		cancel()
-		if code != exitOK {
-			t.Fatalf("short parity %v: exit %d\nstdout %s\nstderr %s", on, code, stdout, stderr)
-		}
-		var rep swarmReport
-		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
-			t.Fatalf("report is not JSON: %v\n%s", err, stdout)
-		}
-		if rep.Delivery != 1 || rep.LostBytes != 0 || rep.MismatchedBytes != 0 {
-			t.Errorf("short parity %v: delivery %v, lost %d, mismatched %d", on, rep.Delivery, rep.LostBytes, rep.MismatchedBytes)
-		}
+		rep := swarmWhole(t, on, "--short-parity", "--nodes", "8", "--duration", "3s", "--rate", "64k", "--loss", "0", "--delay", "5ms", "--jitter", "0")
 		overhead[on] = rep.ReceivedPerByte
 	}
 	t.Logf("received per useful byte: %.3f without --short-parity, %.3f with", overhead[false], overhead[true])
