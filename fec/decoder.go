@@ -194,19 +194,7 @@ func (d *Decoder) Add(p Piece, now time.Time) error {
 		d.stats.Invalid++
 		return err
 	}
-	if !d.started {
-		d.started, d.head, d.pos = true, p.Block, p.Offset
-	}
-	switch {
-	case p.Block < d.head:
-		d.stats.Old++
-	case d.beyond(p.Block):
-		d.stats.Future++
-		if !d.future {
-			d.future, d.futureSince = true, now
-		}
-		d.futureSeq = max(d.futureSeq, p.Block)
-	default:
+	if d.admit(p.Block, p.Offset, now) {
 		if err := d.store(p, now); err != nil {
 			d.stats.Invalid++
 			return err
@@ -214,6 +202,29 @@ func (d *Decoder) Add(p Piece, now time.Time) error {
 	}
 	d.Advance(now)
 	return nil
+}
+
+// admit starts the decoder at the first block it hears of and reports
+// whether a piece or fragment of block seq (at stream offset offset) is
+// to be stored: not if the block is already delivered or given up (old)
+// or beyond the window (future), which are counted.
+func (d *Decoder) admit(seq, offset uint64, now time.Time) bool {
+	if !d.started {
+		d.started, d.head, d.pos = true, seq, offset
+	}
+	switch {
+	case seq < d.head:
+		d.stats.Old++
+		return false
+	case d.beyond(seq):
+		d.stats.Future++
+		if !d.future {
+			d.future, d.futureSince = true, now
+		}
+		d.futureSeq = max(d.futureSeq, seq)
+		return false
+	}
+	return true
 }
 
 // AddFragment gives the decoder a full data fragment of a block whose
@@ -231,19 +242,7 @@ func (d *Decoder) AddFragment(f Fragment, now time.Time) error {
 		return fmt.Errorf("%w: fragment %d of %d bytes, params K=%d FragmentSize=%d",
 			ErrPieceMismatch, f.Index, len(f.Data), pp.K, pp.FragmentSize)
 	}
-	if !d.started {
-		d.started, d.head, d.pos = true, f.Block, f.Offset
-	}
-	switch {
-	case f.Block < d.head:
-		d.stats.Old++
-	case d.beyond(f.Block):
-		d.stats.Future++
-		if !d.future {
-			d.future, d.futureSince = true, now
-		}
-		d.futureSeq = max(d.futureSeq, f.Block)
-	default:
+	if d.admit(f.Block, f.Offset, now) {
 		if err := d.storeFragment(f, now); err != nil {
 			d.stats.Invalid++
 			return err

@@ -2,6 +2,7 @@ package fec
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 )
 
@@ -63,23 +64,11 @@ func TestFilled(t *testing.T) {
 					t.Errorf("fragment %d of block %d differs from its piece", f.Index, f.Block)
 				}
 			}
-			if !slicesEqual(got, tt.want) {
+			if !slices.Equal(got, tt.want) {
 				t.Errorf("Filled gave %v, want %v", got, tt.want)
 			}
 		})
 	}
-}
-
-func slicesEqual(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestFragmentsBeforeBlock feeds a decoder a block's early fragments
