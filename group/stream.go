@@ -721,12 +721,18 @@ func (s *stream) handleFragment(l *link, f *fragment, now time.Time) {
 	g.stats.EarlyFragments++
 	switch {
 	case s.feeding:
-		s.dec.AddFragment(fec.Fragment{Block: p.Block, Offset: p.Offset, Index: p.Index, Data: p.Data}, now)
+		s.dec.AddFragment(asFragment(p), now)
 		s.drain(now)
 	case s.anchored && p.Block == s.start:
 		s.begin(now)
 	}
 	s.relay(b, p, f, l, now)
+}
+
+// asFragment is p, a fragment sent before its block closed (K 0), as the
+// decoder takes it.
+func asFragment(p fec.Piece) fec.Fragment {
+	return fec.Fragment{Block: p.Block, Offset: p.Offset, Index: p.Index, Data: p.Data}
 }
 
 // notePiece does what every piece from l tells, whatever becomes of it:
@@ -1006,7 +1012,7 @@ func (s *stream) feed(now time.Time) {
 		if b.sm == nil {
 			for _, pp := range b.pending {
 				if p := pp.p; p.K == 0 { // sent before the block closed
-					s.dec.AddFragment(fec.Fragment{Block: p.Block, Offset: p.Offset, Index: p.Index, Data: p.Data}, now)
+					s.dec.AddFragment(asFragment(p), now)
 				}
 			}
 		}

@@ -62,7 +62,7 @@ func runPublish(ctx context.Context, e *env, path string, args []string) int {
 			linger = fs.Duration("linger", 5*time.Second, "after the input ends, stay `D` so members can fetch the tail")
 			minNb = fs.Int("min-neighbours", 1, "wait for `N` neighbour links before publishing (0: publish at once)")
 			shortParity = fs.Bool("short-parity", false, "give blocks closed short (streams under about 64K bytes a second) parity in proportion to their data, not 4 pieces each: fewer bytes, a longer latency tail")
-			earlyFragments = fs.Bool("early-fragments", false, "send each full 1024-byte fragment, signed, as soon as it is read, not with its block: a third less latency, about 6 % more bytes")
+			earlyFragments = fs.Bool("early-fragments", false, "send each full 1024-byte fragment, signed, as soon as it is read, not with its block: a third less latency, about 4 % more bytes received")
 		},
 		check: func(pos []string) error {
 			if err := noArgs(" (the input goes in --in FILE, or on stdin)")(pos); err != nil {
