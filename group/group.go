@@ -627,11 +627,12 @@ func (g *Group) handleData(l *link, msg []byte, now time.Time) {
 	g.st.handlePiece(l, *p, how == viaPush, now)
 }
 
-// sendControl queues a control message to l. Called with g.mu held.
-func (g *Group) sendControl(l *link, c *control) {
+// sendControl queues a control message to l and reports whether it was
+// queued. Called with g.mu held.
+func (g *Group) sendControl(l *link, c *control) bool {
 	b, err := encodeControl(c)
 	if err != nil {
-		return
+		return false
 	}
 	m := outMsg{b: b}
 	if g.trace != nil {
@@ -640,11 +641,12 @@ func (g *Group) sendControl(l *link, c *control) {
 			m.trace = traceRequest
 		}
 	}
-	if l.enqueue(m) {
-		g.stats.Sent.Control += uint64(len(b))
-	} else {
+	if !l.enqueue(m) {
 		g.stats.QueueDropped++
+		return false
 	}
+	g.stats.Sent.Control += uint64(len(b))
+	return true
 }
 
 // sendData queues a data message to l, to be abandoned at deadline.

@@ -53,14 +53,20 @@ type link struct {
 	provenSource bool              // its node is the publisher's, by the publisher's signature (Node)
 	authentic    bool              // the session authenticates its peer ID (node.Session.PeerAuthenticated)
 	nodeSigSent  int               // availability messages that carried our Node signature to it
-	late         []time.Duration   // per push class: smoothed lateness of its pushes to us
-	subs         []bool            // push classes it wants from us
-	refused      []time.Time       // per class: it refused to push to us until then
-	source       bool              // it says it is the publisher
-	busyUntil    time.Time         // it answered a pull busy: not asked before then
-	slowUntil    time.Time         // it left a pull unanswered: asked after others until then
-	hold         func()            // ends our hold on its session (nil: none); see holdPushLinks
-	carriedAt    time.Time         // when it last carried pushes either way
+	// The Depth and Delay of the last availability message queued to
+	// it with them, and the messages queued since, that one included (0:
+	// none yet): later ones with the same leave them out
+	// (control.SameRoutes).
+	sentDepth, sentDelay []byte
+	routesSent           int
+	late                 []time.Duration // per push class: smoothed lateness of its pushes to us
+	subs                 []bool          // push classes it wants from us
+	refused              []time.Time     // per class: it refused to push to us until then
+	source               bool            // it says it is the publisher
+	busyUntil            time.Time       // it answered a pull busy: not asked before then
+	slowUntil            time.Time       // it left a pull unanswered: asked after others until then
+	hold                 func()          // ends our hold on its session (nil: none); see holdPushLinks
+	carriedAt            time.Time       // when it last carried pushes either way
 
 	// misbehaviour
 	strikes     int         // see Group.strike

@@ -1392,6 +1392,10 @@ func (s *stream) prune(now time.Time) {
 	}
 }
 
+// routesRefresh: an availability message in this many to a neighbour
+// carries its routes (Depth, Delay) even when they did not change.
+const routesRefresh = 16
+
 // advertise tells every neighbour which pieces this member holds.
 func (s *stream) advertise() {
 	var lo, hi uint64
@@ -1481,7 +1485,24 @@ func (s *stream) advertise() {
 			lc.Node = s.nodeSig
 			l.nodeSigSent++
 		}
-		s.g.sendControl(l, lc)
+		// Routes the neighbour already has are left out (delays that
+		// moved by idleDelaySlack at most count as the same: pushers
+		// are chosen with a wider margin, switchMargin), but sent in
+		// full every routesRefresh messages all the same.
+		same := l.routesSent > 0 && l.routesSent < routesRefresh && bytes.Equal(lc.Depth, l.sentDepth) && !delaysMoved(lc.Delay, l.sentDelay)
+		depth, delay := lc.Depth, lc.Delay
+		if same {
+			lc.Depth, lc.Delay, lc.SameRoutes = nil, nil, true
+		}
+		switch {
+		case !s.g.sendControl(l, lc):
+		case same:
+			l.routesSent++
+		default:
+			l.sentDepth = append(l.sentDepth[:0], depth...)
+			l.sentDelay = append(l.sentDelay[:0], delay...)
+			l.routesSent = 1
+		}
 	}
 }
 
@@ -1501,6 +1522,9 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 		}
 		urgent := false // a change of hops that can move a pusher now
 		for k := range l.depth {
+			if c.SameRoutes {
+				break
+			}
 			d := noRoute
 			if k < len(c.Depth) {
 				d = min(int(c.Depth[k]), noRoute)
