@@ -139,6 +139,14 @@ type Config struct {
 	// signature check per fragment at every member. Off by default; members take either.
 	EarlyFragments bool
 
+	// AllParity keeps every parity piece pushed to this member. By
+	// default a member whose blocks keep arriving complete but for at
+	// most one data piece before their manifests (with EarlyFragments at
+	// the publisher and little loss) asks its neighbours to push only
+	// each block's first parity piece, and asks for all again at the
+	// first block that lacked more (docs/group.md "Parity sparing").
+	AllParity bool
+
 	// SourcePullShare bounds the pulls the publisher serves, in bytes,
 	// to this share of the bytes it published (default 0.1): its upload
 	// is the scarcest resource, and members repair from each other.

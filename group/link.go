@@ -44,6 +44,7 @@ type link struct {
 
 	// stream state
 	know         map[uint64][]byte // pieces the neighbour holds (advertised, sent or received)
+	spare        bool              // it wants only the first parity piece of each block pushed (ctlParity)
 	hasManifest  map[uint64]bool   // blocks whose manifest it has (we sent it, it sent it, or it advertised the block)
 	newest       []int64           // per push class: newest block it holds a piece of (-1: none)
 	depth        []int             // per push class: its advertised hops from the publisher

@@ -70,8 +70,16 @@ type Stats struct {
 	// and they go out here before their block is complete.
 	EarlyFragments uint64
 	// PushesSkipped counts pushed pieces not sent because the neighbour
-	// said it holds the whole block (it rebuilt it) before they left.
+	// said it holds the whole block (it rebuilt it) before they left, or
+	// because it asked for only the first parity piece of each block
+	// (ParitySparing).
 	PushesSkipped uint64
+	// ParitySparing counts the times this member asked its neighbours to
+	// push it only the first parity piece of each block: its blocks had
+	// been complete but for at most one data piece when their manifests
+	// came (Config.EarlyFragments at the publisher, little loss). It asks
+	// for every piece again at the first block that was not.
+	ParitySparing uint64
 	// PusherChanges counts push classes moved to another neighbour;
 	// PushersShunned the pushers dropped for being late or for pushing
 	// nothing of a class they took on; Withholding counts the latter.

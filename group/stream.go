@@ -191,6 +191,13 @@ type stream struct {
 	gapFrom    uint64
 	inGap      bool
 	lat        reservoir
+	// Parity sparing (sparing): spare says the neighbours were asked to
+	// push only each block's first parity piece; cleanRun counts the
+	// blocks in a row that lacked at most one data piece when their
+	// manifest came; spareOffAt is when sparing last ended.
+	spare      bool
+	cleanRun   int
+	spareOffAt time.Time
 
 	dirty bool // a neighbour's hops changed since the last choice
 	// rooted: the push trees start here. The publisher; also, from Join,
@@ -486,6 +493,9 @@ func (s *stream) linkAdded(l *link) {
 	if s.end != nil {
 		s.g.sendControl(l, s.end) // a neighbour that missed the flood
 	}
+	if s.spare {
+		s.g.sendControl(l, &control{Type: ctlParity, Spare: true})
+	}
 }
 
 func (s *stream) linkRemoved(l *link) {
@@ -539,6 +549,69 @@ func (s *stream) newBlock(seq uint64, now time.Time) *block {
 	b := &block{seq: seq, first: now, deadline: now.Add(w - s.g.cfg.RelayMargin), expire: now.Add(w), fragsOnly: s.inFragment}
 	s.blocks[seq] = b
 	return b
+}
+
+// Parity sparing. A block is clean here when it became complete (its
+// K-th piece came) lacking at most two data pieces, on time (within the
+// smoothed time pushes take to fill a block, plus four deviations and
+// 10 ms, of its first piece) and without a pull. Once spareAfter blocks
+// in a row were clean (with Config.EarlyFragments at the publisher and
+// little loss, nearly every fragment is in before its block closes), a
+// member asks its neighbours to push it only each block's first parity
+// piece (ctlParity): the other M-1, which it would receive and throw
+// away, were a fifth of its bytes. The closing fragment or that parity
+// piece completes such a block. At the first block that is not clean (two
+// pieces lost: it waited for a retransmission or a pull) or is lost, it
+// asks for every piece again. A neighbour applies the request to every
+// piece it pushes from then on (relay). The parity pieces asked not to be
+// pushed are not counted as withheld (owe) while sparing and for a window
+// after.
+const spareAfter = 16
+
+// noteComplete judges block b, which just became complete, clean or not
+// (above).
+func (s *stream) noteComplete(b *block, now time.Time) {
+	if s.source || s.g.cfg.AllParity {
+		return
+	}
+	k, data := b.sm.Manifest.K, 0
+	for i := range k {
+		if bitSet(b.have, i) {
+			data++
+		}
+	}
+	late := s.fill > 0 && !b.firstPiece.IsZero() && now.Sub(b.firstPiece) > s.fill+4*s.fillDev+10*time.Millisecond
+	s.noteClean(k-data <= 2 && !late && b.pulls == 0, now)
+}
+
+// noteClean counts a clean block or not, and starts or ends sparing.
+func (s *stream) noteClean(clean bool, now time.Time) {
+	if s.source || s.g.cfg.AllParity {
+		return
+	}
+	if clean {
+		if s.cleanRun++; s.cleanRun >= spareAfter && !s.spare {
+			s.setSpare(true, now)
+		}
+		return
+	}
+	s.cleanRun = 0
+	if s.spare {
+		s.setSpare(false, now)
+	}
+}
+
+// setSpare starts or ends sparing: every neighbour is told.
+func (s *stream) setSpare(on bool, now time.Time) {
+	s.spare = on
+	if on {
+		s.g.stats.ParitySparing++
+	} else {
+		s.spareOffAt = now
+	}
+	for _, l := range s.g.links {
+		s.g.sendControl(l, &control{Type: ctlParity, Spare: on})
+	}
 }
 
 // handleManifest takes a block's manifest from l.
@@ -820,6 +893,9 @@ func (s *stream) accept(b *block, p fec.Piece, from *link, now time.Time) {
 	}
 	p.Data = s.keep(b, p)
 	s.store(b, p, from, now)
+	if b.count == b.sm.Manifest.K {
+		s.noteComplete(b, now)
+	}
 	if b.count == b.sm.Manifest.K && b.asked == nil && !b.firstPiece.IsZero() {
 		// How long pushes take to fill a block here sets how long to
 		// wait before pulling (like an RTO from RTT samples).
@@ -1072,6 +1148,10 @@ func (s *stream) relay(b *block, p fec.Piece, f *fragment, from *link, now time.
 		if l == from || !pushTo || l.knows(b.seq, p.Index) {
 			continue
 		}
+		if l.spare && p.K > 0 && p.Index > p.K {
+			s.g.stats.PushesSkipped++ // it wants only the first parity piece (sparing)
+			continue
+		}
 		switch {
 		case early:
 			if b.earlyTo == nil {
@@ -1200,7 +1280,8 @@ func (s *stream) tellWhole(b *block) {
 	var told []*link
 	for i := range b.pieces {
 		p := s.parents[i%s.P]
-		if bitSet(b.have, i) || p == nil || slices.Contains(told, p) {
+		if bitSet(b.have, i) || p == nil || slices.Contains(told, p) ||
+			s.spare && i > b.sm.Manifest.K { // not pushed anyway (sparing)
 			continue
 		}
 		told = append(told, p)
@@ -1231,6 +1312,7 @@ func (s *stream) drain(now time.Time) {
 		if o.IsGap() {
 			g.stats.BlocksLost += o.Lost
 			s.noteLost(o.Block, o.Lost, now)
+			s.noteClean(false, now)
 			if !s.inGap {
 				s.inGap, s.gapFrom = true, o.Offset
 			}
@@ -1508,6 +1590,8 @@ func (s *stream) advertise() {
 
 func (s *stream) handleControl(l *link, c *control, now time.Time) {
 	switch c.Type {
+	case ctlParity:
+		l.spare = c.Spare
 	case ctlAvail:
 		l.source = c.Source
 		// The signature names a peer ID; only a session that
@@ -2106,8 +2190,9 @@ func (s *stream) owe(l *link, c *control, now time.Time) {
 		for _, k := range classes {
 			for i := k; i < len(b.pieces); i += s.P {
 				key := pieceKey{seq, i}
-				if bitSet(b.have, i) || !held(i) || len(l.owed) >= maxOwed {
-					continue
+				if bitSet(b.have, i) || !held(i) || len(l.owed) >= maxOwed ||
+					i > b.sm.Manifest.K && (s.spare || now.Sub(s.spareOffAt) < s.g.cfg.WindowDuration) {
+					continue // (a parity piece we asked not to get)
 				}
 				if _, ok := l.owed[key]; !ok {
 					l.owed[key] = now.Add(oweGrace)

@@ -73,6 +73,10 @@ const (
 	// ctlBusy: the sender will not serve the pull it echoes (Block,
 	// Want, Manifest) now: its share of pulls is spent. Ask another.
 	ctlBusy ctlType = 7
+	// ctlParity: with Spare, push the sender only the first parity piece
+	// of each block (its blocks complete without parity); without it,
+	// every piece again.
+	ctlParity ctlType = 8
 )
 
 // control is one control message, msgpack-encoded as a map with short
@@ -120,6 +124,8 @@ type control struct {
 	// manifest too.
 	Want     []byte `msgpack:"w,omitempty"`
 	Manifest bool   `msgpack:"x,omitempty"`
+	// Parity: push only each block's first parity piece.
+	Spare bool `msgpack:"sp,omitempty"`
 	// Post: random ID, remaining hops and the application's bytes.
 	ID      []byte `msgpack:"i,omitempty"`
 	TTL     uint8  `msgpack:"ttl,omitempty"`
@@ -250,6 +256,7 @@ func (c *control) validate() error {
 		if len(c.Sig) != 0 && len(c.Sig) != ed25519.SignatureSize {
 			return bad("bad signature length")
 		}
+	case ctlParity:
 	default:
 		return bad("unknown type")
 	}
@@ -272,6 +279,8 @@ func (t ctlType) String() string {
 		return "end"
 	case ctlBusy:
 		return "busy"
+	case ctlParity:
+		return "parity"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

@@ -24,6 +24,8 @@ func TestControlRoundTrip(t *testing.T) {
 		{"avail routes", control{Type: ctlAvail, Depth: []byte{0, 1, noRoute}, Delay: []byte{0, 13, noDelay}}},
 		{"avail node", control{Type: ctlAvail, Source: true, Node: bytes.Repeat([]byte{7}, ed25519.SignatureSize)}},
 		{"avail same routes", control{Type: ctlAvail, Block: 9, Full: 2, SameRoutes: true}},
+		{"parity sparing", control{Type: ctlParity, Spare: true}},
+		{"parity all", control{Type: ctlParity}},
 		{"subscribe", control{Type: ctlSubscribe, Classes: []byte{0, 3}, Modulus: 5}},
 		{"unsubscribe", control{Type: ctlSubscribe, Modulus: 5}},
 		{"refuse", control{Type: ctlRefuse, Classes: []byte{4}, Modulus: 5}},
@@ -209,6 +211,8 @@ func FuzzDecodeControl(f *testing.F) {
 		{Type: ctlPull, Block: 9, Want: []byte{3}, Manifest: true},
 		{Type: ctlBusy, Block: 9, Want: []byte{3}, Manifest: true},
 		{Type: ctlPost, ID: make([]byte, postIDSize), TTL: 3, Payload: []byte("x")},
+		{Type: ctlAvail, Block: 9, SameRoutes: true},
+		{Type: ctlParity, Spare: true},
 	} {
 		b, _ := encodeControl(&c)
 		f.Add(b)
