@@ -191,10 +191,10 @@ type stream struct {
 	gapFrom    uint64
 	inGap      bool
 	lat        reservoir
-	// Parity sparing (sparing): spare says the neighbours were asked to
-	// push only each block's first parity piece; cleanRun counts the
-	// blocks in a row that lacked at most one data piece when their
-	// manifest came; spareOffAt is when sparing last ended.
+	// Parity sparing (noteComplete): spare says the neighbours were
+	// asked to push only each block's first parity piece; cleanRun
+	// counts the clean blocks in a row; spareOffAt is when sparing last
+	// ended.
 	spare      bool
 	cleanRun   int
 	spareOffAt time.Time
