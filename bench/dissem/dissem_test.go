@@ -122,7 +122,7 @@ func TestDissemination(t *testing.T) {
 		}
 		for _, vr := range variants {
 			wide := sc
-			wide.sourceCopies, wide.carriers, wide.fecK, wide.fecM, wide.wholeBlocks, wide.earlyFragments = vr.copies, vr.carriers, vr.k, vr.m, vr.whole, vr.early
+			wide.sourceCopies, wide.carriers, wide.fecK, wide.fecM, wide.wholeBlocks, wide.earlyFragments, wide.allParity = vr.copies, vr.carriers, vr.k, vr.m, vr.whole, vr.early, vr.all
 			systems = append(systems, struct {
 				name string
 				run  func(t *testing.T) result
@@ -190,6 +190,7 @@ type variant struct {
 	carriers, copies, k, m int
 	whole                  bool // group.Config.WholeBlocks
 	early                  bool // group.Config.EarlyFragments
+	all                    bool // group.Config.AllParity
 }
 
 func (v variant) String() string {
@@ -212,6 +213,9 @@ func (v variant) String() string {
 	if v.early {
 		b.WriteString("e")
 	}
+	if v.all {
+		b.WriteString("a")
+	}
 	return b.String()
 }
 
@@ -219,15 +223,17 @@ func (v variant) String() string {
 // and counts (c: ManifestCarriers, p: SourcePushCopies, k and m: the FEC
 // block's fragments and parity pieces; w, with no count: WholeBlocks, each
 // block output in one record once complete; e, with no count:
-// EarlyFragments, each full fragment sent as soon as it is written).
+// EarlyFragments, each full fragment sent as soon as it is written; a,
+// with no count: AllParity, no parity sparing).
 func parseVariant(s string) (variant, error) {
 	var v variant
 	rest := s
 	for rest != "" {
 		kind := rest[0]
-		if kind == 'w' || kind == 'e' {
+		if kind == 'w' || kind == 'e' || kind == 'a' {
 			v.whole = v.whole || kind == 'w'
 			v.early = v.early || kind == 'e'
+			v.all = v.all || kind == 'a'
 			rest = rest[1:]
 			continue
 		}
@@ -237,7 +243,7 @@ func parseVariant(s string) (variant, error) {
 		}
 		n, err := strconv.Atoi(rest[1:i])
 		if err != nil || n < 1 || !strings.ContainsRune("cpkm", rune(kind)) {
-			return v, fmt.Errorf("bad variant %q: want letters c, p, k or m, each with a count, or w or e (c10p6, k8m2, w, e)", s)
+			return v, fmt.Errorf("bad variant %q: want letters c, p, k or m, each with a count, or w, e or a (c10p6, k8m2, w, e, ea)", s)
 		}
 		switch kind {
 		case 'c':
@@ -270,6 +276,8 @@ func TestParseVariant(t *testing.T) {
 		{"k8m2", variant{k: 8, m: 2}, true},
 		{"w", variant{whole: true}, true},
 		{"c10w", variant{carriers: 10, whole: true}, true},
+		{"ea", variant{early: true, all: true}, true},
+		{"a2", variant{}, false},
 		{"w3", variant{}, false},
 		{"k0", variant{}, false},
 		{"", variant{}, false},

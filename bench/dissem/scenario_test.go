@@ -40,6 +40,9 @@ type scenario struct {
 	// earlyFragments is Strata's EarlyFragments: each full fragment
 	// sent, signed, as soon as it is written.
 	earlyFragments bool
+	// allParity is Strata's AllParity: every parity piece pushed, no
+	// parity sparing.
+	allParity bool
 	// delaysFirst gives Strata's links their delays before the mesh
 	// forms, not when the stream starts.
 	delaysFirst bool

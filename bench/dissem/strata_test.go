@@ -62,7 +62,7 @@ func runStrata(t *testing.T, sc scenario) result {
 		}
 		mux := group.NewMux()
 		h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
-		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers, K: sc.fecK, M: sc.fecM, WholeBlocks: sc.wholeBlocks, EarlyFragments: sc.earlyFragments}
+		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers, K: sc.fecK, M: sc.fecM, WholeBlocks: sc.wholeBlocks, EarlyFragments: sc.earlyFragments, AllParity: sc.allParity}
 		if i == 0 {
 			cfg.PublisherKey = priv
 		}
