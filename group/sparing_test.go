@@ -27,7 +27,7 @@ func TestParitySparing(t *testing.T) {
 		spare     int // 1: members must spare, 0: none may, -1: either
 	}{
 		{"sparing", true, false, 0.17, 0, 1},
-		{"all parity", true, true, 0.35, 0.24, 0},
+		{"all parity", true, true, 0.35, 0.22, 0},
 		{"fragments with their block", false, false, 0.35, 0, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,7 +123,9 @@ func TestSparingNeighbourGetsFirstParity(t *testing.T) {
 }
 
 // noteClean starts sparing after spareAfter clean blocks in a row and
-// ends it at the first block that is not.
+// ends it at the first block that is not; after a short spell of
+// sparing it waits twice as many clean blocks to start again, after a
+// long one spareAfter.
 func TestNoteClean(t *testing.T) {
 	runVirtual(t, func(t *testing.T) {
 		_, x := publishedBlocks(t, 1)
@@ -140,7 +142,7 @@ func TestNoteClean(t *testing.T) {
 			}
 			return out
 		}
-		s.cleanRun, s.spare = 0, false
+		s.cleanRun, s.spare, s.spareNeed = 0, false, 0
 		for i := 0; i < spareAfter-1; i++ {
 			s.noteClean(true, now)
 		}
@@ -155,9 +157,23 @@ func TestNoteClean(t *testing.T) {
 		if got := told(); s.spare || fmt.Sprint(got) != "[false]" || s.cleanRun != 0 {
 			t.Fatalf("after a block that was not clean: sparing %v, told %v", s.spare, got)
 		}
-		s.noteClean(true, now)
-		if s.spare || len(told()) != 0 {
-			t.Fatal("sparing again after one clean block")
+		for i := 0; i < 2*spareAfter-1; i++ {
+			s.noteClean(true, now)
 		}
+		if s.spare || len(told()) != 0 {
+			t.Fatalf("sparing again after %d clean blocks, want %d (doubled)", 2*spareAfter-1, 2*spareAfter)
+		}
+		s.noteClean(true, now)
+		if got := told(); !s.spare || fmt.Sprint(got) != "[true]" {
+			t.Fatalf("after %d clean blocks: sparing %v, told %v", 2*spareAfter, s.spare, got)
+		}
+		for i := 0; i < 4*2*spareAfter; i++ {
+			s.noteClean(true, now) // a long spell
+		}
+		s.noteClean(false, now)
+		if s.spare || s.spareNeed != spareAfter {
+			t.Fatalf("after a long spell: sparing %v, need %d, want %d", s.spare, s.spareNeed, spareAfter)
+		}
+		told()
 	})
 }

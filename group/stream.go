@@ -193,10 +193,11 @@ type stream struct {
 	lat        reservoir
 	// Parity sparing (noteComplete): spare says the neighbours were
 	// asked to push only each block's first parity piece; cleanRun
-	// counts the clean blocks in a row; spareOffAt is when sparing last
-	// ended.
+	// counts the clean blocks in a row; spareNeed is how many start
+	// sparing (0: spareAfter); spareOffAt is when sparing last ended.
 	spare      bool
 	cleanRun   int
+	spareNeed  int
 	spareOffAt time.Time
 
 	dirty bool // a neighbour's hops changed since the last choice
@@ -562,11 +563,16 @@ func (s *stream) newBlock(seq uint64, now time.Time) *block {
 // away, were a fifth of its bytes. The closing fragment or that parity
 // piece completes such a block. At the first block that is not clean (two
 // pieces lost: it waited for a retransmission or a pull) or is lost, it
-// asks for every piece again. A neighbour applies the request to every
-// piece it pushes from then on (relay). The parity pieces asked not to be
-// pushed are not counted as withheld (owe) while sparing and for a window
-// after.
-const spareAfter = 16
+// asks for every piece again, and the clean blocks it takes to start
+// again double (up to spareMax) unless sparing lasted four times as many:
+// under steady loss a member seldom tries, and each failed try costs a
+// block a wait. A neighbour applies the request to every piece it pushes
+// from then on (relay). The parity pieces asked not to be pushed are not
+// counted as withheld (owe) while sparing and for a window after.
+const (
+	spareAfter = 16
+	spareMax   = 1024
+)
 
 // noteComplete judges block b, which just became complete, clean or not
 // (above).
@@ -589,16 +595,25 @@ func (s *stream) noteClean(clean bool, now time.Time) {
 	if s.source || s.g.cfg.AllParity {
 		return
 	}
+	if s.spareNeed == 0 {
+		s.spareNeed = spareAfter
+	}
 	if clean {
-		if s.cleanRun++; s.cleanRun >= spareAfter && !s.spare {
+		if s.cleanRun++; s.cleanRun >= s.spareNeed && !s.spare {
 			s.setSpare(true, now)
+			s.cleanRun = 0 // now counts the clean blocks while sparing
 		}
 		return
 	}
-	s.cleanRun = 0
 	if s.spare {
 		s.setSpare(false, now)
+		if s.cleanRun >= 4*s.spareNeed {
+			s.spareNeed = spareAfter // it lasted: the loss was a blip
+		} else {
+			s.spareNeed = min(2*s.spareNeed, spareMax)
+		}
 	}
+	s.cleanRun = 0
 }
 
 // setSpare starts or ends sparing: every neighbour is told.

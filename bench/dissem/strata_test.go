@@ -44,6 +44,9 @@ func runStrata(t *testing.T, sc scenario) result {
 	if sc.earlyFragments {
 		res.system += ", early fragments"
 	}
+	if sc.allParity {
+		res.system += ", all parity"
+	}
 	pub, priv, err := ed25519.GenerateKey(rand.NewChaCha8([32]byte{byte(sc.seed)}))
 	if err != nil {
 		t.Fatal(err)
