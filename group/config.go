@@ -140,11 +140,12 @@ type Config struct {
 	EarlyFragments bool
 
 	// AllParity keeps every parity piece pushed to this member. By
-	// default a member whose blocks keep arriving complete but for at
-	// most one data piece before their manifests (with EarlyFragments at
-	// the publisher and little loss) asks its neighbours to push only
-	// each block's first parity piece, and asks for all again at the
-	// first block that lacked more (docs/group.md "Parity sparing").
+	// default a member whose blocks keep completing on time, without a
+	// pull and lacking at most two data pieces when their K-th piece
+	// comes (16 in a row; with EarlyFragments at the publisher and little
+	// loss, nearly all), asks its neighbours to push only each block's
+	// first parity piece, and asks for all again at the first block that
+	// does not (docs/group.md "Parity sparing").
 	AllParity bool
 
 	// SourcePullShare bounds the pulls the publisher serves, in bytes,

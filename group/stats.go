@@ -76,9 +76,10 @@ type Stats struct {
 	PushesSkipped uint64
 	// ParitySparing counts the times this member asked its neighbours to
 	// push it only the first parity piece of each block: its blocks had
-	// been complete but for at most one data piece when their manifests
-	// came (Config.EarlyFragments at the publisher, little loss). It asks
-	// for every piece again at the first block that was not.
+	// kept completing on time, without pulls, lacking at most two data
+	// pieces at completion (Config.EarlyFragments at the publisher,
+	// little loss; Config.AllParity). It asks for every piece again at
+	// the first block that did not.
 	ParitySparing uint64
 	// PusherChanges counts push classes moved to another neighbour;
 	// PushersShunned the pushers dropped for being late or for pushing
