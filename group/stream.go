@@ -577,9 +577,6 @@ const (
 // noteComplete judges block b, which just became complete, clean or not
 // (above).
 func (s *stream) noteComplete(b *block, now time.Time) {
-	if s.source || s.g.cfg.AllParity {
-		return
-	}
 	k, data := b.sm.Manifest.K, 0
 	for i := range k {
 		if bitSet(b.have, i) {
@@ -1620,10 +1617,11 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 			l.provenSource = true
 		}
 		urgent := false // a change of hops that can move a pusher now
-		for k := range l.depth {
-			if c.SameRoutes {
-				break
-			}
+		classes := len(l.depth)
+		if c.SameRoutes {
+			classes = 0 // the routes l sent last stand
+		}
+		for k := range classes {
 			d := noRoute
 			if k < len(c.Depth) {
 				d = min(int(c.Depth[k]), noRoute)

@@ -105,7 +105,8 @@ type control struct {
 	// Avail: Depth and Delay are left out because they are those of the
 	// sender's previous availability message on this flow (which is
 	// reliable and in order). Routes change far less often than the
-	// pieces held, and the two arrays were 40 % of the message.
+	// pieces held, and the two arrays take a byte per push class each
+	// (10 by default) besides their keys.
 	SameRoutes bool `msgpack:"u,omitempty"`
 	// Avail, from the publisher's node (or a key holder's, before it
 	// publishes): the publisher's signature over nodeSigningBytes of this
