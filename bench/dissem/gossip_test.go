@@ -56,12 +56,18 @@ func (c *rpcCounter) SendRPC(*pubsub.RPC, peer.ID)             {}
 func (c *rpcCounter) UndeliverableMessage(*pubsub.Message)     {}
 
 // runGossip streams sc over gossipsub (default parameters, Ed25519
-// identities, signed messages) on a mocknet whose links have sc's
-// delays. Each message carries perMsg chunks of the stream after an
-// 8-byte chunk index. Mocknet streams are reliable and lossless: sc.loss
-// is not applied.
-func runGossip(t *testing.T, sc scenario, perMsg int) result {
+// identities, signed messages) on a mocknet whose streams are modelled
+// TCP connections (tcpStream) with sc's delays and, when lossy, sc.loss
+// from the stream's start. Each message carries perMsg chunks of the
+// stream after an 8-byte chunk index.
+func runGossip(t *testing.T, sc scenario, perMsg int, lossy bool) result {
 	res := result{system: fmt.Sprintf("gossipsub %d B", perMsg*sc.chunk)}
+	tn := &tcpNet{delay: sc.delay, seed: sc.seed}
+	if lossy && sc.loss > 0 {
+		tn.loss = sc.loss
+		res.loss = sc.loss
+		res.system += ", TCP loss model"
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	mn := mocknet.New()
@@ -102,7 +108,9 @@ func runGossip(t *testing.T, sc scenario, perMsg int) result {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l.SetOptions(mocknet.LinkOptions{Latency: sc.delay(i, j)})
+			// No mocknet latency: tcpStream delays each write
+			// (mocknet's own would deliver one write per latency).
+			l.SetOptions(mocknet.LinkOptions{})
 			if _, err := mn.ConnectPeers(hosts[i].ID(), hosts[j].ID()); err != nil {
 				t.Fatal(err)
 			}
@@ -110,7 +118,8 @@ func runGossip(t *testing.T, sc scenario, perMsg int) result {
 	}
 	for i, h := range hosts {
 		counters[i] = &rpcCounter{}
-		ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithRawTracer(counters[i]))
+		th := &tcpHost{Host: h, net: tn, self: i, index: index}
+		ps, err := pubsub.NewGossipSub(ctx, th, pubsub.WithRawTracer(counters[i]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,10 +149,12 @@ func runGossip(t *testing.T, sc scenario, perMsg int) result {
 			}
 		}
 	})
+	arrivals := make([][]time.Time, len(rs))
 	for i := range rs {
 		rcv := &receiver{}
 		rs[i] = rcv
-		readers.Go(func() { readGossip(ctx, subs[i+1], data, sc.chunk, sc.perSecond(), wc, rcv) })
+		arrivals[i] = make([]time.Time, sc.chunks())
+		readers.Go(func() { readGossip(ctx, subs[i+1], data, sc.chunk, rcv, arrivals[i]) })
 	}
 	recv0 := make([]uint64, len(hosts))
 	for i, c := range counters {
@@ -153,6 +164,7 @@ func runGossip(t *testing.T, sc scenario, perMsg int) result {
 
 	var msg []byte
 	first := 0
+	tn.on.Store(true)
 	err := sc.pace(data, wc, func(c int, b []byte) error {
 		if len(msg) == 0 {
 			first = c
@@ -187,7 +199,12 @@ func runGossip(t *testing.T, sc scenario, perMsg int) result {
 	res.upload = float64(counters[0].sent.Load()-sent0) / float64(len(data))
 	cancel()
 	readers.Wait()
+	var msgLats []time.Duration
+	for i, rcv := range rs {
+		msgLats = append(msgLats, inOrder(arrivals[i], wc, rcv, sc.perSecond())...)
+	}
 	res.summarize(rs, len(data))
+	res.msgP50, res.msgP99 = percentiles(msgLats)
 	for _, rcv := range rs {
 		useful += float64(rcv.useful)
 	}
@@ -197,13 +214,14 @@ func runGossip(t *testing.T, sc scenario, perMsg int) result {
 	for _, c := range counters {
 		drops += c.drops.Load()
 	}
-	res.note = fmt.Sprintf("no loss (mocknet streams are reliable); RPCs dropped at full outbound queues: %d", drops)
+	res.note = fmt.Sprintf("loss %g (TCP model); RPCs dropped at full outbound queues: %d", tn.loss, drops)
 	return res
 }
 
 // readGossip takes sub's messages until ctx ends: checks each against the
-// published bytes and times each chunk in it.
-func readGossip(ctx context.Context, sub *pubsub.Subscription, data []byte, chunk, perSecond int, wc *writeClock, rcv *receiver) {
+// published bytes, counts its bytes as useful and notes when each chunk
+// in it first arrived in arrivals.
+func readGossip(ctx context.Context, sub *pubsub.Subscription, data []byte, chunk int, rcv *receiver, arrivals []time.Time) {
 	for {
 		m, err := sub.Next(ctx)
 		if err != nil {
@@ -222,10 +240,38 @@ func readGossip(ctx context.Context, sub *pubsub.Subscription, data []byte, chun
 			rcv.reject()
 			continue
 		}
-		var lats []time.Duration
+		rcv.mu.Lock()
+		fresh := arrivals[c].IsZero()
 		for k := c; k*chunk < lo+len(b); k++ {
-			lats = append(lats, wc.since(k, now))
+			if arrivals[k].IsZero() {
+				arrivals[k] = now
+			}
 		}
-		rcv.add(len(b), c, perSecond, lats...)
+		rcv.mu.Unlock()
+		if fresh {
+			rcv.add(len(b), c, 0)
+		}
 	}
+}
+
+// inOrder gives a member's chunk latencies as a stream reader would see
+// them, as Strata's are measured: a chunk is output once it and every
+// chunk before it have arrived. It adds those to rcv and returns the
+// latencies of each chunk's own arrival (the message latency). A chunk
+// that never arrived holds back the ones after it: they are not counted.
+func inOrder(arrivals []time.Time, wc *writeClock, rcv *receiver, perSecond int) (msg []time.Duration) {
+	var out time.Time
+	var lats []time.Duration
+	for c, a := range arrivals {
+		if a.IsZero() {
+			break
+		}
+		msg = append(msg, wc.since(c, a))
+		if a.After(out) {
+			out = a
+		}
+		lats = append(lats, wc.since(c, out))
+	}
+	rcv.add(0, 0, perSecond, lats...)
+	return msg
 }

@@ -17,7 +17,7 @@ import (
 // scenario is one dissemination run: members, links, stream.
 type scenario struct {
 	members  int
-	loss     float64       // per datagram (Strata only: see gossip)
+	loss     float64       // per datagram (Strata), per TCP segment (gossipsub: tcpStream)
 	delayMin time.Duration // one-way delay of a pair of members, drawn
 	delayMax time.Duration // uniformly in [delayMin, delayMax] per pair
 	rate     int           // stream bytes per second
@@ -153,13 +153,16 @@ type result struct {
 	afterP50, afterP99 time.Duration
 	stampP50           time.Duration // Strata: group.Record.Latency, pooled
 	stampP99           time.Duration
-	overhead           float64 // bytes received by all subscribers / useful bytes output
-	wire               float64 // the same at the datagram level (Strata) or RPC frames (gossipsub)
-	upload             float64 // publisher bytes sent / bytes published
-	neighbours         float64 // mean links per member
-	bad                int
-	wall               time.Duration // real time of the run (set by the caller)
-	note               string
+	// gossipsub: from each chunk's write to its message's arrival,
+	// pooled, whether or not every chunk before it had arrived.
+	msgP50, msgP99 time.Duration
+	overhead       float64 // bytes received by all subscribers / useful bytes output
+	wire           float64 // the same at the datagram level (Strata) or RPC frames (gossipsub)
+	upload         float64 // publisher bytes sent / bytes published
+	neighbours     float64 // mean links per member
+	bad            int
+	wall           time.Duration // real time of the run (set by the caller)
+	note           string
 }
 
 // summarize fills the delivery and latency fields from the receivers.
