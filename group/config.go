@@ -148,6 +148,18 @@ type Config struct {
 	// does not (docs/group.md "Parity sparing").
 	AllParity bool
 
+	// BackupPushers has every push class pushed to this member by a
+	// second neighbour as well as its pusher: the nearest other one (in
+	// delay from the publisher) that is not below this member in the
+	// class's tree and is not the publisher (whose upload stays bounded
+	// by SourcePushCopies). Each piece is kept from whichever copy comes
+	// first, so a piece lost or late on one path usually comes by the
+	// other, without a pull or a wait for the block's parity: lower
+	// latency under loss, for about twice the bytes received (each piece
+	// comes twice). Off by default; members take either (docs/group.md
+	// "Backup pushers").
+	BackupPushers bool
+
 	// SourcePullShare bounds the pulls the publisher serves, in bytes,
 	// to this share of the bytes it published (default 0.1): its upload
 	// is the scarcest resource, and members repair from each other.

@@ -83,6 +83,9 @@ func removeFake(x *Group, ls ...*link) {
 			if x.st.trying[c] == l {
 				x.st.trying[c] = nil
 			}
+			if x.st.backup[c] == l {
+				x.st.backup[c] = nil
+			}
 		}
 	}
 }

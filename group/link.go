@@ -63,6 +63,7 @@ type link struct {
 	late                 []time.Duration // per push class: smoothed lateness of its pushes to us
 	subs                 []bool          // push classes it wants from us
 	refused              []time.Time     // per class: it refused to push to us until then
+	backupRefused        []time.Time     // per class: it refused to be our backup pusher until then
 	source               bool            // it says it is the publisher
 	busyUntil            time.Time       // it answered a pull busy: not asked before then
 	slowUntil            time.Time       // it left a pull unanswered: asked after others until then

@@ -85,6 +85,9 @@ type Stats struct {
 	// PushersShunned the pushers dropped for being late or for pushing
 	// nothing of a class they took on; Withholding counts the latter.
 	PusherChanges, PushersShunned, Withholding uint64
+	// BackupClasses is how many push classes have a backup pusher now
+	// (Config.BackupPushers), of PushNeighbourLimit.
+	BackupClasses int
 	// PusherTriesRefused counts pusher changes that did not happen: the
 	// neighbour asked to take a class refused it, and the class stayed
 	// with its pusher, which kept pushing while the neighbour was asked.

@@ -161,6 +161,9 @@ type stream struct {
 	start             uint64
 
 	parents []*link // per class: the neighbour asked to push it
+	// backup, per class: the second neighbour asked to push it
+	// (Config.BackupPushers), never parents[c].
+	backup []*link
 	// Per class: a neighbour asked to push it in place of parents[c],
 	// which keeps pushing until the candidate answers (tryAnswered), the
 	// time it was asked and the reason (why*) the change will count.
@@ -423,6 +426,7 @@ func newStream(g *Group, params fec.Params) (*stream, error) {
 		blocks:    make(map[uint64]*block),
 		dec:       dec,
 		parents:   make([]*link, g.cfg.PushNeighbourLimit),
+		backup:    make([]*link, g.cfg.PushNeighbourLimit),
 		trying:    make([]*link, g.cfg.PushNeighbourLimit),
 		tryingAt:  make([]time.Time, g.cfg.PushNeighbourLimit),
 		tryingWhy: make([]int, g.cfg.PushNeighbourLimit),
@@ -488,6 +492,7 @@ func (s *stream) linkAdded(l *link) {
 	l.refreshRTT()
 	l.subs = make([]bool, s.P)
 	l.refused = make([]time.Time, s.P)
+	l.backupRefused = make([]time.Time, s.P)
 	l.pushedAt = make([]time.Time, s.P)
 	l.parentAt = make([]time.Time, s.P)
 	l.owed = make(map[pieceKey]time.Time)
@@ -504,6 +509,9 @@ func (s *stream) linkRemoved(l *link) {
 		if p == l {
 			s.why[whyGone]++
 			s.parents[c] = nil
+		}
+		if s.backup[c] == l {
+			s.backup[c] = nil
 		}
 	}
 	s.selectParents(time.Now())
@@ -1706,6 +1714,13 @@ func (s *stream) handleControl(l *link, c *control, now time.Time) {
 		}
 		s.tryAnswered(l, refused, c.Ask, now)
 		for _, k := range c.Classes {
+			if s.backup[k] == l {
+				// Refused as a backup: it may still push the class
+				// as a pusher.
+				s.backup[k] = nil
+				l.backupRefused[k] = now.Add(8 * s.g.cfg.AvailabilityUpdatePeriod)
+				continue
+			}
 			l.refused[k] = now.Add(8 * s.g.cfg.AvailabilityUpdatePeriod)
 			if s.parents[k] == l {
 				s.why[whyRefused]++
@@ -2276,7 +2291,7 @@ func (s *stream) checkWithholding(now time.Time) {
 func (s *stream) holdPushLinks(now time.Time) {
 	flowing := s.source || s.anchored // (members choose pushers before data comes)
 	for _, l := range s.g.links {
-		if flowing && (slices.Contains(s.parents, l) || slices.Contains(l.subs, true)) {
+		if flowing && (slices.Contains(s.parents, l) || slices.Contains(s.backup, l) || slices.Contains(l.subs, true)) {
 			l.carriedAt = now
 			if l.hold == nil {
 				l.hold = s.g.host.Hold(l.sess)
@@ -2292,7 +2307,7 @@ func (s *stream) subscribe(l *link) {
 	var classes []byte
 	ask := false
 	for c, p := range s.parents {
-		if p == l || s.trying[c] == l {
+		if p == l || s.trying[c] == l || s.backup[c] == l {
 			classes = append(classes, byte(c))
 			ask = ask || s.trying[c] == l
 		}
@@ -2601,6 +2616,9 @@ func (s *stream) selectParents(now time.Time) {
 		load[best]++
 		s.takeClass(c, best, whyFill, now)
 	}
+	if s.g.cfg.BackupPushers {
+		s.selectBackups(now, changed)
+	}
 	// Every neighbour whose set of classes changed is told, including
 	// one dropped above for refusing or for being late.
 	for c, p := range before {
@@ -2621,10 +2639,68 @@ func (s *stream) selectParents(now time.Time) {
 	}
 }
 
+// selectBackups chooses, for every push class, a second neighbour to
+// push it (Config.BackupPushers): among those that are not its pusher
+// (or the candidate for it), not the publisher, not refusing, and not
+// below this member in the class's tree (their depth at most ours: a
+// member below us would get the class through us), the nearest the
+// publisher, within the same load limit per neighbour as the pushers.
+// The current backup stays unless it no longer qualifies or another is
+// nearer by switchMargin. Neighbours whose set changed go into changed.
+func (s *stream) selectBackups(now time.Time, changed map[*link]bool) {
+	perLink := (s.P + len(s.g.links) - 1) / max(len(s.g.links), 1)
+	load := make(map[*link]int)
+	for _, b := range s.backup {
+		if b != nil {
+			load[b]++
+		}
+	}
+	for c := 0; c < s.P; c++ {
+		cur := s.backup[c]
+		mine := s.myDepth(c)
+		fit := func(l *link) bool {
+			return l != s.parents[c] && l != s.trying[c] && s.g.links[l.peer] == l &&
+				l.depth[c] > 0 && l.depth[c] <= mine && l.depth[c] < noRoute &&
+				!now.Before(l.refused[c]) && !now.Before(l.backupRefused[c])
+		}
+		if cur != nil && !fit(cur) {
+			load[cur]--
+			s.backup[c] = nil
+			changed[cur] = true
+			cur = nil
+		}
+		var best *link
+		var bestCost time.Duration
+		for _, l := range s.g.links {
+			if !fit(l) || l != cur && load[l] >= perLink {
+				continue
+			}
+			if d := cost(l, c); best == nil || d < bestCost || d == bestCost && l.rank[c] < best.rank[c] {
+				best, bestCost = l, d
+			}
+		}
+		if best == nil || best == cur || cur != nil && cost(cur, c) <= bestCost+switchMargin(bestCost) {
+			continue
+		}
+		if cur != nil {
+			load[cur]--
+			changed[cur] = true
+		}
+		load[best]++
+		s.backup[c] = best
+		changed[best] = true
+	}
+}
+
 func (s *stream) fillStats(st *Stats) {
 	st.LatencySamples = len(s.lat.samples)
 	st.LatencyP50 = s.lat.percentile(0.50)
 	st.LatencyP99 = s.lat.percentile(0.99)
+	for _, b := range s.backup {
+		if b != nil {
+			st.BackupClasses++
+		}
+	}
 	// Bytes of blocks given up on whose end is not known yet (inGap) are
 	// counted in BytesLost once the next data arrives (drain).
 }

@@ -38,7 +38,13 @@ type streamScenario struct {
 	// (memnet.Config.Tick): each arrives up to tick later than its link
 	// says, and a virtual-clock run advances its clock far less often.
 	tick time.Duration
-	// check, if set, makes more assertions at the end of the run.
+	// settle, if positive, gives the links their delays (not their
+	// loss) this long before the stream, so that round-trip estimates
+	// and the push trees have settled, as on a real network; by default
+	// delays and loss come with the stream.
+	settle time.Duration
+	// check, if set, makes more assertions at the end of the run (also
+	// of a measure run).
 	check func(t *testing.T, m *mesh, res result)
 }
 
@@ -81,11 +87,21 @@ func (sc streamScenario) run(t *testing.T) result {
 	t.Logf("%d members bootstrapped in %v", sc.members, time.Since(start).Round(time.Millisecond))
 	data := streamData(sc.bytes)
 	m.subscribe(ctx, data)
-	if sc.perPair {
-		m.impairPairs(uint64(sc.members) ^ sc.seed<<32)
-	} else {
-		m.impair()
+	impair := func() {
+		if sc.perPair {
+			m.impairPairs(uint64(sc.members) ^ sc.seed<<32)
+		} else {
+			m.impair()
+		}
 	}
+	if sc.settle > 0 {
+		link := m.link
+		m.link.Loss = 0
+		impair()
+		m.link = link
+		time.Sleep(sc.settle)
+	}
+	impair()
 	p, err := m.members[0].g.Publish()
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +160,9 @@ func (sc streamScenario) run(t *testing.T) result {
 				f.Close()
 			}
 		}
+		if sc.check != nil {
+			sc.check(t, m, res)
+		}
 		return res
 	}
 	d := cfg.withDefaults()
@@ -151,6 +170,9 @@ func (sc streamScenario) run(t *testing.T) result {
 	if d.EarlyFragments {
 		// Each data fragment costs its signature, stamp and offset more.
 		limit += 1.15 * float64(fragmentOverhead) / float64(d.FragmentSize)
+	}
+	if d.BackupPushers {
+		limit *= 2 // every piece comes from two pushers
 	}
 	if res.missing > 0.001 {
 		for i := 0; i < 3; i++ {

@@ -133,7 +133,7 @@ func TestDissemination(t *testing.T) {
 		}
 		for _, vr := range variants {
 			wide := sc
-			wide.sourceCopies, wide.carriers, wide.fecK, wide.fecM, wide.wholeBlocks, wide.earlyFragments, wide.allParity = vr.copies, vr.carriers, vr.k, vr.m, vr.whole, vr.early, vr.all
+			wide.sourceCopies, wide.carriers, wide.fecK, wide.fecM, wide.wholeBlocks, wide.earlyFragments, wide.allParity, wide.backupPushers = vr.copies, vr.carriers, vr.k, vr.m, vr.whole, vr.early, vr.all, vr.backup
 			systems = append(systems, struct {
 				name string
 				run  func(t *testing.T) result
@@ -205,6 +205,7 @@ type variant struct {
 	whole                  bool // group.Config.WholeBlocks
 	early                  bool // group.Config.EarlyFragments
 	all                    bool // group.Config.AllParity
+	backup                 bool // group.Config.BackupPushers
 }
 
 func (v variant) String() string {
@@ -230,6 +231,9 @@ func (v variant) String() string {
 	if v.all {
 		b.WriteString("a")
 	}
+	if v.backup {
+		b.WriteString("b")
+	}
 	return b.String()
 }
 
@@ -238,16 +242,18 @@ func (v variant) String() string {
 // block's fragments and parity pieces; w, with no count: WholeBlocks, each
 // block output in one record once complete; e, with no count:
 // EarlyFragments, each full fragment sent as soon as it is written; a,
-// with no count: AllParity, no parity sparing).
+// with no count: AllParity, no parity sparing; b, with no count:
+// BackupPushers, every push class pushed by a second neighbour too).
 func parseVariant(s string) (variant, error) {
 	var v variant
 	rest := s
 	for rest != "" {
 		kind := rest[0]
-		if kind == 'w' || kind == 'e' || kind == 'a' {
+		if kind == 'w' || kind == 'e' || kind == 'a' || kind == 'b' {
 			v.whole = v.whole || kind == 'w'
 			v.early = v.early || kind == 'e'
 			v.all = v.all || kind == 'a'
+			v.backup = v.backup || kind == 'b'
 			rest = rest[1:]
 			continue
 		}
@@ -257,7 +263,7 @@ func parseVariant(s string) (variant, error) {
 		}
 		n, err := strconv.Atoi(rest[1:i])
 		if err != nil || n < 1 || !strings.ContainsRune("cpkm", rune(kind)) {
-			return v, fmt.Errorf("bad variant %q: want letters c, p, k or m, each with a count, or w, e or a (c10p6, k8m2, w, e, ea)", s)
+			return v, fmt.Errorf("bad variant %q: want letters c, p, k or m, each with a count, or w, e, a or b (c10p6, k8m2, w, e, ea, eb)", s)
 		}
 		switch kind {
 		case 'c':
@@ -291,6 +297,7 @@ func TestParseVariant(t *testing.T) {
 		{"w", variant{whole: true}, true},
 		{"c10w", variant{carriers: 10, whole: true}, true},
 		{"ea", variant{early: true, all: true}, true},
+		{"eb", variant{early: true, backup: true}, true},
 		{"a2", variant{}, false},
 		{"w3", variant{}, false},
 		{"k0", variant{}, false},

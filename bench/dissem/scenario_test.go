@@ -43,6 +43,9 @@ type scenario struct {
 	// allParity is Strata's AllParity: every parity piece pushed, no
 	// parity sparing.
 	allParity bool
+	// backupPushers is Strata's BackupPushers: every push class pushed
+	// by a second neighbour too.
+	backupPushers bool
 	// delaysFirst gives Strata's links their delays before the mesh
 	// forms, not when the stream starts.
 	delaysFirst bool

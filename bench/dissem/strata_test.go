@@ -47,6 +47,9 @@ func runStrata(t *testing.T, sc scenario) result {
 	if sc.allParity {
 		res.system += ", all parity"
 	}
+	if sc.backupPushers {
+		res.system += ", backup pushers"
+	}
 	pub, priv, err := ed25519.GenerateKey(rand.NewChaCha8([32]byte{byte(sc.seed)}))
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +68,7 @@ func runStrata(t *testing.T, sc scenario) result {
 		}
 		mux := group.NewMux()
 		h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
-		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers, K: sc.fecK, M: sc.fecM, WholeBlocks: sc.wholeBlocks, EarlyFragments: sc.earlyFragments, AllParity: sc.allParity}
+		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers, K: sc.fecK, M: sc.fecM, WholeBlocks: sc.wholeBlocks, EarlyFragments: sc.earlyFragments, AllParity: sc.allParity, BackupPushers: sc.backupPushers}
 		if i == 0 {
 			cfg.PublisherKey = priv
 		}
@@ -236,6 +239,13 @@ func runStrata(t *testing.T, sc scenario) result {
 		"; per subscriber: pusher changes " + f2(float64(changes1-changes0)/float64(len(rs))) +
 		", pull requests " + f2(float64(pulls1-pulls0)/float64(len(rs)))
 	res.stampP50, res.stampP99 = percentiles(stamps)
+	if sc.backupPushers {
+		var backups int
+		for _, m := range ms[1:] {
+			backups += m.g.Stats().BackupClasses
+		}
+		res.note += ", classes with a backup pusher " + f2(float64(backups)/float64(len(ms)-1))
+	}
 	var nb int
 	for _, m := range ms {
 		nb += m.g.Stats().Neighbours
