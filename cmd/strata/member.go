@@ -60,6 +60,8 @@ type memberFlags struct {
 	groups      specFlag
 	multiGroup  bool // node: --group may repeat
 	joinTimeout time.Duration
+	// backupPushers: group.Config.BackupPushers.
+	backupPushers bool
 	logFlags
 }
 
@@ -81,6 +83,7 @@ func (m *memberFlags) register(fs *flag.FlagSet, defaultListen, defaultLevel str
 	}
 	fs.Var(&m.groups, "group", groupHelp)
 	fs.DurationVar(&m.joinTimeout, "join-timeout", defaultJoinTimeout, "give up meeting the group through --bootstrap after `D`")
+	fs.BoolVar(&m.backupPushers, "backup-pushers", false, "take each push class of a stream from a second neighbour too (each piece comes twice): lower latency under loss, about twice the bytes received")
 	m.logFlags.register(fs, defaultLevel)
 }
 
@@ -99,6 +102,8 @@ type memberSetup struct {
 	shortParity bool
 	// earlyFragments: group.Config.EarlyFragments (publish only).
 	earlyFragments bool
+	// backupPushers: group.Config.BackupPushers.
+	backupPushers bool
 	// subscribe subscribes to every group's stream as soon as it is
 	// joined, before bootstrap, so no output is missed (play).
 	subscribe bool
@@ -107,7 +112,7 @@ type memberSetup struct {
 // setup validates the flags. Its error is a usage error: the message
 // says what to change.
 func (m *memberFlags) setup(ctx context.Context, e *env) (*memberSetup, error) {
-	s := &memberSetup{identity: m.identity, joinTimeout: m.joinTimeout}
+	s := &memberSetup{identity: m.identity, joinTimeout: m.joinTimeout, backupPushers: m.backupPushers}
 	switch {
 	case len(m.groups) == 0 && m.multiGroup:
 		return nil, errors.New("missing --group SPEC (e.g. --group 'strata:group/lobby?multicast&posting&routing'); repeat it to join several groups")
@@ -220,6 +225,7 @@ func startMember(ctx context.Context, s *memberSetup) (*member, error) {
 			PublisherKey:   s.publisherKey,
 			ShortParity:    s.shortParity,
 			EarlyFragments: s.earlyFragments,
+			BackupPushers:  s.backupPushers,
 			Logger:         s.log.With().Str("component", "group").Str("group", shortHex(sp.ID())).Logger(),
 		})
 		if err != nil {

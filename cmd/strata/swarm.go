@@ -127,6 +127,7 @@ func runSwarm(ctx context.Context, e *env, path string, args []string) int {
 	duration := fs.Duration("duration", 15*time.Second, "publish for `T`")
 	noRdv := fs.Bool("no-rendezvous", false, "members meet through earlier members only, without the swarm's rendezvous node")
 	earlyFragments := fs.Bool("early-fragments", false, "the publisher sends each full 1024-byte fragment, signed, as soon as it is written, not with its block: lower latency, about 4 % more bytes received")
+	backupPushers := fs.Bool("backup-pushers", false, "every member takes each push class from a second neighbour too (each piece comes twice): lower latency under loss, about twice the bytes received")
 	shortParity := fs.Bool("short-parity", false, "the publisher gives blocks closed short (streams under about 524k) parity in proportion to their data, not 4 pieces each: fewer bytes, a longer latency tail")
 	udp := fs.Bool("udp", false, "run the members on UDP sockets on 127.0.0.1 instead of the in-memory network")
 	httpAddr := fs.String("http", "127.0.0.1:0", "serve the live view on `ADDR` (a loopback address; port 0 picks one; empty disables)")
@@ -192,6 +193,7 @@ func runSwarm(ctx context.Context, e *env, path string, args []string) int {
 		noRendezvous:   *noRdv,
 		shortParity:    *shortParity,
 		earlyFragments: *earlyFragments,
+		backupPushers:  *backupPushers,
 		log:            log,
 	}
 	s, err := newSwarm(opt)

@@ -38,8 +38,10 @@ type swarmOptions struct {
 	// earlyFragments: group.Config.EarlyFragments, each full fragment
 	// sent, signed, as soon as it is written.
 	earlyFragments bool
-	seed           uint64
-	log            zerolog.Logger
+	// backupPushers: group.Config.BackupPushers, at every member.
+	backupPushers bool
+	seed          uint64
+	log           zerolog.Logger
 }
 
 // Phases of a swarm run, in order.
@@ -191,7 +193,7 @@ func (s *swarm) addMember(i int) error {
 		hc.Rendezvous = []netip.AddrPort{s.rn.AddrPort()}
 	}
 	h := overlay.NewHost(n, hc)
-	gc := group.Config{Mux: mux, Overlay: swarmOverlay(), Logger: log}
+	gc := group.Config{Mux: mux, Overlay: swarmOverlay(), Logger: log, BackupPushers: s.opt.backupPushers}
 	gc.Overlay.Logger = log
 	if i == 0 {
 		gc.PublisherKey = s.pubKey

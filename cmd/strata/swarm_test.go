@@ -506,6 +506,20 @@ func TestSwarmEarlyFragments(t *testing.T) {
 	t.Logf("latency p50 %.0f ms without --early-fragments, %.0f ms with", p50[false], p50[true])
 }
 
+// --backup-pushers: the stream arrives whole and every member receives
+// each piece twice (bytes per useful byte about double).
+func TestSwarmBackupPushers(t *testing.T) {
+	overhead := make(map[bool]float64)
+	for _, on := range []bool{false, true} {
+		rep := swarmWhole(t, on, "--backup-pushers", "--nodes", "8", "--duration", "3s", "--early-fragments", "--loss", "0.02", "--delay", "5ms", "--jitter", "0")
+		overhead[on] = rep.ReceivedPerByte
+	}
+	t.Logf("received per useful byte %.3f without --backup-pushers, %.3f with", overhead[false], overhead[true])
+	if overhead[true] < 1.5*overhead[false] {
+		t.Errorf("received per useful byte %.3f with --backup-pushers, %.3f without: pieces did not come twice", overhead[true], overhead[false])
+	}
+}
+
 // swarmWhole runs a swarm with args, and flag too if on, and checks that
 // every member got the whole stream.
 func swarmWhole(t *testing.T, on bool, flag string, args ...string) swarmReport {
