@@ -226,7 +226,8 @@ func TestStreamDelivery(t *testing.T) {
 // time on 2 CPUs (too slow under -race), so it runs only with
 // STRATA_LONG=1 and without -short; .ci/run sets it. STRATA_LONG_N and STRATA_LONG_SECONDS shrink it;
 // STRATA_LONG_SEED seeds it; STRATA_LONG_TICK puts its network on a grid;
-// STRATA_LONG_EARLY=1 runs it with Config.EarlyFragments.
+// STRATA_LONG_EARLY=1 runs it with Config.EarlyFragments,
+// STRATA_LONG_BACKUP=1 with Config.BackupPushers.
 func TestStreamDelivery200(t *testing.T) {
 	if testing.Short() || os.Getenv("STRATA_LONG") != "1" {
 		t.Skip("set STRATA_LONG=1 (and no -short) for the 200-member run")
@@ -246,7 +247,8 @@ func TestStreamDelivery200(t *testing.T) {
 	tick, _ := time.ParseDuration(os.Getenv("STRATA_LONG_TICK"))
 	// STRATA_LONG_EARLY=1 sets Config.EarlyFragments (the bytes bound
 	// then allows for the fragments' signatures).
-	cfg := Config{EarlyFragments: os.Getenv("STRATA_LONG_EARLY") == "1"}
+	// STRATA_LONG_BACKUP=1 sets Config.BackupPushers (the bound doubles).
+	cfg := Config{EarlyFragments: os.Getenv("STRATA_LONG_EARLY") == "1", BackupPushers: os.Getenv("STRATA_LONG_BACKUP") == "1"}
 	streamScenario{
 		cfg:      cfg,
 		seed:     seed,
