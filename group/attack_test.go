@@ -24,8 +24,7 @@ import (
 // output the whole
 // stream byte for byte. 30 members, 1 Mbit/s for 20 s, links of 10-20 ms
 // with 1 % loss, on the virtual clock; with the default Config, and with
-// BackupPushers (and EarlyFragments), where the withholder must at least
-// be found silent.
+// BackupPushers (and EarlyFragments) at every member.
 func TestHostileMembersAreDisconnected(t *testing.T) {
 	if raceEnabled {
 		t.Skip("a long scenario: .ci/run runs it without -race")
@@ -36,9 +35,9 @@ func TestHostileMembersAreDisconnected(t *testing.T) {
 		cfg  Config
 	}{
 		{"default", Config{}},
-		// Members with backup pushers get what the withholder keeps
-		// from its backups: they seldom lack a piece it owes (few
-		// bans), but find it silent and move its classes away.
+		// Members with backup pushers seldom lack a piece the
+		// withholder owes (the backup brought it): what it never sent
+		// is owed all the same (owe).
 		{"backup pushers", Config{BackupPushers: true, EarlyFragments: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { hostileScenario(t, tc.cfg) })
@@ -181,11 +180,10 @@ func hostileScenario(t *testing.T, cfg Config) {
 		// evidence against it; those that did ban it (4-15 of them a
 		// run, 9-20 before pieces stopped being owed in the last quarter
 		// of the window: how many chose it as a pusher varies).
-		switch {
-		case cfg.BackupPushers && banned[withholder]+int(withheld) == 0:
-			t.Errorf("the withholder was neither banned nor found silent (%d pieces withheld; %d members still take a class from it)",
-				withheldPieces, stillParent)
-		case !cfg.BackupPushers && (banned[withholder] < 1 || withheldPieces == 0):
+		// Or, in a run where few members chose it (0 and 2 bans in 2
+		// of 8 runs of the default case), found silent and dropped by
+		// every member.
+		if !(banned[withholder] >= 1 && withheldPieces > 0) && !(withheld >= 1 && stillParent == 0) {
 			t.Errorf("the withholder was banned by %d members after %d pieces withheld (%d detected silent; %d members still take a class from it)",
 				banned[withholder], withheldPieces, withheld, stillParent)
 		}

@@ -21,11 +21,26 @@ import (
 // least 99.9 % of the stream, byte for byte; every joiner outputs a
 // contiguous suffix of the stream from within a window of subscribing to
 // its end. 40 members, 1 Mbit/s for 20 s, links of 10-20 ms with 1 %
-// loss, on the virtual clock.
+// loss, on the virtual clock; with the default Config, and with
+// BackupPushers (and EarlyFragments) at every member.
 func TestChurnDuringStream(t *testing.T) {
 	if raceEnabled {
 		t.Skip("a long scenario: .ci/run runs it without -race")
 	}
+	wall := time.Now()
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"default", Config{}},
+		{"backup pushers", Config{BackupPushers: true, EarlyFragments: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { churnScenario(t, tc.cfg) })
+	}
+	t.Logf("%v of real time", time.Since(wall).Round(time.Millisecond))
+}
+
+func churnScenario(t *testing.T, cfg Config) {
 	const (
 		members = 40
 		rate    = 125_000
@@ -34,12 +49,11 @@ func TestChurnDuringStream(t *testing.T) {
 		every   = 800 * time.Millisecond
 	)
 	leavers := members * 30 / 100
-	wall := time.Now()
 	synctest.Test(t, func(t *testing.T) {
 		pub, priv, _ := ed25519.GenerateKey(nil)
 		spec := Specifier{Name: "churn", Multicast: true, PublisherKey: pub}
 		link := memnet.Link{Delay: 10 * time.Millisecond, Jitter: 10 * time.Millisecond, Loss: 0.01}
-		m := newMesh(t, members, link, spec, Config{}, priv)
+		m := newMesh(t, members, link, spec, cfg, priv)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		m.bootstrap(ctx)
@@ -83,7 +97,7 @@ func TestChurnDuringStream(t *testing.T) {
 				}
 				// A new node joins through a member still present, and
 				// subscribes once it has.
-				nb := m.add(spec, Config{}, nil)
+				nb := m.add(spec, Config{BackupPushers: cfg.BackupPushers}, nil)
 				mu.Lock()
 				idx := len(m.members) - 1
 				joined = append(joined, idx)
@@ -135,5 +149,4 @@ func TestChurnDuringStream(t *testing.T) {
 			}
 		}
 	})
-	t.Logf("%v of real time", time.Since(wall).Round(time.Millisecond))
 }

@@ -75,7 +75,10 @@ type block struct {
 	deadline   time.Time // last moment to relay or pull it
 	expire     time.Time // end of its window
 	rebuilt    bool
-	nextPull   time.Time // next manifest pull
+	// made: the pieces rebuilt here (with Config.BackupPushers only:
+	// pushers are not owed them, see owe).
+	made     []byte
+	nextPull time.Time // next manifest pull
 	// A push class of it changed pusher while it was short of pieces:
 	// from switchPull on, the pieces of switchClasses it lacks are pulled
 	// without waiting for the fetch period (switchedPusher).
@@ -865,6 +868,17 @@ func (s *stream) notePiece(l *link, p fec.Piece, pushed bool, now time.Time) *bl
 		}
 	}
 	delete(l.owed, pieceKey{p.Block, p.Index})
+	if s.g.cfg.BackupPushers {
+		if l.sentUs == nil {
+			l.sentUs = make(map[uint64][]byte)
+		}
+		m := l.sentUs[p.Block]
+		if m == nil {
+			m = make([]byte, 32)
+			l.sentUs[p.Block] = m
+		}
+		setBit(m, p.Index)
+	}
 	return b
 }
 
@@ -1287,6 +1301,12 @@ func (s *stream) rebuild(b *block, now time.Time) {
 			return
 		}
 		s.g.stats.Reconstructed++
+		if s.g.cfg.BackupPushers {
+			if b.made == nil {
+				b.made = make([]byte, 32)
+			}
+			setBit(b.made, i)
+		}
 		s.store(b, p, nil, now)
 	}
 }
@@ -1482,6 +1502,11 @@ func (s *stream) prune(now time.Time) {
 		for seq := range l.hasManifest {
 			if seq < s.low {
 				delete(l.hasManifest, seq)
+			}
+		}
+		for seq := range l.sentUs {
+			if seq < s.low {
+				delete(l.sentUs, seq)
 			}
 		}
 		l.wholeMu.Lock()
@@ -2210,15 +2235,23 @@ func (s *stream) owe(l *link, c *control, now time.Time) {
 	// banned as withholders (2 of 1,000 members did so in a 60 s run at
 	// 5 % loss).
 	slack := s.g.cfg.WindowDuration / 4
+	// With backup pushers this member seldom lacks what a pusher owes
+	// (the backup brought it), so a piece that came here from another
+	// neighbour is owed too unless the pusher itself sent it, also in a
+	// block rebuilt here; the pieces rebuilt here are not (the pusher,
+	// told the block is whole, skips them). An honest pusher skips a few
+	// more (it read in our map that we hold them before it had them):
+	// the ratio in checkOwed allows for that; a withholder sends none.
+	backups := s.g.cfg.BackupPushers
 	check := func(seq uint64, held func(i int) bool) {
 		b := s.blocks[seq]
-		if b == nil || b.sm == nil || b.rebuilt || !now.Add(oweGrace+slack).Before(b.deadline) {
+		if b == nil || b.sm == nil || b.rebuilt && !backups || !now.Add(oweGrace+slack).Before(b.deadline) {
 			return
 		}
 		for _, k := range classes {
 			for i := k; i < len(b.pieces); i += s.P {
 				key := pieceKey{seq, i}
-				if bitSet(b.have, i) || !held(i) || len(l.owed) >= maxOwed ||
+				if bitSet(b.have, i) && (!backups || bitSet(l.sentUs[seq], i) || bitSet(b.made, i)) || !held(i) || len(l.owed) >= maxOwed ||
 					i > b.sm.Manifest.K && (s.spare || now.Sub(s.spareOffAt) < s.g.cfg.WindowDuration) {
 					continue // (a parity piece we asked not to get)
 				}
