@@ -835,8 +835,12 @@ func asFragment(p fec.Piece) fec.Fragment {
 // what l holds, the pusher's lateness and pushes, pull answers. It
 // returns the piece's block, nil if out of range.
 func (s *stream) notePiece(l *link, p fec.Piece, pushed bool, now time.Time) *block {
-	l.learn(p.Block, p.Index)
 	b := s.pieceBlock(p.Block, now)
+	if b != nil {
+		// (Not of a block out of range: a neighbour could make us
+		// remember any number of them.)
+		l.learn(p.Block, p.Index)
+	}
 	if b != nil && b.firstPiece.IsZero() && !s.inFragment {
 		b.firstPiece = now
 	}
@@ -868,7 +872,7 @@ func (s *stream) notePiece(l *link, p fec.Piece, pushed bool, now time.Time) *bl
 		}
 	}
 	delete(l.owed, pieceKey{p.Block, p.Index})
-	if s.g.cfg.BackupPushers {
+	if b != nil && s.g.cfg.BackupPushers {
 		if l.sentUs == nil {
 			l.sentUs = make(map[uint64][]byte)
 		}
@@ -1494,13 +1498,17 @@ func (s *stream) prune(now time.Time) {
 		}
 	}
 	for _, l := range s.g.links {
+		// Besides the blocks gone, a neighbour's maps can name blocks
+		// far ahead of any this member tracks (an honest one names
+		// the window's): past maxLinkBlocks, those untracked go.
+		crowded := len(l.know) > maxLinkBlocks || len(l.hasManifest) > maxLinkBlocks
 		for seq := range l.know {
-			if seq < s.low {
+			if seq < s.low || crowded && s.blocks[seq] == nil {
 				delete(l.know, seq)
 			}
 		}
 		for seq := range l.hasManifest {
-			if seq < s.low {
+			if seq < s.low || crowded && s.blocks[seq] == nil {
 				delete(l.hasManifest, seq)
 			}
 		}
@@ -1518,6 +1526,10 @@ func (s *stream) prune(now time.Time) {
 		l.wholeMu.Unlock()
 	}
 }
+
+// maxLinkBlocks bounds the blocks remembered per neighbour (what it holds,
+// whether it has their manifests) beyond those this member tracks.
+const maxLinkBlocks = 2 * maxAhead
 
 // routesRefresh: an availability message in this many to a neighbour
 // carries its routes (Depth, Delay) even when they did not change.
