@@ -1,6 +1,7 @@
 package group
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -13,10 +14,18 @@ import (
 // publisher nor below it in the class's tree; every piece then comes
 // twice (the duplicates about match the pieces), and under 5 % loss
 // every output is the stream byte for byte within the multicast targets
-// (bytes per useful byte doubled). What it does to latency and pulls is
-// measured by the dissemination bench (docs/benchmarks.md §6).
-// Virtual clock.
+// (bytes per useful byte doubled), with EarlyFragments and without (where
+// a block's pieces all come at its close, and pushers told the block is
+// whole skip the rest: no honest pusher may be banned for it). What it
+// does to latency and pulls is measured by the dissemination bench
+// (docs/benchmarks.md §6). Virtual clock.
 func TestBackupPushers(t *testing.T) {
+	for _, early := range []bool{true, false} {
+		t.Run(fmt.Sprintf("early fragments %v", early), func(t *testing.T) { backupScenario(t, early) })
+	}
+}
+
+func backupScenario(t *testing.T, early bool) {
 	runVirtual(t, func(t *testing.T) {
 		sc := streamScenario{
 			members:  12,
@@ -28,7 +37,7 @@ func TestBackupPushers(t *testing.T) {
 			rate:     125_000,
 			drain:    6 * time.Second,
 			deadline: 40 * time.Second,
-			cfg:      Config{EarlyFragments: true, BackupPushers: true},
+			cfg:      Config{EarlyFragments: early, BackupPushers: true},
 		}
 		sc.check = func(t *testing.T, m *mesh, res result) {
 			var pulls, pieces, dups uint64
