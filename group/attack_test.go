@@ -180,10 +180,14 @@ func hostileScenario(t *testing.T, cfg Config) {
 		// evidence against it; those that did ban it (4-15 of them a
 		// run, 9-20 before pieces stopped being owed in the last quarter
 		// of the window: how many chose it as a pusher varies).
-		// Or, in a run where few members chose it (0 and 2 bans in 2
-		// of 8 runs of the default case), found silent and dropped by
-		// every member.
-		if !(banned[withholder] >= 1 && withheldPieces > 0) && !(withheld >= 1 && stillParent == 0) {
+		// Or, in a run where few members chose it, found silent (its
+		// class taken from it) by some: in 10 runs of the default case
+		// in one session it was banned by 0 members twice (found silent
+		// by 2 and 1), by 2 once, by 10-17 in the others. After the
+		// stream a member may choose it again (it has nothing to
+		// withhold then), so who takes a class from it at the end is
+		// not asked.
+		if !(banned[withholder] >= 1 && withheldPieces > 0) && withheld == 0 {
 			t.Errorf("the withholder was banned by %d members after %d pieces withheld (%d detected silent; %d members still take a class from it)",
 				banned[withholder], withheldPieces, withheld, stillParent)
 		}
