@@ -27,17 +27,7 @@ func TestChurnDuringStream(t *testing.T) {
 	if raceEnabled {
 		t.Skip("a long scenario: .ci/run runs it without -race")
 	}
-	wall := time.Now()
-	for _, tc := range []struct {
-		name string
-		cfg  Config
-	}{
-		{"default", Config{}},
-		{"backup pushers", Config{BackupPushers: true, EarlyFragments: true}},
-	} {
-		t.Run(tc.name, func(t *testing.T) { churnScenario(t, tc.cfg) })
-	}
-	t.Logf("%v of real time", time.Since(wall).Round(time.Millisecond))
+	runConfigs(t, churnScenario)
 }
 
 func churnScenario(t *testing.T, cfg Config) {

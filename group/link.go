@@ -43,20 +43,18 @@ type link struct {
 	stopWatch func() bool // unregisters the session-end callback
 
 	// stream state
-	know map[uint64][]byte // pieces the neighbour holds (advertised, sent or received)
-	// sentUs: pieces the neighbour sent us, per block (only kept with
-	// Config.BackupPushers: withholding evidence, see owe).
-	sentUs       map[uint64][]byte
-	spare        bool            // it wants only the first parity piece of each block pushed (ctlParity)
-	hasManifest  map[uint64]bool // blocks whose manifest it has (we sent it, it sent it, or it advertised the block)
-	newest       []int64         // per push class: newest block it holds a piece of (-1: none)
-	depth        []int           // per push class: its advertised hops from the publisher
-	delay        []time.Duration // per push class: its advertised delay from the publisher (-1: not told)
-	rank         []uint64        // per push class: its tie-break among candidate pushers (stableRank, inverted)
-	halfRTT      time.Duration   // half the session's smoothed round trip, refreshed every availability period
-	provenSource bool            // its node is the publisher's, by the publisher's signature (Node)
-	authentic    bool            // the session authenticates its peer ID (node.Session.PeerAuthenticated)
-	nodeSigSent  int             // availability messages that carried our Node signature to it
+	know         map[uint64][]byte // pieces the neighbour holds (advertised, sent or received)
+	sentUs       map[uint64][]byte // pieces it sent us (made only with Config.BackupPushers: see owe)
+	spare        bool              // it wants only the first parity piece of each block pushed (ctlParity)
+	hasManifest  map[uint64]bool   // blocks whose manifest it has (we sent it, it sent it, or it advertised the block)
+	newest       []int64           // per push class: newest block it holds a piece of (-1: none)
+	depth        []int             // per push class: its advertised hops from the publisher
+	delay        []time.Duration   // per push class: its advertised delay from the publisher (-1: not told)
+	rank         []uint64          // per push class: its tie-break among candidate pushers (stableRank, inverted)
+	halfRTT      time.Duration     // half the session's smoothed round trip, refreshed every availability period
+	provenSource bool              // its node is the publisher's, by the publisher's signature (Node)
+	authentic    bool              // the session authenticates its peer ID (node.Session.PeerAuthenticated)
+	nodeSigSent  int               // availability messages that carried our Node signature to it
 	// The Depth and Delay of the last availability message queued to
 	// it with them, and the messages queued since, that one included (0:
 	// none yet): later ones with the same leave them out
@@ -182,11 +180,14 @@ func (l *link) learnAll(seq uint64) {
 	}
 }
 
-func (l *link) learn(seq uint64, i int) {
-	m := l.know[seq]
-	if m == nil {
-		m = make([]byte, 32)
-		l.know[seq] = m
+func (l *link) learn(seq uint64, i int) { markPiece(l.know, seq, i) }
+
+// markPiece sets piece i of block seq in a per-block piece bitmap.
+func markPiece(m map[uint64][]byte, seq uint64, i int) {
+	b := m[seq]
+	if b == nil {
+		b = make([]byte, 32)
+		m[seq] = b
 	}
-	setBit(m, i)
+	setBit(b, i)
 }

@@ -496,6 +496,9 @@ func (s *stream) linkAdded(l *link) {
 	l.subs = make([]bool, s.P)
 	l.refused = make([]time.Time, s.P)
 	l.backupRefused = make([]time.Time, s.P)
+	if s.g.cfg.BackupPushers {
+		l.sentUs = make(map[uint64][]byte)
+	}
 	l.pushedAt = make([]time.Time, s.P)
 	l.parentAt = make([]time.Time, s.P)
 	l.owed = make(map[pieceKey]time.Time)
@@ -872,16 +875,8 @@ func (s *stream) notePiece(l *link, p fec.Piece, pushed bool, now time.Time) *bl
 		}
 	}
 	delete(l.owed, pieceKey{p.Block, p.Index})
-	if b != nil && s.g.cfg.BackupPushers {
-		if l.sentUs == nil {
-			l.sentUs = make(map[uint64][]byte)
-		}
-		m := l.sentUs[p.Block]
-		if m == nil {
-			m = make([]byte, 32)
-			l.sentUs[p.Block] = m
-		}
-		setBit(m, p.Index)
+	if b != nil && l.sentUs != nil {
+		markPiece(l.sentUs, p.Block, p.Index)
 	}
 	return b
 }
