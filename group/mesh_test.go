@@ -201,13 +201,30 @@ func (m *mesh) impair() { m.net.SetDefaultLink(m.link) }
 // mesh link's loss; members added later get the mesh link.
 func (m *mesh) impairPairs(seed uint64) {
 	m.impair()
-	r := rand.New(rand.NewPCG(seed, 0x9a1))
+	d := m.pairDelays(seed)
 	for i, a := range m.members {
-		for _, b := range m.members[i+1:] {
-			d := m.link.Delay + time.Duration(r.Int64N(int64(m.link.Jitter)+1))
-			m.net.SetLinkBoth(a.n.AddrPort().Addr(), b.n.AddrPort().Addr(), memnet.Link{Delay: d, Loss: m.link.Loss})
+		for j, b := range m.members[i+1:] {
+			m.net.SetLinkBoth(a.n.AddrPort().Addr(), b.n.AddrPort().Addr(), memnet.Link{Delay: d[i][i+1+j], Loss: m.link.Loss})
 		}
 	}
+}
+
+// pairDelays is the one-way delay impairPairs(seed) gives each pair of
+// members, indexed by member both ways.
+func (m *mesh) pairDelays(seed uint64) [][]time.Duration {
+	n := len(m.members)
+	d := make([][]time.Duration, n)
+	for i := range d {
+		d[i] = make([]time.Duration, n)
+	}
+	r := rand.New(rand.NewPCG(seed, 0x9a1))
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			v := m.link.Delay + time.Duration(r.Int64N(int64(m.link.Jitter)+1))
+			d[i][j], d[j][i] = v, v
+		}
+	}
+	return d
 }
 
 // subscribe starts collecting every member's output but the publisher's.
