@@ -134,6 +134,7 @@ func TestDissemination(t *testing.T) {
 		for _, vr := range variants {
 			wide := sc
 			wide.sourceCopies, wide.carriers, wide.fecK, wide.fecM, wide.wholeBlocks, wide.earlyFragments, wide.allParity, wide.backupPushers = vr.copies, vr.carriers, vr.k, vr.m, vr.whole, vr.early, vr.all, vr.backup
+			wide.classes = vr.classes
 			systems = append(systems, struct {
 				name string
 				run  func(t *testing.T) result
@@ -202,6 +203,7 @@ func row(n int, loss float64, r, base result) string {
 // default).
 type variant struct {
 	carriers, copies, k, m int
+	classes                int  // group.Config.PushNeighbourLimit
 	whole                  bool // group.Config.WholeBlocks
 	early                  bool // group.Config.EarlyFragments
 	all                    bool // group.Config.AllParity
@@ -222,6 +224,9 @@ func (v variant) String() string {
 	if v.m > 0 {
 		fmt.Fprintf(&b, "m%d", v.m)
 	}
+	if v.classes > 0 {
+		fmt.Fprintf(&b, "n%d", v.classes)
+	}
 	if v.whole {
 		b.WriteString("w")
 	}
@@ -237,9 +242,10 @@ func (v variant) String() string {
 	return b.String()
 }
 
-// parseVariant reads "c10", "p6", "k8m2", "w" or any run of such letters
-// and counts (c: ManifestCarriers, p: SourcePushCopies, k and m: the FEC
-// block's fragments and parity pieces; w, with no count: WholeBlocks, each
+// parseVariant reads "c10", "p6", "k8m2", "n5", "w" or any run of such
+// letters and counts (c: ManifestCarriers, p: SourcePushCopies, k and m:
+// the FEC block's fragments and parity pieces; n: PushNeighbourLimit, the
+// push classes; w, with no count: WholeBlocks, each
 // block output in one record once complete; e, with no count:
 // EarlyFragments, each full fragment sent as soon as it is written; a,
 // with no count: AllParity, no parity sparing; b, with no count:
@@ -262,8 +268,8 @@ func parseVariant(s string) (variant, error) {
 			i++
 		}
 		n, err := strconv.Atoi(rest[1:i])
-		if err != nil || n < 1 || !strings.ContainsRune("cpkm", rune(kind)) {
-			return v, fmt.Errorf("bad variant %q: want letters c, p, k or m, each with a count, or w, e, a or b (c10p6, k8m2, w, e, ea, eb)", s)
+		if err != nil || n < 1 || !strings.ContainsRune("cpkmn", rune(kind)) {
+			return v, fmt.Errorf("bad variant %q: want letters c, p, k, m or n, each with a count, or w, e, a or b (c10p6, k8m2, n5, w, e, ea, eb)", s)
 		}
 		switch kind {
 		case 'c':
@@ -274,6 +280,8 @@ func parseVariant(s string) (variant, error) {
 			v.k = n
 		case 'm':
 			v.m = n
+		case 'n':
+			v.classes = n
 		}
 		rest = rest[i:]
 	}
@@ -298,6 +306,7 @@ func TestParseVariant(t *testing.T) {
 		{"c10w", variant{carriers: 10, whole: true}, true},
 		{"ea", variant{early: true, all: true}, true},
 		{"eb", variant{early: true, backup: true}, true},
+		{"en5b", variant{early: true, backup: true, classes: 5}, true},
 		{"a2", variant{}, false},
 		{"w3", variant{}, false},
 		{"k0", variant{}, false},

@@ -46,6 +46,9 @@ type scenario struct {
 	// backupPushers is Strata's BackupPushers: every push class pushed
 	// by a second neighbour too.
 	backupPushers bool
+	// classes, when above 0, is Strata's PushNeighbourLimit (how many
+	// push classes a stream is cut into); 0 keeps the default.
+	classes int
 	// delaysFirst gives Strata's links their delays before the mesh
 	// forms, not when the stream starts.
 	delaysFirst bool

@@ -35,6 +35,9 @@ func runStrata(t *testing.T, sc scenario) result {
 	if sc.fecK > 0 || sc.fecM > 0 {
 		res.system += fmt.Sprintf(", K=%d M=%d", sc.fecK, sc.fecM)
 	}
+	if sc.classes > 0 {
+		res.system += fmt.Sprintf(", %d push classes", sc.classes)
+	}
 	if sc.carriers > 0 {
 		res.system += fmt.Sprintf(", %d manifest carriers", sc.carriers)
 	}
@@ -68,7 +71,7 @@ func runStrata(t *testing.T, sc scenario) result {
 		}
 		mux := group.NewMux()
 		h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
-		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers, K: sc.fecK, M: sc.fecM, WholeBlocks: sc.wholeBlocks, EarlyFragments: sc.earlyFragments, AllParity: sc.allParity, BackupPushers: sc.backupPushers}
+		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers, K: sc.fecK, M: sc.fecM, WholeBlocks: sc.wholeBlocks, EarlyFragments: sc.earlyFragments, AllParity: sc.allParity, BackupPushers: sc.backupPushers, PushNeighbourLimit: sc.classes}
 		if i == 0 {
 			cfg.PublisherKey = priv
 		}
