@@ -2260,7 +2260,7 @@ func (s *stream) owe(l *link, c *control, now time.Time) {
 	// it (our map or our notice that the block is whole) before it had
 	// it, and an honest pusher skips what it knows we hold. A pusher
 	// slower than the backup skips most of its pieces so, and with them
-	// counted it was banned as a withholder (1 honest member of 20 in 1
+	// counted it was banned as a withholder (1 honest member of 27 in 1
 	// of 6 runs of the hostile test); a withholder holds its pieces
 	// sooner than we get them from the backup and sends none.
 	backups := s.g.cfg.BackupPushers
