@@ -2264,8 +2264,10 @@ func (s *stream) owe(l *link, c *control, now time.Time) {
 	// of 6 runs of the hostile test); a withholder holds its pieces
 	// sooner than we get them from the backup and sends none.
 	backups := s.g.cfg.BackupPushers
-	known := func(b *block, i int) bool {
-		return b.gotAt == nil || now.Sub(time.Unix(0, b.gotAt[i])) >= 2*l.halfRTT
+	// settled: piece i of b, held here, is not owed by l.
+	settled := func(b *block, i int) bool {
+		return !backups || bitSet(l.sentUs[b.seq], i) || bitSet(b.made, i) ||
+			b.gotAt == nil || now.Sub(time.Unix(0, b.gotAt[i])) >= 2*l.halfRTT
 	}
 	check := func(seq uint64, held func(i int) bool) {
 		b := s.blocks[seq]
@@ -2275,7 +2277,7 @@ func (s *stream) owe(l *link, c *control, now time.Time) {
 		for _, k := range classes {
 			for i := k; i < len(b.pieces); i += s.P {
 				key := pieceKey{seq, i}
-				if bitSet(b.have, i) && (!backups || bitSet(l.sentUs[seq], i) || bitSet(b.made, i) || known(b, i)) || !held(i) || len(l.owed) >= maxOwed ||
+				if bitSet(b.have, i) && settled(b, i) || !held(i) || len(l.owed) >= maxOwed ||
 					i > b.sm.Manifest.K && (s.spare || now.Sub(s.spareOffAt) < s.g.cfg.WindowDuration) {
 					continue // (a parity piece we asked not to get)
 				}

@@ -89,7 +89,8 @@ func treeDelays(t *testing.T, m *mesh, pairSeed uint64) {
 		mb.g.mu.Unlock()
 		degree += len(adj[i])
 	}
-	const inf = time.Hour
+	const inf = time.Hour // no path
+	const noHops = 99     // (the hops of a class with no path)
 	sp := make([]time.Duration, n)
 	for i := range sp {
 		sp[i] = inf
@@ -146,7 +147,7 @@ func treeDelays(t *testing.T, m *mesh, pairSeed uint64) {
 		hops[i] = make([]int, P)
 		for c := range P {
 			if i != 0 {
-				tree[i][c], hops[i][c] = inf, 99
+				tree[i][c], hops[i][c] = inf, noHops
 			}
 		}
 	}
@@ -187,7 +188,7 @@ func treeDelays(t *testing.T, m *mesh, pairSeed uint64) {
 		for c := range P {
 			b := inf
 			for _, j := range adj[i] {
-				if (j != 0 || par[i][c] == 0) && tree[j][c] < inf && hops[j][c] < 99 && par[j][c] != i {
+				if (j != 0 || par[i][c] == 0) && tree[j][c] < inf && par[j][c] != i {
 					b = min(b, tree[j][c]+d[j][i])
 				}
 			}
@@ -217,8 +218,9 @@ func treeDelays(t *testing.T, m *mesh, pairSeed uint64) {
 	qp := func(v []float64, prec int) string {
 		s := slices.Clone(v)
 		slices.Sort(s)
+		qs := quantiles(s)
 		f := func(x float64) string { return strconv.FormatFloat(x, 'f', prec, 64) }
-		return f(s[len(s)/10]) + " / " + f(s[len(s)/2]) + " / " + f(s[len(s)*9/10])
+		return f(qs[10]) + " / " + f(qs[50]) + " / " + f(qs[90])
 	}
 	q := func(v []float64) string { return qp(v, 0) }
 	t.Logf("links per member %.1f; per member p10 / p50 / p90 over members (ms):", float64(degree)/float64(n))
