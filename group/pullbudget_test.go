@@ -87,11 +87,70 @@ func TestRelayPullBudget(t *testing.T) {
 				if c := busy[0]; !c.Manifest || !bytes.Equal(c.Want, fullMap()) {
 					t.Errorf("busy answer %+v does not echo the first refused pull (manifest, every piece)", c)
 				}
+				// A manifest refused is sent when the same neighbour asks
+				// for it again (it found no other holder), once, with its
+				// pieces still refused; a neighbour asking for the first
+				// time is refused.
+				seq := blocks[1].sm.Manifest.Block
+				drain := func(l *link) (manifests []uint64, busy []*control) {
+					for {
+						m, ok := l.q.pop()
+						if !ok {
+							return manifests, busy
+						}
+						if m.data && m.b[0] == dataManifest {
+							sm, _, _, err := decodeData(m.b)
+							if err != nil {
+								t.Fatal(err)
+							}
+							manifests = append(manifests, sm.Manifest.Block)
+						} else if c, err := decodeControl(m.b); !m.data && err == nil && c.Type == ctlBusy {
+							busy = append(busy, c)
+						}
+					}
+				}
+				one, other := fakeLink(x, 3), fakeLink(x, 4)
+				defer removeFake(x, one, other)
+				for i, tc := range []struct {
+					l         *link
+					want      []byte
+					manifest  bool // the manifest is sent
+					busyWant  bool // answered busy for the pieces
+					busyManif bool // and for the manifest
+				}{
+					{one, nil, false, false, true},
+					{one, want, true, true, false},
+					{one, nil, false, false, true},
+					{other, nil, false, false, true},
+					{other, nil, true, false, false},
+				} {
+					past := x.stats.ManifestsPastShare
+					s.handlePull(tc.l, &control{Type: ctlPull, Block: seq, Want: tc.want, Manifest: true})
+					ms, busy := drain(tc.l)
+					if got := len(ms) == 1 && ms[0] == seq; got != tc.manifest || len(ms) > 1 {
+						t.Errorf("ask %d: manifests sent %v, want block %d: %v", i, ms, seq, tc.manifest)
+					}
+					if n := x.stats.ManifestsPastShare - past; n != uint64(len(ms)) {
+						t.Errorf("ask %d: ManifestsPastShare grew by %d for %d manifests", i, n, len(ms))
+					}
+					if !tc.busyWant && !tc.busyManif {
+						if len(busy) != 0 {
+							t.Errorf("ask %d: answered busy %+v, nothing refused", i, busy[0])
+						}
+						continue
+					}
+					if len(busy) != 1 {
+						t.Fatalf("ask %d: %d busy answers, want 1", i, len(busy))
+					}
+					if c := busy[0]; c.Manifest != tc.busyManif || bytes.Equal(c.Want, want) != tc.busyWant {
+						t.Errorf("ask %d: busy answer %+v, want manifest %v, pieces %v", i, c, tc.busyManif, tc.busyWant)
+					}
+				}
 				// The side-by-side knob refuses without a word.
 				s.quietRefusal = true
 				s.handlePull(to, &control{Type: ctlPull, Block: blocks[0].sm.Manifest.Block, Want: want})
-				if x.stats.PullsRefused != 3 {
-					t.Errorf("PullsRefused %d after three refusals", x.stats.PullsRefused)
+				if x.stats.PullsRefused != 7 {
+					t.Errorf("PullsRefused %d after seven refusals", x.stats.PullsRefused)
 				}
 				if m, ok := to.q.pop(); ok {
 					t.Errorf("a quiet refusal queued %d bytes", len(m.b))

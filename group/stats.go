@@ -103,6 +103,10 @@ type Stats struct {
 	// for the others); each is answered busy. PullsBusy counts the busy
 	// answers this member got (it asks another holder).
 	PullsRefused, PullsBusy uint64
+	// ManifestsPastShare counts manifests sent for pulls past that share:
+	// to a neighbour that asked again for one it was refused (once per
+	// neighbour and block; the manifest may be nowhere else).
+	ManifestsPastShare uint64
 	// PullsUnanswered counts pieces asked for that did not come within
 	// two fetch periods; the neighbour asked is then asked after the
 	// others for a second.

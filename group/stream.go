@@ -100,6 +100,9 @@ type block struct {
 	// answered when the manifest comes, not dropped, since the askers
 	// learnt of the block from pieces we relayed before it.
 	deferred []deferredPull
+	// Neighbours refused its manifest past our pull share (handlePull):
+	// asked again, we send it anyway, once each.
+	manifestRefused []*link
 }
 
 // piece is piece i of b as received (b's manifest is known): pieces are
@@ -1911,18 +1914,34 @@ func (s *stream) handlePull(l *link, c *control) {
 		budget = s.g.cfg.SourcePullShare * float64(s.g.stats.BytesPublished)
 	}
 	if float64(s.g.stats.Sent.Pull+s.pulledParity+s.pulledManifests) > max(budget, floor) {
+		refuse := c.Manifest
+		if c.Manifest && !l.hasManifest[b.seq] && slices.Contains(b.manifestRefused, l) {
+			// Asked again after our busy answer: for busyFor the asker
+			// found no other holder. A manifest is a few hundred bytes,
+			// the block's pieces cannot be checked without it, and we
+			// may be its only honest holder (the publisher, when the
+			// carriers it pushed the manifest to were forgers, dropped):
+			// it goes past the share, once per neighbour and block
+			// (sendManifest marks it had).
+			s.sendPulledManifest(l, b)
+			s.g.stats.ManifestsPastShare++
+			refuse = false
+		} else if c.Manifest && len(b.manifestRefused) < maxManifestRefused {
+			b.manifestRefused = append(b.manifestRefused, l)
+		}
+		if !refuse && !slices.ContainsFunc(c.Want, func(x byte) bool { return x != 0 }) {
+			return
+		}
 		// Said, not left silent: the asker turns to another holder at
 		// once instead of waiting out its retry period.
 		s.g.stats.PullsRefused++
 		if !s.quietRefusal {
-			s.g.sendControl(l, &control{Type: ctlBusy, Block: c.Block, Want: c.Want, Manifest: c.Manifest})
+			s.g.sendControl(l, &control{Type: ctlBusy, Block: c.Block, Want: c.Want, Manifest: refuse})
 		}
 		return
 	}
 	if c.Manifest {
-		before := s.g.stats.Sent.Control
-		s.sendManifest(l, b, -1)
-		s.pulledManifests += s.g.stats.Sent.Control - before
+		s.sendPulledManifest(l, b)
 	}
 	late := !time.Now().Before(b.deadline)
 	for i := range b.pieces {
@@ -1946,6 +1965,18 @@ func (s *stream) handlePull(l *link, c *control) {
 		s.sendPiece(l, b, p, msg)
 	}
 }
+
+// sendPulledManifest answers a pull for b's manifest, counting it against
+// the pull share.
+func (s *stream) sendPulledManifest(l *link, b *block) {
+	before := s.g.stats.Sent.Control
+	s.sendManifest(l, b, -1)
+	s.pulledManifests += s.g.stats.Sent.Control - before
+}
+
+// maxManifestRefused bounds the neighbours a block remembers refusing its
+// manifest (handlePull): past it, a refused asker is refused again.
+const maxManifestRefused = 64
 
 // busyFor is how long a neighbour that answered a pull busy is not asked
 // for pulls (while others hold what is wanted): its share grows with what
