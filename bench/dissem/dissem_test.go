@@ -42,8 +42,10 @@ import (
 // stream, as this bench did before 2026-11-27; gossipsub's links always
 // have them, and its mesh forms for 5 s before the stream).
 // STRATA_DISSEM_ONLY=strata runs only the systems whose name starts so
-// (strata, strata-VARIANT, gossip1000, gossip16000, gossip16000-noloss): for A/B runs of
-// Strata alone. Without STRATA_DISSEM the test is skipped.
+// (strata, strata-VARIANT, gossip1000, gossip16000, gossip16000-noloss;
+// several prefixes separated by commas): for A/B runs of Strata alone.
+// STRATA_DISSEM_SEED=S (default 1) seeds the pairs' delays, the loss
+// draws and the stream's bytes. Without STRATA_DISSEM the test is skipped.
 func TestDissemination(t *testing.T) {
 	spec := os.Getenv("STRATA_DISSEM")
 	if spec == "" {
@@ -55,6 +57,13 @@ func TestDissemination(t *testing.T) {
 	secs := 10
 	if v, err := strconv.Atoi(os.Getenv("STRATA_DISSEM_SECONDS")); err == nil && v > 0 {
 		secs = v
+	}
+	seed := uint64(1)
+	if v := os.Getenv("STRATA_DISSEM_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil || seed == 0 {
+			t.Fatalf("STRATA_DISSEM_SEED=%q: want a number above 0", v)
+		}
 	}
 	virtual := os.Getenv("STRATA_DISSEM_CLOCK") != "real"
 	settle, err := time.ParseDuration(cmp.Or(os.Getenv("STRATA_DISSEM_SETTLE"), "2s"))
@@ -105,7 +114,7 @@ func TestDissemination(t *testing.T) {
 			members: n, loss: loss,
 			delayMin: 20 * time.Millisecond, delayMax: 60 * time.Millisecond,
 			rate: 125_000, secs: secs, chunk: 1000,
-			drain: 10 * time.Second, seed: 1,
+			drain: 10 * time.Second, seed: seed,
 			delaysFirst: os.Getenv("STRATA_DISSEM_DELAYS_FIRST") != "",
 			settle:      settle,
 		}
@@ -141,11 +150,12 @@ func TestDissemination(t *testing.T) {
 			}{"strata-" + vr.String(), func(t *testing.T) result { return runStrata(t, wide) }})
 		}
 		if only := os.Getenv("STRATA_DISSEM_ONLY"); only != "" {
+			prefixes := strings.Split(only, ",")
 			systems = slices.DeleteFunc(systems, func(s struct {
 				name string
 				run  func(t *testing.T) result
 			}) bool {
-				return !strings.HasPrefix(s.name, only)
+				return !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(s.name, p) })
 			})
 		}
 		var res []result
