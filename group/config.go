@@ -57,6 +57,7 @@ type Config struct {
 	// classes left whole classes missing at 60 % of blocks when pulls
 	// began (p99 1.2 s, 1.49 bytes received per useful byte); 10 gave
 	// p99 0.62 s at 1.40; 20 p99 0.77 s at 1.48 (more pusher churn).
+	// At most K+M (and 32). Every member of a group must use the same.
 	PushNeighbourLimit int
 	// AvailabilityUpdatePeriod is how often a member tells its neighbours
 	// which pieces it holds and reconsiders its pushers (default 250 ms).
@@ -261,8 +262,9 @@ func (c Config) withDefaults() Config {
 	case c.StartMargin < 0:
 		c.StartMargin = 0
 	}
-	if c.PushNeighbourLimit > maxClasses {
-		c.PushNeighbourLimit = maxClasses
-	}
+	// No more classes than a block has pieces: a class no piece falls
+	// in would carry nothing, and its pushers, never seen fresh in it,
+	// would be changed all the time (TestClassesWithinBlock).
+	c.PushNeighbourLimit = min(c.PushNeighbourLimit, maxClasses, c.K+c.M)
 	return c
 }
