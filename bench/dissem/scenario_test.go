@@ -49,6 +49,9 @@ type scenario struct {
 	// classes, when above 0, is Strata's PushNeighbourLimit (how many
 	// push classes a stream is cut into); 0 keeps the default.
 	classes int
+	// fragment, when above 0, is Strata's FragmentSize; 0 keeps the
+	// default (1024).
+	fragment int
 	// delaysFirst gives Strata's links their delays before the mesh
 	// forms, not when the stream starts.
 	delaysFirst bool

@@ -38,6 +38,9 @@ func runStrata(t *testing.T, sc scenario) result {
 	if sc.classes > 0 {
 		res.system += fmt.Sprintf(", %d push classes", sc.classes)
 	}
+	if sc.fragment > 0 {
+		res.system += fmt.Sprintf(", %d-byte fragments", sc.fragment)
+	}
 	if sc.carriers > 0 {
 		res.system += fmt.Sprintf(", %d manifest carriers", sc.carriers)
 	}
@@ -71,7 +74,7 @@ func runStrata(t *testing.T, sc scenario) result {
 		}
 		mux := group.NewMux()
 		h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
-		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers, K: sc.fecK, M: sc.fecM, WholeBlocks: sc.wholeBlocks, EarlyFragments: sc.earlyFragments, AllParity: sc.allParity, BackupPushers: sc.backupPushers, PushNeighbourLimit: sc.classes}
+		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers, K: sc.fecK, M: sc.fecM, WholeBlocks: sc.wholeBlocks, EarlyFragments: sc.earlyFragments, AllParity: sc.allParity, BackupPushers: sc.backupPushers, PushNeighbourLimit: sc.classes, FragmentSize: sc.fragment}
 		if i == 0 {
 			cfg.PublisherKey = priv
 		}
