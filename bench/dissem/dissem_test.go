@@ -32,7 +32,7 @@ import (
 // Strata row for each variant: cN sets ManifestCarriers to N (c10: every
 // push class carries the manifest; the default is 2), pN SourcePushCopies,
 // kN and mN the FEC block's K and M (defaults 16 and 4), nN the push
-// classes (PushNeighbourLimit), fN FragmentSize.
+// classes (PushNeighbourLimit), fN FragmentSize, rN RelayPushCopies.
 // STRATA_DISSEM_GOSSIP_WRITES=8 adds a gossipsub row whose messages carry
 // 8 writes (8000 B), to set against Strata rows with K=8.
 // STRATA_DISSEM_DELAYS_FIRST=1 gives Strata's links their delays before
@@ -144,7 +144,7 @@ func TestDissemination(t *testing.T) {
 		for _, vr := range variants {
 			wide := sc
 			wide.sourceCopies, wide.carriers, wide.fecK, wide.fecM, wide.wholeBlocks, wide.earlyFragments, wide.allParity, wide.backupPushers = vr.copies, vr.carriers, vr.k, vr.m, vr.whole, vr.early, vr.all, vr.backup
-			wide.classes, wide.fragment = vr.classes, vr.fragment
+			wide.classes, wide.fragment, wide.relayCopies = vr.classes, vr.fragment, vr.relayCopies
 			systems = append(systems, struct {
 				name string
 				run  func(t *testing.T) result
@@ -216,6 +216,7 @@ type variant struct {
 	carriers, copies, k, m int
 	classes                int  // group.Config.PushNeighbourLimit
 	fragment               int  // group.Config.FragmentSize
+	relayCopies            int  // group.Config.RelayPushCopies
 	whole                  bool // group.Config.WholeBlocks
 	early                  bool // group.Config.EarlyFragments
 	all                    bool // group.Config.AllParity
@@ -242,6 +243,9 @@ func (v variant) String() string {
 	if v.fragment > 0 {
 		fmt.Fprintf(&b, "f%d", v.fragment)
 	}
+	if v.relayCopies > 0 {
+		fmt.Fprintf(&b, "r%d", v.relayCopies)
+	}
 	if v.whole {
 		b.WriteString("w")
 	}
@@ -260,7 +264,7 @@ func (v variant) String() string {
 // parseVariant reads "c10", "p6", "k8m2", "n5", "w" or any run of such
 // letters and counts (c: ManifestCarriers, p: SourcePushCopies, k and m:
 // the FEC block's fragments and parity pieces; n: PushNeighbourLimit, the
-// push classes; f: FragmentSize; w, with no count: WholeBlocks, each
+// push classes; f: FragmentSize; r: RelayPushCopies; w, with no count: WholeBlocks, each
 // block output in one record once complete; e, with no count:
 // EarlyFragments, each full fragment sent as soon as it is written; a,
 // with no count: AllParity, no parity sparing; b, with no count:
@@ -283,8 +287,8 @@ func parseVariant(s string) (variant, error) {
 			i++
 		}
 		n, err := strconv.Atoi(rest[1:i])
-		if err != nil || n < 1 || !strings.ContainsRune("cpkmnf", rune(kind)) {
-			return v, fmt.Errorf("bad variant %q: want letters c, p, k, m, n or f, each with a count, or w, e, a or b (c10p6, k8m2, n5, w, e, ea, eb)", s)
+		if err != nil || n < 1 || !strings.ContainsRune("cpkmnfr", rune(kind)) {
+			return v, fmt.Errorf("bad variant %q: want letters c, p, k, m, n, f or r, each with a count, or w, e, a or b (c10p6, k8m2, n5, w, e, ea, eb)", s)
 		}
 		switch kind {
 		case 'c':
@@ -299,6 +303,8 @@ func parseVariant(s string) (variant, error) {
 			v.classes = n
 		case 'f':
 			v.fragment = n
+		case 'r':
+			v.relayCopies = n
 		}
 		rest = rest[i:]
 	}
@@ -325,6 +331,7 @@ func TestParseVariant(t *testing.T) {
 		{"eb", variant{early: true, backup: true}, true},
 		{"en5b", variant{early: true, backup: true, classes: 5}, true},
 		{"p8n5f1000eb", variant{copies: 8, classes: 5, fragment: 1000, early: true, backup: true}, true},
+		{"p10n5f1000r8eb", variant{copies: 10, classes: 5, fragment: 1000, relayCopies: 8, early: true, backup: true}, true},
 		{"a2", variant{}, false},
 		{"w3", variant{}, false},
 		{"k0", variant{}, false},

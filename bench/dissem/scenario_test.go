@@ -52,6 +52,10 @@ type scenario struct {
 	// fragment, when above 0, is Strata's FragmentSize; 0 keeps the
 	// default (1024).
 	fragment int
+	// relayCopies, when above 0, is Strata's RelayPushCopies (the push
+	// load a member other than the publisher takes, in copies of the
+	// stream); 0 keeps the default (4).
+	relayCopies int
 	// delaysFirst gives Strata's links their delays before the mesh
 	// forms, not when the stream starts.
 	delaysFirst bool

@@ -41,6 +41,9 @@ func runStrata(t *testing.T, sc scenario) result {
 	if sc.fragment > 0 {
 		res.system += fmt.Sprintf(", %d-byte fragments", sc.fragment)
 	}
+	if sc.relayCopies > 0 {
+		res.system += fmt.Sprintf(", relays %d copies", sc.relayCopies)
+	}
 	if sc.carriers > 0 {
 		res.system += fmt.Sprintf(", %d manifest carriers", sc.carriers)
 	}
@@ -74,7 +77,7 @@ func runStrata(t *testing.T, sc scenario) result {
 		}
 		mux := group.NewMux()
 		h := overlay.NewHost(nd, overlay.HostConfig{OnFlow: mux.HandleFlow})
-		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers, K: sc.fecK, M: sc.fecM, WholeBlocks: sc.wholeBlocks, EarlyFragments: sc.earlyFragments, AllParity: sc.allParity, BackupPushers: sc.backupPushers, PushNeighbourLimit: sc.classes, FragmentSize: sc.fragment}
+		cfg := group.Config{Mux: mux, Overlay: overlay.LocalConfig(), SourcePushCopies: sc.sourceCopies, ManifestCarriers: sc.carriers, K: sc.fecK, M: sc.fecM, WholeBlocks: sc.wholeBlocks, EarlyFragments: sc.earlyFragments, AllParity: sc.allParity, BackupPushers: sc.backupPushers, PushNeighbourLimit: sc.classes, FragmentSize: sc.fragment, RelayPushCopies: sc.relayCopies}
 		if i == 0 {
 			cfg.PublisherKey = priv
 		}
