@@ -214,6 +214,26 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
+// LowLatency returns c with the latency configuration (docs/group.md "A
+// latency configuration"): the publisher pushes 8 copies of the stream
+// (SourcePushCopies), the stream is cut into 5 push classes
+// (PushNeighbourLimit), other members take up to 8 copies' worth of pushes
+// (RelayPushCopies), and EarlyFragments and BackupPushers are on. Without
+// loss the median latency is about gossipsub's with 1000-byte messages,
+// for about 2.5 bytes received per useful byte and a publisher upload of
+// about 10× the stream. Every member of the group should use it (the push
+// classes must agree), and when the publisher writes records of a regular
+// size every member should set FragmentSize to it (a fragment then leaves
+// with its write; in the bench 2-11 ms of median).
+func (c Config) LowLatency() Config {
+	c.SourcePushCopies = 8
+	c.PushNeighbourLimit = 5
+	c.RelayPushCopies = 8
+	c.EarlyFragments = true
+	c.BackupPushers = true
+	return c
+}
+
 func (c Config) withDefaults() Config {
 	def := func(v *time.Duration, d time.Duration) {
 		if *v <= 0 {

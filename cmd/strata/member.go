@@ -62,6 +62,8 @@ type memberFlags struct {
 	joinTimeout time.Duration
 	// backupPushers: group.Config.BackupPushers.
 	backupPushers bool
+	// lowLatency: group.Config.LowLatency.
+	lowLatency bool
 	logFlags
 }
 
@@ -84,6 +86,7 @@ func (m *memberFlags) register(fs *flag.FlagSet, defaultListen, defaultLevel str
 	fs.Var(&m.groups, "group", groupHelp)
 	fs.DurationVar(&m.joinTimeout, "join-timeout", defaultJoinTimeout, "give up meeting the group through --bootstrap after `D`")
 	fs.BoolVar(&m.backupPushers, "backup-pushers", false, "take each push class of a stream from a second neighbour too (each piece comes twice): lower latency under loss, about twice the bytes received")
+	fs.BoolVar(&m.lowLatency, "low-latency", false, "run the latency configuration (docs/group.md \"A latency configuration\"; every member of the group must): 5 push classes, pushes for up to 8 copies of a stream, backup pushers, and at a publisher 8 copies and early fragments")
 	m.logFlags.register(fs, defaultLevel)
 }
 
@@ -104,6 +107,8 @@ type memberSetup struct {
 	earlyFragments bool
 	// backupPushers: group.Config.BackupPushers.
 	backupPushers bool
+	// lowLatency: group.Config.LowLatency.
+	lowLatency bool
 	// subscribe subscribes to every group's stream as soon as it is
 	// joined, before bootstrap, so no output is missed (play).
 	subscribe bool
@@ -112,7 +117,7 @@ type memberSetup struct {
 // setup validates the flags. Its error is a usage error: the message
 // says what to change.
 func (m *memberFlags) setup(ctx context.Context, e *env) (*memberSetup, error) {
-	s := &memberSetup{identity: m.identity, joinTimeout: m.joinTimeout, backupPushers: m.backupPushers}
+	s := &memberSetup{identity: m.identity, joinTimeout: m.joinTimeout, backupPushers: m.backupPushers, lowLatency: m.lowLatency}
 	switch {
 	case len(m.groups) == 0 && m.multiGroup:
 		return nil, errors.New("missing --group SPEC (e.g. --group 'strata:group/lobby?multicast&posting&routing'); repeat it to join several groups")
@@ -220,14 +225,7 @@ func startMember(ctx context.Context, s *memberSetup) (*member, error) {
 		Logger:     s.log.With().Str("component", "overlay").Logger(),
 	})
 	for _, sp := range s.specs {
-		g, err := group.Join(m.host, sp, group.Config{
-			Mux:            m.mux,
-			PublisherKey:   s.publisherKey,
-			ShortParity:    s.shortParity,
-			EarlyFragments: s.earlyFragments,
-			BackupPushers:  s.backupPushers,
-			Logger:         s.log.With().Str("component", "group").Str("group", shortHex(sp.ID())).Logger(),
-		})
+		g, err := group.Join(m.host, sp, s.groupConfig(m.mux, sp))
 		if err != nil {
 			m.close()
 			return nil, fmt.Errorf("joining %s: %w", sp.IDString(), err)
@@ -490,4 +488,20 @@ func nonNegative(flags ...any) error {
 		}
 	}
 	return nil
+}
+
+// groupConfig is the group.Config of every group a member joins.
+func (s *memberSetup) groupConfig(mux *group.Mux, sp group.Specifier) group.Config {
+	c := group.Config{
+		Mux:            mux,
+		PublisherKey:   s.publisherKey,
+		ShortParity:    s.shortParity,
+		EarlyFragments: s.earlyFragments,
+		BackupPushers:  s.backupPushers,
+		Logger:         s.log.With().Str("component", "group").Str("group", shortHex(sp.ID())).Logger(),
+	}
+	if s.lowLatency {
+		c = c.LowLatency()
+	}
+	return c
 }

@@ -40,8 +40,10 @@ type swarmOptions struct {
 	earlyFragments bool
 	// backupPushers: group.Config.BackupPushers, at every member.
 	backupPushers bool
-	seed          uint64
-	log           zerolog.Logger
+	// lowLatency: group.Config.LowLatency, at every member.
+	lowLatency bool
+	seed       uint64
+	log        zerolog.Logger
 }
 
 // Phases of a swarm run, in order.
@@ -199,6 +201,9 @@ func (s *swarm) addMember(i int) error {
 		gc.PublisherKey = s.pubKey
 		gc.ShortParity = s.opt.shortParity
 		gc.EarlyFragments = s.opt.earlyFragments
+	}
+	if s.opt.lowLatency {
+		gc = gc.LowLatency()
 	}
 	g, err := group.Join(h, s.spec, gc)
 	if err != nil {

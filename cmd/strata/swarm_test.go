@@ -520,6 +520,25 @@ func TestSwarmBackupPushers(t *testing.T) {
 	}
 }
 
+// --low-latency: the stream arrives whole, the publisher pushes about four
+// times the copies (8 against 2) and every member receives each piece
+// about twice (backup pushers).
+func TestSwarmLowLatency(t *testing.T) {
+	reps := make(map[bool]swarmReport)
+	for _, on := range []bool{false, true} {
+		reps[on] = swarmWhole(t, on, "--low-latency", "--nodes", "16", "--duration", "3s", "--loss", "0", "--delay", "5ms", "--jitter", "0")
+	}
+	off, lat := reps[false], reps[true]
+	t.Logf("publisher upload %.2fx, received per useful byte %.3f, p50 %.0f ms without --low-latency; %.2fx, %.3f, %.0f ms with",
+		off.PublisherUpload, off.ReceivedPerByte, off.LatencyP50MS, lat.PublisherUpload, lat.ReceivedPerByte, lat.LatencyP50MS)
+	if lat.PublisherUpload < 2.5*off.PublisherUpload {
+		t.Errorf("publisher upload %.2fx with --low-latency, %.2fx without: not the 8 copies", lat.PublisherUpload, off.PublisherUpload)
+	}
+	if lat.ReceivedPerByte < 1.5*off.ReceivedPerByte {
+		t.Errorf("received per useful byte %.3f with --low-latency, %.3f without: pieces did not come twice", lat.ReceivedPerByte, off.ReceivedPerByte)
+	}
+}
+
 // swarmWhole runs a swarm with args, and flag too if on, and checks that
 // every member got the whole stream.
 func swarmWhole(t *testing.T, on bool, flag string, args ...string) swarmReport {
