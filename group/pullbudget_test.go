@@ -146,6 +146,11 @@ func TestRelayPullBudget(t *testing.T) {
 						t.Errorf("ask %d: busy answer %+v, want manifest %v, pieces %v", i, c, tc.busyManif, tc.busyWant)
 					}
 				}
+				// Each neighbour is remembered once, however often it asks.
+				blk := s.blocks[seq]
+				if n := len(blk.manifestRefused); n != 2 {
+					t.Errorf("%d neighbours remembered as refused the manifest, want 2", n)
+				}
 				// The side-by-side knob refuses without a word.
 				s.quietRefusal = true
 				s.handlePull(to, &control{Type: ctlPull, Block: blocks[0].sm.Manifest.Block, Want: want})

@@ -1915,7 +1915,8 @@ func (s *stream) handlePull(l *link, c *control) {
 	}
 	if float64(s.g.stats.Sent.Pull+s.pulledParity+s.pulledManifests) > max(budget, floor) {
 		refuse := c.Manifest
-		if c.Manifest && !l.hasManifest[b.seq] && slices.Contains(b.manifestRefused, l) {
+		asked := slices.Contains(b.manifestRefused, l)
+		if c.Manifest && !l.hasManifest[b.seq] && asked {
 			// Asked again after our busy answer: for busyFor the asker
 			// found no other holder. A manifest is a few hundred bytes,
 			// the block's pieces cannot be checked without it, and we
@@ -1926,7 +1927,7 @@ func (s *stream) handlePull(l *link, c *control) {
 			s.sendPulledManifest(l, b)
 			s.g.stats.ManifestsPastShare++
 			refuse = false
-		} else if c.Manifest && len(b.manifestRefused) < maxManifestRefused {
+		} else if c.Manifest && !asked && len(b.manifestRefused) < maxManifestRefused {
 			b.manifestRefused = append(b.manifestRefused, l)
 		}
 		if !refuse && !slices.ContainsFunc(c.Want, func(x byte) bool { return x != 0 }) {
