@@ -1915,20 +1915,22 @@ func (s *stream) handlePull(l *link, c *control) {
 	}
 	if float64(s.g.stats.Sent.Pull+s.pulledParity+s.pulledManifests) > max(budget, floor) {
 		refuse := c.Manifest
-		asked := slices.Contains(b.manifestRefused, l)
-		if c.Manifest && !l.hasManifest[b.seq] && asked {
-			// Asked again after our busy answer: for busyFor the asker
-			// found no other holder. A manifest is a few hundred bytes,
-			// the block's pieces cannot be checked without it, and we
-			// may be its only honest holder (the publisher, when the
-			// carriers it pushed the manifest to were forgers, dropped):
-			// it goes past the share, once per neighbour and block
-			// (sendManifest marks it had).
-			s.sendPulledManifest(l, b)
-			s.g.stats.ManifestsPastShare++
-			refuse = false
-		} else if c.Manifest && !asked && len(b.manifestRefused) < maxManifestRefused {
-			b.manifestRefused = append(b.manifestRefused, l)
+		if c.Manifest {
+			switch asked := slices.Contains(b.manifestRefused, l); {
+			case asked && !l.hasManifest[b.seq]:
+				// Asked again after our busy answer: for busyFor the
+				// asker found no other holder. A manifest is a few
+				// hundred bytes, the block's pieces cannot be checked
+				// without it, and we may be its only honest holder (the
+				// publisher, when the carriers it pushed the manifest to
+				// were forgers, dropped): it goes past the share, once
+				// per neighbour and block (sendManifest marks it had).
+				s.sendPulledManifest(l, b)
+				s.g.stats.ManifestsPastShare++
+				refuse = false
+			case !asked && len(b.manifestRefused) < maxManifestRefused:
+				b.manifestRefused = append(b.manifestRefused, l)
+			}
 		}
 		if !refuse && !slices.ContainsFunc(c.Want, func(x byte) bool { return x != 0 }) {
 			return
