@@ -34,15 +34,7 @@ func TestClassesWithinBlock(t *testing.T) {
 		m.bootstrap(ctx)
 		data := streamData(500_000)
 		m.subscribe(ctx, data)
-		p, err := m.members[0].g.Publish()
-		if err != nil {
-			t.Fatal(err)
-		}
-		publish(t, ctx, p, data, 125_000, 1000)
-		res := m.collect(data, 8*time.Second)
-		if res.missing > 0 {
-			t.Errorf("members miss %.3f%% of the stream", res.missing*100)
-		}
+		m.streamWhole(ctx, data)
 		var changes uint64
 		for _, mb := range m.members[1:] {
 			changes += mb.g.Stats().PusherChanges

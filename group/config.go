@@ -182,11 +182,14 @@ type Config struct {
 	RelayPushCopies int
 
 	// StartMargin is how many blocks before the first block whose
-	// (verified) manifest reaches it a member starts its output (default
-	// 8, about a second at 1 Mbit/s): a member there when the stream began
-	// outputs it from its first byte even if later blocks overtook the
-	// first ones, and a member that joins or starts later begins this
-	// close to the live edge and catches up on these blocks by pulls from
+	// (verified) manifest reaches it a member starts its output at least
+	// (default 8, about a second at 1 Mbit/s with the default K); more
+	// if the publisher closed more in the last second (small blocks),
+	// and the stream's first block if it is younger than that (by the
+	// publisher's stamps): a member there when the stream began outputs
+	// it from its first byte even if later blocks overtook the first
+	// ones, and a member that joins or starts later begins this close to
+	// the live edge and catches up on these blocks by pulls from
 	// neighbours, which still hold them. Negative means 0. A member that
 	// subscribes after its start outputs from the next block it delivers.
 	StartMargin int

@@ -269,6 +269,22 @@ func (m *mesh) subscribe(ctx context.Context, data []byte) {
 	}
 }
 
+// streamWhole publishes data from the first member at 125 kB/s in
+// 1000-byte writes, collects every output (8 s of drain) and fails the
+// test if any member misses part of it.
+func (m *mesh) streamWhole(ctx context.Context, data []byte) result {
+	p, err := m.members[0].g.Publish()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	publish(m.t, ctx, p, data, 125_000, 1000)
+	res := m.collect(data, 8*time.Second)
+	if res.missing > 0 {
+		m.t.Errorf("members miss %.3f%% of the stream", res.missing*100)
+	}
+	return res
+}
+
 // output checks b, the next bytes of the member's output, against the
 // stream data.
 func (mb *member) output(data, b []byte) {

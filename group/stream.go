@@ -36,11 +36,34 @@ const (
 
 func runOf(seq uint64) uint64 { return seq >> runShift }
 
-// startFor is where a member whose first verified manifest is of block seq
-// starts its output: StartMargin blocks earlier, but not before its run's
-// first block.
-func (s *stream) startFor(seq uint64) uint64 {
-	return seq - min(seq&(1<<runShift-1), uint64(s.g.cfg.StartMargin))
+// startSpan is the least stretch of stream a member starts behind its
+// first verified manifest (startFor), beyond Config.StartMargin blocks: a
+// second, plus runUnit since a run's start is known only to that.
+const startSpan = time.Second + runUnit
+
+// startFor is where a member whose first verified manifest (or fragment)
+// is of block seq, stamped by the publisher at stamp (Unix ns), starts its
+// output: StartMargin blocks earlier, or as many as the publisher closed
+// in the last startSpan if that is more, but not before its run's first
+// block. The blocks closed in the last startSpan are estimated from the
+// run's mean: the run began at runOf(seq)·runUnit on the publisher's
+// clock, the stamp is on the same clock, so the run's age needs no clock
+// of this member's. With tiny blocks (K=4 at 1 Mbit/s, 30 a second) a
+// member there when the stream began whose first manifest came 300 ms in
+// started at the second block with the 8-block margin alone. The margin
+// stays under maxAhead/4, so that seq and the blocks after it are in
+// range.
+func (s *stream) startFor(seq uint64, stamp int64) uint64 {
+	off := seq & (1<<runShift - 1)
+	margin := uint64(s.g.cfg.StartMargin)
+	age := stamp - int64(runOf(seq))*int64(runUnit)
+	switch {
+	case age <= int64(startSpan):
+		margin = max(margin, off) // the run is younger: all of it
+	default:
+		margin = max(margin, off*uint64(startSpan)/uint64(age))
+	}
+	return seq - min(off, margin, maxAhead/4)
 }
 
 // runStart is the first block of a run starting at now.
@@ -660,7 +683,7 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 			g.ban(l)
 			return
 		}
-		s.restart(seq, now)
+		s.restart(seq, sm.Stamp, now)
 	}
 	if !s.source && !s.anchored {
 		// Only the publisher's word fixes where this member starts.
@@ -669,7 +692,7 @@ func (s *stream) handleManifest(l *link, sm *signedManifest, now time.Time) {
 			g.ban(l)
 			return
 		}
-		s.anchor(seq, now)
+		s.anchor(seq, sm.Stamp, now)
 	}
 	b := s.getBlock(seq, now)
 	l.hasManifest[seq] = true
@@ -768,9 +791,9 @@ func (s *stream) handleFragment(l *link, f *fragment, now time.Time) {
 		}
 		verified = true
 		if s.anchored {
-			s.restart(p.Block, now)
+			s.restart(p.Block, f.stamp, now)
 		} else {
-			s.anchor(p.Block, now)
+			s.anchor(p.Block, f.stamp, now)
 		}
 	}
 	s.inFragment = true
@@ -1012,16 +1035,17 @@ func (s *stream) store(b *block, p fec.Piece, from *link, now time.Time) {
 }
 
 // anchor fixes where this member's output starts, at its first verified
-// manifest, of block seq: StartMargin blocks earlier (block 0 if the
+// manifest (or fragment), of block seq stamped at stamp: startFor, a
+// second or StartMargin blocks earlier (the run's first block if the
 // stream is younger), so that a member that was there when the stream
 // began outputs it from its first byte even if a later block's manifest
 // overtook the first ones, and a member that joins a running stream
 // starts near the live edge and catches up on those few blocks by pulls
 // (neighbours still hold them, as complete blocks).
-func (s *stream) anchor(seq uint64, now time.Time) {
+func (s *stream) anchor(seq uint64, stamp int64, now time.Time) {
 	s.anchored = true
 	s.unroot()
-	s.start = s.startFor(seq)
+	s.start = s.startFor(seq, stamp)
 	s.low = s.start
 	for q := range s.blocks {
 		if q < s.start || q >= s.start+maxAhead {
@@ -1037,10 +1061,10 @@ func (s *stream) anchor(seq uint64, now time.Time) {
 // came: of a new run of the stream (the publisher restarted), or of this
 // run but beyond the member's window. The blocks held are dropped, the
 // output reports the move (a Restarted record, or a gap of the blocks
-// skipped) and starts again as for a member that joins a running stream,
-// at seq (or the run's first block if seq is among the run's first
-// StartMargin blocks).
-func (s *stream) restart(seq uint64, now time.Time) {
+// skipped) and starts again as for a member that joins a running stream
+// (startFor: a second or StartMargin blocks before seq, the run's first
+// block if the run is younger).
+func (s *stream) restart(seq uint64, stamp int64, now time.Time) {
 	g := s.g
 	newRun := runOf(seq) > runOf(s.start)
 	wasFeeding := s.feeding
@@ -1048,7 +1072,7 @@ func (s *stream) restart(seq uint64, now time.Time) {
 	var lost uint64
 	switch {
 	case !newRun:
-		next := s.startFor(seq)
+		next := s.startFor(seq, stamp)
 		lost = next - min(next, head)
 	case wasFeeding:
 		// The previous run's blocks this member knew of, not output.
@@ -1082,7 +1106,7 @@ func (s *stream) restart(seq uint64, now time.Time) {
 	if newRun || wasFeeding && lost > 0 {
 		s.emit(Record{Offset: pos, Lost: lost, Restarted: newRun})
 	}
-	s.anchor(seq, now)
+	s.anchor(seq, stamp, now)
 }
 
 // begin starts the decoder at the start block once a piece of it is here,
@@ -3002,9 +3026,11 @@ func (s *stream) emitBlocks(now time.Time) {
 // Stats.OutputDropped). There is one subscription per member.
 //
 // A member does not start at the stream's first byte unless it was there
-// when the stream began: its output starts Config.StartMargin blocks
-// before the first block whose manifest reached it (a member that joins a
-// running stream catches up on those from its neighbours), and a member
+// when the stream began: its output starts a second, or
+// Config.StartMargin blocks if more, before the first block whose manifest
+// reached it (a member that joins a running stream catches up on those
+// from its neighbours; one there from the stream's first second starts at
+// its first byte), and a member
 // that subscribes after that starts at the next block it delivers. The
 // first record is data; its Offset tells where in the stream it is, and
 // gap records report only blocks lost after it.
