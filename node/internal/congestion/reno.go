@@ -15,8 +15,14 @@ const MaxCWND = 256 << 20
 // reference implementation. In outline:
 //
 //   - Slow start: below SSThresh the window grows by the bytes each
-//     acknowledging packet acknowledges (at most SenderMSS per packet),
-//     doubling per round trip.
+//     acknowledging packet acknowledges, doubling per round trip. Unlike
+//     RFC 7016 Appendix A.2 (and RFC 5681), a packet that acknowledges
+//     several packets counts whole, not as one SenderMSS: a receiver
+//     that reads a burst at once acknowledges it once (this package's
+//     endpoint acknowledges per batch read), and with the per-packet cap
+//     slow start grew by one packet per round trip, not doubling (Linux
+//     counts such stretch acknowledgements whole too). The Pacer still
+//     spreads what the window allows beyond a burst.
 //   - Congestion avoidance: at or above SSThresh it grows by 96 bytes per
 //     min(max(CWND/16, 64), 9600) bytes acknowledged, about one packet per
 //     round trip.
@@ -168,7 +174,11 @@ func (c *Reno) OnAck(now time.Time, ev AckEvent) {
 		c.ackedAccumulator = 0
 		c.recoveryLeft = inFlight
 	case !ev.Nack && prior > c.cwnd*63/64:
-		c.cwnd = min(max(c.cwnd+min(c.increase(acked, fastGrow, tcSent), SenderMSS), InitialCWND), MaxCWND)
+		inc := c.increase(acked, fastGrow, tcSent)
+		if c.cwnd >= c.ssthresh {
+			inc = min(inc, SenderMSS)
+		}
+		c.cwnd = min(max(c.cwnd+inc, InitialCWND), MaxCWND)
 	case !ev.Nack && c.cwnd > prior+cwndDecayMargin:
 		c.cwnd -= cwndDecaySize
 	}

@@ -74,6 +74,35 @@ func TestRFC7016_3_5_2_SlowStartDoublesPerRTT(t *testing.T) {
 	}
 }
 
+// A receiver that acknowledges a whole round with one packet (it read the
+// burst at once) still lets slow start double the window per round trip:
+// with growth capped at SenderMSS per acknowledging packet the window grew
+// by one packet a round (3, 4, 5, ... packets), and a session over a
+// 400 ms round trip took seconds to carry 50 kB/s.
+func TestSlowStartStretchAcks(t *testing.T) {
+	c := NewReno(NewRTTEstimator())
+	now := t0
+	want := InitialCWND
+	for r := 1; r <= 8; r++ {
+		inFlight := c.CWND()
+		now = now.Add(400 * ms)
+		c.OnAck(now, AckEvent{AckedBytes: inFlight, PriorInFlight: inFlight, InFlight: 0})
+		want *= 2
+		if c.CWND() != want {
+			t.Fatalf("after round %d, one acknowledgement each: CWND = %d, want %d", r, c.CWND(), want)
+		}
+	}
+	// In avoidance a stretch acknowledgement still grows the window by at
+	// most one SenderMSS.
+	c.OnAck(now, AckEvent{LostBytes: SenderMSS, PriorInFlight: c.CWND(), InFlight: c.CWND() - SenderMSS, Loss: true, Nack: true})
+	c.OnAck(now.Add(time.Second), AckEvent{AckedBytes: c.CWND(), PriorInFlight: c.CWND(), InFlight: 0})
+	before := c.CWND()
+	c.OnAck(now.Add(2*time.Second), AckEvent{AckedBytes: before, PriorInFlight: before, InFlight: 0})
+	if grew := c.CWND() - before; grew <= 0 || grew > SenderMSS {
+		t.Errorf("avoidance grew %d bytes on one acknowledgement of the window, want (0, %d]", grew, SenderMSS)
+	}
+}
+
 func TestRFC7016_3_5_2_CongestionAvoidanceLinear(t *testing.T) {
 	f := newFlow()
 	for range 5 {
@@ -299,7 +328,7 @@ func TestRFC7016_3_5_2_1_TimeCriticalGrowth(t *testing.T) {
 		want     int // growth
 	}{
 		{"slow start normal", false, false, math.MaxInt, 1000, 1000},
-		{"slow start capped at MSS", false, false, math.MaxInt, 3000, SenderMSS},
+		{"slow start counts a stretch ack whole", false, false, math.MaxInt, 3000, 3000},
 		{"no slow start beside time-critical", true, false, math.MaxInt, 20 * SenderMSS / 16 * 3, 3 * 24},
 		{"slow start sending time-critical: quarter", false, true, math.MaxInt, 1001, 251},
 		{"avoidance normal: 96 per cwnd/16", false, false, 0, 20 * SenderMSS / 16 * 3, 3 * 96},
