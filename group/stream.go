@@ -2055,7 +2055,7 @@ func (s *stream) pull(now time.Time) {
 			}
 			l := s.manifestHolder(b.seq, now)
 			if l != nil {
-				b.nextPull = now.Add(retry)
+				b.nextPull = now.Add(askWait(l, retry))
 				b.pulls++
 				g.stats.PullsSent++
 				g.sendControl(l, &control{Type: ctlPull, Block: b.seq, Manifest: true})
@@ -2077,7 +2077,7 @@ func (s *stream) pull(now time.Time) {
 			if bitSet(b.have, i) || t.IsZero() {
 				continue
 			}
-			if now.Sub(t) < retry {
+			if now.Sub(t) < askWait(b.askedOf[i], retry) {
 				need--
 			} else if l := b.askedOf[i]; l != nil {
 				// Unanswered: its session may be backing off after
@@ -2092,7 +2092,7 @@ func (s *stream) pull(now time.Time) {
 		late := now.After(b.first.Add(retry))
 		var want map[*link][]byte
 		for i := 0; i < len(b.pieces) && need > 0; i++ {
-			if bitSet(b.have, i) || (!b.asked[i].IsZero() && now.Sub(b.asked[i]) < retry) {
+			if bitSet(b.have, i) || (!b.asked[i].IsZero() && now.Sub(b.asked[i]) < askWait(b.askedOf[i], retry)) {
 				continue
 			}
 			if early && b.switchClasses&(1<<(i%s.P)) == 0 {
@@ -2123,6 +2123,18 @@ func (s *stream) pull(now time.Time) {
 			g.sendControl(l, &control{Type: ctlPull, Block: b.seq, Want: w})
 		}
 	}
+}
+
+// askWait is how long a pull to l waits for its answer before it counts
+// as unanswered and the pieces are asked again: retry, or two of l's
+// round trips if longer (a pull and its answer take one, plus the queue
+// in front of the answer). With a fixed wait, every pull over a 400 ms
+// round trip was judged unanswered before its answer could come.
+func askWait(l *link, retry time.Duration) time.Duration {
+	if l == nil {
+		return retry
+	}
+	return max(retry, 4*l.halfRTT)
 }
 
 // holder picks a random neighbour known to hold piece i of block seq (any
@@ -2601,14 +2613,15 @@ func (s *stream) selectParents(now time.Time) {
 		}
 	}
 	before := slices.Clone(s.parents)
-	// A pusher whose pushes come a quarter of the window late (its
-	// session to this member has collapsed: they arrive long after the
-	// member pulled the pieces) is shunned in every class at once, for
+	// A pusher whose pushes come a quarter of the window late, or four
+	// of its link's one-way delays if more (its session to this member
+	// has collapsed: they arrive long after the member pulled the
+	// pieces), is shunned in every class at once, for
 	// as long as a withholder. Shunned one class a round, as below, it
 	// kept its other classes, took the shunned one back or another in
 	// its place, and the member lived on pulls.
 	for c, p := range s.parents {
-		if p == nil || p.late[c] <= s.g.cfg.WindowDuration/4 {
+		if p == nil || p.late[c] <= max(s.g.cfg.WindowDuration/4, 4*p.halfRTT) {
 			continue
 		}
 		until := now.Add(withholdShun * s.g.cfg.AvailabilityUpdatePeriod)
@@ -2642,11 +2655,15 @@ func (s *stream) selectParents(now time.Time) {
 		}
 	}
 	// Shun the latest pusher for a while if it is much later than the
-	// others: it is deep in its tree or its path is slow.
+	// others: it is deep in its tree or its path is slow. Later means by
+	// more than FetchPeriod or two of its link's one-way delays, whichever
+	// is more: where every link takes 200 ms, a class one hop deeper than
+	// the others comes 200 ms late, and shunning it (past FetchPeriod,
+	// 150 ms) churned the trees (TestLongLinks).
 	if len(lates) >= 3 {
 		slices.Sort(lates)
 		med := lates[len(lates)/2]
-		if p := s.parents[worst]; p.late[worst] > s.g.cfg.FetchPeriod && p.late[worst] > 3*med {
+		if p := s.parents[worst]; p.late[worst] > max(s.g.cfg.FetchPeriod, 2*p.halfRTT) && p.late[worst] > 3*med {
 			p.refused[worst] = now.Add(10 * s.g.cfg.AvailabilityUpdatePeriod)
 			s.g.stats.PushersShunned++
 			s.why[whyLate]++
