@@ -46,7 +46,8 @@ import (
 // (strata, strata-VARIANT, gossip1000, gossip16000, gossip16000-noloss;
 // several prefixes separated by commas): for A/B runs of Strata alone.
 // STRATA_DISSEM_SEED=S (default 1) seeds the pairs' delays, the loss
-// draws and the stream's bytes. Without STRATA_DISSEM the test is skipped.
+// draws and the stream's bytes. STRATA_DISSEM_DELAY=150ms-200ms draws the
+// pairs' one-way delays in that range instead of 20-60 ms. Without STRATA_DISSEM the test is skipped.
 func TestDissemination(t *testing.T) {
 	spec := os.Getenv("STRATA_DISSEM")
 	if spec == "" {
@@ -100,6 +101,16 @@ func TestDissemination(t *testing.T) {
 			gossipWrites = append(gossipWrites, w)
 		}
 	}
+	delayMin, delayMax := 20*time.Millisecond, 60*time.Millisecond
+	if v := os.Getenv("STRATA_DISSEM_DELAY"); v != "" {
+		lo, hi, ok := strings.Cut(v, "-")
+		a, err1 := time.ParseDuration(lo)
+		b, err2 := time.ParseDuration(hi)
+		if !ok || err1 != nil || err2 != nil || a <= 0 || b < a {
+			t.Fatalf("STRATA_DISSEM_DELAY=%q: want min-max one-way delays (150ms-200ms)", v)
+		}
+		delayMin, delayMax = a, b
+	}
 	var rows []string
 	for _, e := range strings.Split(spec, ",") {
 		f := strings.Split(strings.TrimSpace(e), ":")
@@ -113,7 +124,7 @@ func TestDissemination(t *testing.T) {
 		}
 		sc := scenario{
 			members: n, loss: loss,
-			delayMin: 20 * time.Millisecond, delayMax: 60 * time.Millisecond,
+			delayMin: delayMin, delayMax: delayMax,
 			rate: 125_000, secs: secs, chunk: 1000,
 			drain: 10 * time.Second, seed: seed,
 			delaysFirst: os.Getenv("STRATA_DISSEM_DELAYS_FIRST") != "",
