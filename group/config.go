@@ -227,7 +227,10 @@ type Config struct {
 // about 10× the stream. Every member of the group should use it (the push
 // classes must agree), and when the publisher writes records of a regular
 // size every member should set FragmentSize to it (a fragment then leaves
-// with its write; in the bench 2-11 ms of median).
+// with its write; in the bench 2-11 ms of median). It is for short links:
+// with members 150-200 ms apart and 1 % loss the publisher's 8 copies
+// outran its sessions' windows and members lost part of the stream
+// (docs/group.md), where the defaults delivered it whole.
 func (c Config) LowLatency() Config {
 	c.SourcePushCopies = 8
 	c.PushNeighbourLimit = 5
